@@ -1,0 +1,136 @@
+/* pn_internal.h -- helpers shared by the C core; not part of the contract. */
+#ifndef PN_INTERNAL_H
+#define PN_INTERNAL_H
+
+/* POSIX 2008 *at() calls, DT_* and syscall(): must precede every system header. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "procnet.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Lines longer than this are not anything the kernel prints: skipped, counted. */
+#define PN_MAX_LINE 4096
+/* Large reads: the kernel's UDP seq_file restarts its hash walk on every read(). */
+#define PN_READ_CHUNK (256 * 1024)
+
+/* A growable array of fixed-size items; amortised doubling, never per line. */
+struct pn_vec {
+    void  *data;
+    size_t len;   /* items */
+    size_t cap;   /* items */
+};
+
+/* Make room for `more` items; returns a pointer to the first free one or NULL
+ * (never NULL on success, even for more == 0: callers test it for ENOMEM). */
+static inline void *pn_vec_reserve(struct pn_vec *v, size_t item, size_t more)
+{
+    if (v->cap - v->len < more || !v->data) {
+        size_t cap = v->cap ? v->cap : 64;
+        while (cap - v->len < more) {
+            if (cap > ((size_t)-1 / 2) / item)
+                return NULL;
+            cap *= 2;
+        }
+        void *d = realloc(v->data, cap * item);
+        if (!d)
+            return NULL;
+        v->data = d;
+        v->cap = cap;
+    }
+    return (char *)v->data + v->len * item;
+}
+
+static inline void pn_vec_free(struct pn_vec *v)
+{
+    free(v->data);
+    v->data = NULL;
+    v->len = v->cap = 0;
+}
+
+/* Append raw bytes to a byte vector; returns the offset or (size_t)-1. */
+static inline size_t pn_vec_append_bytes(struct pn_vec *v, const char *s, size_t n)
+{
+    char *p = pn_vec_reserve(v, 1, n ? n : 1);
+    if (!p)
+        return (size_t)-1;
+    memcpy(p, s, n);
+    size_t off = v->len;
+    v->len += n;
+    return off;
+}
+
+/* Is the host big-endian? Decided at run time, so cross builds need no config. */
+static inline int pn_host_big_endian(void)
+{
+    const union { uint32_t u; uint8_t b[4]; } probe = { 0x01020304u };
+    return probe.b[0] == 0x01;
+}
+
+/* Table line decoders (tables_*.c). Same contract as pn_decode_line. */
+int pn_decode_inet(int table, const char *line, size_t len, int big_endian,
+                   struct pn_sock *out);
+int pn_decode_unix(const char *line, size_t len, struct pn_sock *out,
+                   const char **path, size_t *path_len);
+int pn_decode_packet(const char *line, size_t len, struct pn_sock *out);
+int pn_decode_netlink(const char *line, size_t len, struct pn_sock *out);
+
+/* Small scanners over [*p, end): skip blanks, then read one field. Each
+ * returns 1 and advances *p on success, 0 (leaving junk behind) otherwise.
+ * A NUL byte is never a digit, so embedded NULs fail the field. */
+int pn_scan_hex(const char **p, const char *end, unsigned min_digits,
+                unsigned max_digits, uint64_t *val);
+int pn_scan_dec(const char **p, const char *end, uint64_t max, uint64_t *val);
+int pn_scan_char(const char **p, const char *end, char c);
+void pn_skip_blanks(const char **p, const char *end);
+int pn_at_end(const char **p, const char *end);  /* only blanks remain */
+
+/* Table reading (table_reader.c): decode one /proc/net file into socks. */
+struct pn_filter;
+struct pn_sink {
+    struct pn_vec socks;    /* struct pn_sock */
+    struct pn_vec strings;  /* char */
+    char *readbuf;          /* PN_READ_CHUNK + PN_MAX_LINE bytes, reused per table */
+};
+int pn_read_table(int netdirfd, int table, const struct pn_query *q,
+                  struct pn_sink *sink, uint32_t *skipped);
+extern const char *const pn_table_files[PN_NTABLES];
+int pn_keep_sock(const struct pn_query *q, const struct pn_sock *s);
+
+/* Owner index (owners_proc.c walks /proc, owners_hash.c indexes). */
+struct pn_fd_entry {
+    uint64_t inode;
+    int32_t  pid;
+    int32_t  fd;
+    uint32_t proc;   /* index into pn_owners.procs */
+    uint32_t next;   /* chain link within the hash; UINT32_MAX ends it */
+};
+struct pn_proc_info {
+    int32_t  pid;
+    uint32_t name_off;
+    uint32_t name_len;
+    uint32_t flags;  /* PN_SF_NO_NAME */
+};
+struct pn_owners {
+    struct pn_vec entries;  /* struct pn_fd_entry */
+    struct pn_vec procs;    /* struct pn_proc_info */
+    struct pn_vec strings;  /* process names */
+    struct pn_vec denied;   /* int32_t pids */
+    uint32_t nprocs;        /* fd directories walked */
+    /* hash: inode -> first entry (owners_hash.c) */
+    uint32_t *slots;
+    size_t    nslots;
+};
+/* The walk runs on worker threads while the caller reads the socket tables:
+ * start it, do other work, then finish (the caller's thread helps, then joins). */
+struct pn_walk;
+int  pn_walk_start(int rootfd, const struct pn_query *q, struct pn_walk **out);
+int  pn_walk_finish(struct pn_walk *w, struct pn_owners *o);
+int  pn_owners_index(struct pn_owners *o);
+uint32_t pn_owners_first(const struct pn_owners *o, uint64_t inode);
+void pn_owners_free(struct pn_owners *o);
+
+#endif /* PN_INTERNAL_H */

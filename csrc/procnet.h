@@ -1,0 +1,157 @@
+/*
+ * procnet.h -- the contract between the C core and Python.
+ *
+ * Everything between the PN_CDEF_BEGIN / PN_CDEF_END markers is also fed to
+ * cffi's cdef() verbatim by procnet/_build_ffi.py, so it must stay within the
+ * C subset cffi parses: no #include, no expressions in #define, no macros.
+ *
+ * Data flow of one snapshot (see snapshot.c):
+ *   <root>/net/<table>  -> table reader + line decoder -> struct pn_sock[]
+ *   <root>/PID/fd/N     -> owner walk (getdents64 + readlinkat) -> owner index
+ *   join (same call)    -> pn_sock.owner_first/owner_count into pn_owner[]
+ * The whole result is handed to Python as three flat arrays in one call.
+ */
+#ifndef PROCNET_H
+#define PROCNET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* PN_CDEF_BEGIN */
+
+/* Bump when any struct below changes; Python refuses a core that disagrees. */
+#define PN_ABI_VERSION 1
+
+/* Socket tables, in the order /proc/net lists them to users. */
+#define PN_TCP       0
+#define PN_TCP6      1
+#define PN_UDP       2
+#define PN_UDP6      3
+#define PN_UDPLITE   4
+#define PN_UDPLITE6  5
+#define PN_RAW       6
+#define PN_RAW6      7
+#define PN_ICMP      8
+#define PN_ICMP6     9
+#define PN_UNIX     10
+#define PN_PACKET   11
+#define PN_NETLINK  12
+#define PN_NTABLES  13
+
+/* pn_query.byte_order: how the kernel that printed the text orders words. */
+#define PN_ORDER_HOST   0
+#define PN_ORDER_LITTLE 1
+#define PN_ORDER_BIG    2
+
+/* pn_result.table_status[] */
+#define PN_TABLE_NOT_ASKED 0
+#define PN_TABLE_READ      1
+#define PN_TABLE_MISSING   2   /* file absent on this kernel: not an error */
+#define PN_TABLE_ERROR     3   /* open/read failed otherwise; errno in table_errno[] */
+
+/* pn_sock.flags */
+#define PN_SF_NO_UID     1     /* the source gives no uid (unix text table) */
+#define PN_SF_UNIX_ACC   2     /* unix: listening (__SO_ACCEPTCON) */
+#define PN_SF_NO_NAME    4     /* pn_owner: comm could not be read */
+#define PN_SF_PKT_RUNNING 8    /* packet: bound and running */
+
+/* pn_query.flags */
+#define PN_Q_OWNERS      1     /* walk /proc/PID/fd and join owners */
+#define PN_Q_OWNED_ONLY  2     /* drop sockets with no owner (set by pid filters) */
+
+/*
+ * One socket. Fixed layout without implicit padding (80 bytes), so Python can
+ * unpack the whole array with one struct.iter_unpack (see _native.py).
+ * Addresses are in network byte order: IPv4 uses laddr[0..3].
+ */
+struct pn_sock {
+    uint64_t inode;
+    uint8_t  laddr[16];
+    uint8_t  raddr[16];
+    uint32_t uid;
+    uint32_t tx_queue;
+    uint32_t rx_queue;
+    uint32_t owner_first;  /* index into pn_result.owners */
+    uint32_t owner_count;
+    uint32_t ext;          /* unix: path offset in strings; packet: ifindex; netlink: portid */
+    uint32_t ext_len;      /* unix: path length; netlink: groups bitmap */
+    uint16_t lport;
+    uint16_t rport;
+    uint16_t protocol;     /* inet: IPPROTO_*; packet: ethertype; netlink: family */
+    uint8_t  table;        /* PN_TCP ... */
+    uint8_t  state;        /* kernel state code (inet: TCP_*, unix: SS_*) */
+    uint8_t  stype;        /* socket type, numbered as the host's SOCK_* (0 = unknown) */
+    uint8_t  reserved;
+    uint16_t flags;        /* PN_SF_* */
+};
+
+/* One (process, fd) holding a socket. Per socket, sorted by (pid, fd). */
+struct pn_owner {
+    int32_t  pid;
+    int32_t  fd;
+    uint32_t name_off;     /* comm in pn_result.strings */
+    uint32_t name_len;
+    uint32_t flags;        /* PN_SF_NO_NAME */
+    uint32_t reserved;
+};
+
+/* What to read and what to keep. Filters run while decoding, before the join. */
+struct pn_query {
+    const char *proc_root;     /* "/proc", or any tree laid out like it */
+    uint32_t tables;           /* bit (1 << PN_xxx) per table */
+    uint32_t flags;            /* PN_Q_* */
+    int32_t  byte_order;       /* PN_ORDER_* */
+    int32_t  threads;          /* owner walk threads: 0 = auto, 1 = none */
+    uint32_t state_mask[PN_NTABLES]; /* bit (1 << state) kept; 0 = all states */
+    int32_t  lport;            /* -1 = any */
+    int32_t  rport;            /* -1 = any */
+    int64_t  uid;              /* -1 = any */
+    const int32_t *pids;       /* owner pid filter (sorted ascending), or NULL */
+    size_t   npids;
+};
+
+struct pn_result {
+    struct pn_sock  *socks;
+    size_t           nsocks;
+    struct pn_owner *owners;
+    size_t           nowners;
+    char            *strings;     /* unix paths and process names, not NUL-separated */
+    size_t           strings_len;
+    int32_t         *denied_pids; /* pids whose fd directory we may not read */
+    size_t           ndenied;
+    uint32_t         nprocs;      /* processes whose fds were walked */
+    uint32_t         table_status[PN_NTABLES];
+    int32_t          table_errno[PN_NTABLES];
+    uint32_t         skipped[PN_NTABLES];  /* malformed lines per table */
+    void            *priv;        /* allocation bookkeeping; do not touch */
+};
+
+/* Take a snapshot. 0 on success; -1 with errno set when proc_root is unusable
+ * (ENOENT, ENOTDIR, ...) or memory ran out. Free with pn_result_free even on error. */
+int  pn_snapshot(const struct pn_query *q, struct pn_result *out);
+void pn_result_free(struct pn_result *r);
+
+/* Decode one line of a table (no trailing newline needed). Returns 1 and fills
+ * *out on success, 0 for a header or malformed line. For unix lines the path is
+ * reported through *path / *path_len (pointing into line). Exposed for tests
+ * and fuzzing; pn_snapshot uses the same code. */
+int  pn_decode_line(int table, const char *line, size_t len, int byte_order,
+                    struct pn_sock *out, const char **path, size_t *path_len);
+
+/* Parse a readlink target "socket:[12345]". 1 and *inode on success, else 0. */
+int  pn_parse_socket_link(const char *s, size_t len, uint64_t *inode);
+
+/* The version the core was built as (PN_VERSION in the build). */
+const char *pn_version(void);
+int  pn_abi_version(void);
+
+/* PN_CDEF_END */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* PROCNET_H */

@@ -1,0 +1,178 @@
+/*
+ * snapshot.c -- one snapshot: socket tables -> owner walk -> join -> result.
+ *
+ * The owner walk starts first on worker threads, the caller's thread reads
+ * the socket tables meanwhile, then helps finish the walk; the join runs once
+ * both are done and writes the three flat arrays Python unpacks in bulk.
+ */
+#include "pn_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#ifndef PN_VERSION
+#define PN_VERSION "0+unknown"
+#endif
+
+const char *pn_version(void) { return PN_VERSION; }
+int pn_abi_version(void) { return PN_ABI_VERSION; }
+
+static int cmp_owner(const void *a, const void *b)
+{
+    const struct pn_owner *x = a, *y = b;
+    if (x->pid != y->pid)
+        return (x->pid > y->pid) - (x->pid < y->pid);
+    return (x->fd > y->fd) - (x->fd < y->fd);
+}
+
+static void sort_owners(struct pn_owner *o, size_t n)
+{
+    if (n > 16) {
+        qsort(o, n, sizeof *o, cmp_owner);
+        return;
+    }
+    for (size_t i = 1; i < n; i++) {
+        struct pn_owner t = o[i];
+        size_t j = i;
+        while (j > 0 && cmp_owner(&o[j - 1], &t) > 0) {
+            o[j] = o[j - 1];
+            j--;
+        }
+        o[j] = t;
+    }
+}
+
+/* Fill owner_first/owner_count for every socket; drop unowned ones if asked. */
+static int join(const struct pn_query *q, struct pn_sink *sink, struct pn_owners *own,
+                uint32_t name_base, struct pn_vec *owners)
+{
+    struct pn_sock *s = sink->socks.data;
+    const struct pn_fd_entry *e = own->entries.data;
+    const struct pn_proc_info *procs = own->procs.data;
+    size_t kept = 0;
+    for (size_t i = 0; i < sink->socks.len; i++) {
+        uint32_t first = (uint32_t)owners->len, count = 0;
+        /* inode 0 (TIME_WAIT, SYN_RECV) can never have an owner */
+        uint32_t k = s[i].inode ? pn_owners_first(own, s[i].inode) : UINT32_MAX;
+        for (; k != UINT32_MAX; k = e[k].next) {
+            struct pn_owner *o = pn_vec_reserve(owners, sizeof *o, 1);
+            if (!o)
+                return -1;
+            const struct pn_proc_info *pi = &procs[e[k].proc];
+            o->pid = e[k].pid;
+            o->fd = e[k].fd;
+            o->name_off = pi->name_off + name_base;
+            o->name_len = pi->name_len;
+            o->flags = pi->flags;
+            o->reserved = 0;
+            owners->len++;
+            count++;
+        }
+        if (count == 0 && (q->flags & PN_Q_OWNED_ONLY))
+            continue;
+        sort_owners((struct pn_owner *)owners->data + first, count);
+        s[i].owner_first = first;
+        s[i].owner_count = count;
+        s[kept++] = s[i];
+    }
+    sink->socks.len = kept;
+    return 0;
+}
+
+int pn_snapshot(const struct pn_query *q, struct pn_result *out)
+{
+    struct pn_sink sink = {0};
+    struct pn_owners own = {0};
+    struct pn_vec owners = {0};
+    struct pn_walk *walk = NULL;
+    int rootfd = -1, netfd = -1, rc = -1;
+    int want_owners = (q->flags & PN_Q_OWNERS) != 0;
+
+    memset(out, 0, sizeof *out);
+    rootfd = open(q->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0)
+        goto out;
+    netfd = openat(rootfd, "net", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (netfd < 0)
+        goto out;
+    if (want_owners && pn_walk_start(rootfd, q, &walk) < 0)
+        goto out;
+
+    sink.readbuf = malloc(PN_READ_CHUNK + PN_MAX_LINE + 1);
+    if (!sink.readbuf)
+        goto out;
+    for (int t = 0; t < PN_NTABLES; t++) {
+        if (!(q->tables & (1u << t)))
+            continue;
+        if (pn_read_table(netfd, t, q, &sink, &out->skipped[t]) == 0) {
+            out->table_status[t] = PN_TABLE_READ;
+        } else if (errno == ENOENT) {
+            out->table_status[t] = PN_TABLE_MISSING;
+        } else if (errno == ENOMEM) {
+            goto out;
+        } else {
+            out->table_status[t] = PN_TABLE_ERROR;
+            out->table_errno[t] = errno;
+        }
+    }
+    free(sink.readbuf);
+    sink.readbuf = NULL;
+
+    uint32_t name_base = (uint32_t)sink.strings.len;
+    if (walk) {
+        int r = pn_walk_finish(walk, &own);
+        walk = NULL;
+        if (r < 0 || pn_owners_index(&own) < 0)
+            goto out;
+        if (pn_vec_append_bytes(&sink.strings, own.strings.data ? own.strings.data : "",
+                                own.strings.len) == (size_t)-1 ||
+            sink.strings.len > UINT32_MAX) {
+            errno = ENOMEM;
+            goto out;
+        }
+    }
+    if (join(q, &sink, &own, name_base, &owners) < 0)
+        goto out;
+
+    out->socks = sink.socks.data;
+    out->nsocks = sink.socks.len;
+    out->owners = owners.data;
+    out->nowners = owners.len;
+    out->strings = sink.strings.data;
+    out->strings_len = sink.strings.len;
+    out->denied_pids = own.denied.data;
+    out->ndenied = own.denied.len;
+    out->nprocs = own.nprocs;
+    sink.socks.data = sink.strings.data = owners.data = own.denied.data = NULL;
+    rc = 0;
+out:
+    {
+        int e = errno;
+        if (walk) {
+            struct pn_owners discard;
+            if (pn_walk_finish(walk, &discard) == 0)
+                pn_owners_free(&discard);
+        }
+        free(sink.readbuf);
+        pn_vec_free(&sink.socks);
+        pn_vec_free(&sink.strings);
+        pn_vec_free(&owners);
+        pn_owners_free(&own);
+        if (netfd >= 0)
+            close(netfd);
+        if (rootfd >= 0)
+            close(rootfd);
+        errno = e;
+    }
+    return rc;
+}
+
+void pn_result_free(struct pn_result *r)
+{
+    free(r->socks);
+    free(r->owners);
+    free(r->strings);
+    free(r->denied_pids);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,167 @@
+/*
+ * table_reader.c -- read one /proc/net table with large reads and decode it
+ * line by line into the sink, applying the query's filters as it goes.
+ *
+ * Lines are decoded in place in the read buffer; only a partial last line is
+ * moved to the front before the next read. Nothing is allocated per line.
+ */
+#include "pn_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+const char *const pn_table_files[PN_NTABLES] = {
+    "tcp", "tcp6", "udp", "udp6", "udplite", "udplite6", "raw", "raw6",
+    "icmp", "icmp6", "unix", "packet", "netlink",
+};
+
+int pn_decode_line(int table, const char *line, size_t len, int byte_order,
+                   struct pn_sock *out, const char **path, size_t *path_len)
+{
+    const char *dummy_path;
+    size_t dummy_len;
+    if (!path) path = &dummy_path;
+    if (!path_len) path_len = &dummy_len;
+    *path = NULL;
+    *path_len = 0;
+    /* The kernel never prints a NUL, and no line of ours is this long:
+     * either means corrupt or foreign text, so the line is malformed. */
+    if (len > PN_MAX_LINE || memchr(line, '\0', len))
+        return 0;
+    int big = byte_order == PN_ORDER_BIG ||
+              (byte_order == PN_ORDER_HOST && pn_host_big_endian());
+    switch (table) {
+    case PN_TCP: case PN_TCP6: case PN_UDP: case PN_UDP6:
+    case PN_UDPLITE: case PN_UDPLITE6: case PN_RAW: case PN_RAW6:
+    case PN_ICMP: case PN_ICMP6:
+        return pn_decode_inet(table, line, len, big, out);
+    case PN_UNIX:
+        return pn_decode_unix(line, len, out, path, path_len);
+    case PN_PACKET:
+        return pn_decode_packet(line, len, out);
+    case PN_NETLINK:
+        return pn_decode_netlink(line, len, out);
+    default:
+        return 0;
+    }
+}
+
+/* The filters that can be decided from the table alone. */
+int pn_keep_sock(const struct pn_query *q, const struct pn_sock *s)
+{
+    uint32_t mask = q->state_mask[s->table];
+    if (mask && !(s->state < 32 && (mask >> s->state) & 1u))
+        return 0;
+    if (q->lport >= 0 && s->lport != (uint32_t)q->lport)
+        return 0;
+    if (q->rport >= 0 && s->rport != (uint32_t)q->rport)
+        return 0;
+    if (q->uid >= 0 && ((s->flags & PN_SF_NO_UID) || s->uid != (uint64_t)q->uid))
+        return 0;
+    return 1;
+}
+
+/* Decode one complete line; returns 0 on success, -1 on ENOMEM. */
+static int take_line(int table, const struct pn_query *q, const char *line, size_t len,
+                     struct pn_sink *sink, uint32_t *skipped)
+{
+    struct pn_sock *s = pn_vec_reserve(&sink->socks, sizeof *s, 1);
+    const char *path;
+    size_t path_len;
+    if (!s)
+        return -1;
+    if (!pn_decode_line(table, line, len, q->byte_order, s, &path, &path_len)) {
+        (*skipped)++;
+        return 0;
+    }
+    if (!pn_keep_sock(q, s))
+        return 0;
+    if (path) {
+        size_t off = pn_vec_append_bytes(&sink->strings, path, path_len);
+        if (off == (size_t)-1 || off > UINT32_MAX)
+            return -1;
+        s->ext = (uint32_t)off;
+        s->ext_len = (uint32_t)path_len;
+    }
+    sink->socks.len++;
+    return 0;
+}
+
+int pn_read_table(int netdirfd, int table, const struct pn_query *q,
+                  struct pn_sink *sink, uint32_t *skipped)
+{
+    int fd = openat(netdirfd, pn_table_files[table], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+
+    char *buf = sink->readbuf;
+    size_t have = 0;          /* bytes of an unfinished line at buf[0..have) */
+    int header = 1;           /* every table starts with one header line */
+    int overlong = 0;         /* discarding the rest of an overlong line */
+    int rc = 0;
+    size_t start_socks = sink->socks.len, start_strings = sink->strings.len;
+
+    for (;;) {
+        ssize_t n = read(fd, buf + have, PN_READ_CHUNK);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = -1;
+            break;
+        }
+        int eof = n == 0;
+        size_t total = have + (size_t)n;
+        size_t pos = 0;
+        for (;;) {
+            char *nl = memchr(buf + pos, '\n', total - pos);
+            size_t end;
+            if (nl)
+                end = (size_t)(nl - buf);
+            else if (eof && pos < total)
+                end = total;          /* last line without a newline */
+            else
+                break;
+            if (overlong) {
+                overlong = 0;
+                if (header)
+                    header = 0;
+                else
+                    (*skipped)++;
+            } else if (header) {
+                header = 0;
+            } else if (take_line(table, q, buf + pos, end - pos, sink, skipped) < 0) {
+                errno = ENOMEM;
+                rc = -1;
+                goto out;
+            }
+            pos = end + 1;
+        }
+        if (pos > total)
+            pos = total;
+        have = total - pos;
+        if (have > PN_MAX_LINE) {
+            /* No newline within any sane line length: drop what we hold and
+             * keep dropping until the next newline, then count one skip. */
+            overlong = 1;
+            have = 0;
+        } else if (have && pos) {
+            memmove(buf, buf + pos, have);
+        }
+        if (eof) {
+            if (overlong && !header)
+                (*skipped)++;
+            break;
+        }
+    }
+out:
+    if (rc < 0) {
+        int e = errno;
+        /* a table that failed mid-way contributes nothing rather than half */
+        sink->socks.len = start_socks;
+        sink->strings.len = start_strings;
+        errno = e;
+    }
+    close(fd);
+    return rc;
+}

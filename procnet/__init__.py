@@ -1,0 +1,32 @@
+"""procnet: which process owns this socket? -- fast, for every Linux box.
+
+>>> import procnet
+>>> for c in procnet.connections("tcp", state="LISTEN"):          # doctest: +SKIP
+...     print(c.laddr, [(o.pid, o.name) for o in c.owners])
+
+Every call can be pointed at another procfs tree (``proc_root=``) and forced
+to a backend (``backend="native" | "pure"`` or ``PROCNET_BACKEND``).
+"""
+from typing import Any
+
+from ._api import connections
+from ._contract import Address, Connection, Owner, Snapshot
+from ._errors import BackendUnavailable, ProcNetError, ProcRootError
+from ._tables import KINDS as _KINDS
+from ._version import __version__
+
+KINDS = tuple(sorted(_KINDS))
+"""The valid values of connections(kind=...)."""
+
+__all__ = [
+    "Address", "BackendUnavailable", "Connection", "KINDS", "Owner", "ProcNetError",
+    "ProcRootError", "Snapshot", "__version__", "backend", "connections",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # `backend` is resolved on first use so that importing procnet stays cheap.
+    if name == "backend":
+        from ._backend import resolve
+        return resolve()[0]
+    raise AttributeError("module 'procnet' has no attribute %r" % name)

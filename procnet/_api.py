@@ -1,0 +1,65 @@
+"""The public calls, shared by both backends."""
+import errno
+import os
+from typing import Iterable, Optional, Union
+
+from . import _backend
+from ._contract import Snapshot, build
+from ._errors import ProcRootError
+from ._query import make_query
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def connections(kind: str = "inet", *, owners: bool = True, proc_root: PathLike = "/proc",
+                backend: Optional[str] = None, byteorder: Optional[str] = None,
+                state: Union[str, Iterable[str], None] = None, lport: Optional[int] = None,
+                rport: Optional[int] = None, pid: Union[int, Iterable[int], None] = None,
+                uid: Optional[int] = None, threads: Optional[int] = None) -> Snapshot:
+    """Every socket of the host (of `kind`) with every process that holds it.
+
+    Args:
+        kind: which tables: psutil's ``"inet"`` (default), ``"inet4"``, ``"inet6"``,
+            ``"tcp"``, ``"tcp4"``, ``"tcp6"``, ``"udp"``, ``"udp4"``, ``"udp6"``,
+            ``"unix"``, plus ``"udplite"``, ``"raw"``, ``"icmp"``, ``"packet"``,
+            ``"netlink"``, and ``"all"`` for every table.
+        owners: walk ``<proc_root>/PID/fd`` to find owners (the costly part);
+            False lists sockets only, with empty ``owners``.
+        proc_root: a procfs mount or any tree laid out like one (fixtures,
+            a container's /proc, text captured on another machine).
+        backend: ``"native"`` or ``"pure"``; default: $PROCNET_BACKEND, else
+            native when it was built.
+        byteorder: how the kernel that printed the tables orders its words:
+            ``"native"`` (this host; the default), ``"little"`` or ``"big"`` --
+            for text captured on a machine of the other byte order.
+        state, lport, rport, uid: keep only sockets in these states (names as
+            in :attr:`Connection.state`), with this local / remote port, or
+            this uid. Applied while decoding, before owners are joined.
+        pid: keep only sockets held by this pid (or any of several); only
+            those processes' fds are walked.
+        threads: owner-walk threads (0/None: one per CPU, at most 4).
+
+    Returns:
+        A :class:`Snapshot` (a list of :class:`Connection`) that also says what
+        could not be read: ``denied_pids``, ``skipped`` lines, ``tables``.
+
+    Raises:
+        ValueError: an unknown kind or a bad filter value (the message names it).
+        ProcRootError: proc_root is missing or not procfs-like.
+        BackendUnavailable: ``backend="native"`` but the C core was not built.
+    """
+    q = make_query(kind, owners=owners, proc_root=proc_root, byteorder=byteorder,
+                   threads=threads, state=state, lport=lport, rport=rport, pid=pid, uid=uid)
+    name, impl = _backend.resolve(backend)
+    try:
+        records, ctx, meta = impl.snapshot(q)
+    except ProcRootError:
+        raise
+    except OSError as e:   # the root vanished or changed between the check and the walk
+        raise ProcRootError(e.errno or errno.EIO, e.strerror or "cannot read proc_root",
+                            q.proc_root) from None
+    conns = build(records, ctx)
+    if q.states is not None:
+        states = q.states
+        conns = (c for c in conns if c.state in states)
+    return Snapshot(conns, backend=name, **meta)

@@ -1,0 +1,68 @@
+"""cffi builder for procnet's C core (out-of-line API mode).
+
+Used by setup.py through ``cffi_modules=["procnet/_build_ffi.py:ffibuilder"]``.
+The cdef is read from the real header, between its PN_CDEF markers, so the
+declarations Python sees can never drift from the ones C compiles.
+"""
+import os
+import re
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CSRC = os.path.join(os.path.dirname(HERE), "csrc")
+
+
+def _read_version() -> str:
+    with open(os.path.join(HERE, "_version.py")) as f:
+        m = re.search(r'__version__\s*=\s*"([^"]+)"', f.read())
+    assert m, "no __version__ in _version.py"
+    return m.group(1)
+
+
+def _cdef() -> str:
+    with open(os.path.join(CSRC, "procnet.h")) as f:
+        text = f.read()
+    m = re.search(r"/\* PN_CDEF_BEGIN \*/(.*)/\* PN_CDEF_END \*/", text, re.S)
+    assert m, "procnet.h lacks the PN_CDEF markers"
+    return m.group(1)
+
+
+def _sources() -> list:
+    # Every core file; the BPF program (csrc/bpf/) is built separately.
+    return sorted(
+        os.path.join(CSRC, f)
+        for f in os.listdir(CSRC)
+        if f.endswith(".c")
+    )
+
+
+def _compile_args() -> list:
+    args = ["-std=c11", "-O2", "-pthread", "-fvisibility=hidden"]
+    if os.environ.get("PROCNET_SANITIZE"):
+        # e.g. PROCNET_SANITIZE=address,undefined for the sanitizer test run
+        args += ["-fsanitize=" + os.environ["PROCNET_SANITIZE"], "-fno-omit-frame-pointer", "-O1", "-g"]
+    return args
+
+
+def _link_args() -> list:
+    args = ["-pthread"]
+    if os.environ.get("PROCNET_SANITIZE"):
+        args += ["-fsanitize=" + os.environ["PROCNET_SANITIZE"]]
+    return args
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(_cdef())
+ffibuilder.set_source(
+    "procnet._core",
+    '#include "procnet.h"',
+    sources=_sources(),
+    include_dirs=[CSRC],
+    define_macros=[("PN_VERSION", '"%s"' % _read_version())],
+    extra_compile_args=_compile_args(),
+    extra_link_args=_link_args(),
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

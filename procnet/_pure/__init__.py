@@ -1,0 +1,9 @@
+"""The pure-Python backend: the same steps as csrc/, file for file.
+
+scan.py ~ scan.c, tables_*.py ~ tables_*.c, table_reader.py ~ table_reader.c,
+owners_proc.py ~ owners_proc.c + owners_hash.c, snapshot.py ~ snapshot.c.
+Exact parity with the C core is enforced by tests/ on the same inputs.
+"""
+from .snapshot import snapshot
+
+__all__ = ["snapshot"]

@@ -1,0 +1,90 @@
+"""One snapshot in pure Python; twin of snapshot.c (tables, owner walk, join)."""
+import errno
+import os
+import sys
+from typing import Any, Dict, List, Tuple
+
+from .._contract import SF_NO_NAME, _Context
+from .._query import Query
+from .._tables import TABLES
+from . import owners_proc, table_reader
+
+_HOST_BIG = sys.byteorder == "big"
+SF_NO_UID = 1
+
+
+def _keep(q: Query):
+    """The C core's pn_keep_sock() as a closure over the query."""
+    masks, lport, rport, uid = q.state_masks, q.lport, q.rport, q.uid
+
+    def keep(r: tuple) -> bool:
+        m = masks[r[13]]
+        if m and not (r[14] < 32 and (m >> r[14]) & 1):
+            return False
+        if lport >= 0 and r[10] != lport:
+            return False
+        if rport >= 0 and r[11] != rport:
+            return False
+        if uid >= 0 and ((r[17] & SF_NO_UID) or r[3] != uid):
+            return False
+        return True
+    return keep
+
+
+def snapshot(q: Query) -> Tuple[List[tuple], _Context, Dict[str, Any]]:
+    """Run one snapshot; returns (raw records, context, metadata) like _native."""
+    big = q.byte_order == 2 or (q.byte_order == 0 and _HOST_BIG)
+    rootfd = os.open(q.proc_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        netfd = os.open("net", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=rootfd)
+        try:
+            recs: List[tuple] = []
+            strings = bytearray()
+            tables: Dict[str, str] = {}
+            skipped: Dict[str, int] = {}
+            keep = _keep(q)
+            for t in sorted(q.tables):
+                mark = len(recs), len(strings)
+                try:
+                    n = table_reader.read_table(netfd, t, big, keep, recs, strings)
+                except OSError as e:
+                    del recs[mark[0]:]
+                    del strings[mark[1]:]
+                    tables[TABLES[t]] = "missing" if e.errno == errno.ENOENT else \
+                        "error: " + os.strerror(e.errno or errno.EIO)
+                    continue
+                tables[TABLES[t]] = "read"
+                if n:
+                    skipped[TABLES[t]] = n
+        finally:
+            os.close(netfd)
+        owners = owners_proc.walk(rootfd, q.pids) if q.owners else owners_proc.Owners()
+    finally:
+        os.close(rootfd)
+
+    # join: owners of each socket, sorted by (pid, fd)
+    rows: List[Tuple[int, int, int, int, int, int]] = []
+    name_at: Dict[Any, Tuple[int, int]] = {}
+    by_inode = owners.by_inode
+    owned_only = q.pids is not None
+    out = []
+    for r in recs:
+        held = by_inode.get(r[0]) if r[0] else None
+        if not held:
+            if not owned_only:
+                out.append(r)
+            continue
+        first = len(rows)
+        for pid, fd, name in sorted(held, key=lambda h: (h[0], h[1])):
+            if name is None:
+                rows.append((pid, fd, 0, 0, SF_NO_NAME, 0))
+                continue
+            at = name_at.get((pid, name))
+            if at is None:
+                at = name_at[(pid, name)] = (len(strings), len(name))
+                strings += name
+            rows.append((pid, fd, at[0], at[1], 0, 0))
+        out.append(r[:6] + (first, len(held)) + r[8:])
+    meta = {"denied_pids": tuple(owners.denied), "skipped": skipped, "tables": tables,
+            "processes": owners.nprocs}
+    return out, _Context(bytes(strings), rows), meta

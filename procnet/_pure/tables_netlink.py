@@ -1,0 +1,28 @@
+"""Decoder for /proc/net/netlink; twin of tables_netlink.c.
+
+``0000000000000000 0   812        00000551 0        0        0     2        0        24410``:
+a NETLINK_ROUTE (0) socket with port id 812 in groups 0x551. No uid, no type.
+"""
+import re
+from typing import Optional
+
+from .scan import DEC, NEG_DEC, U8, U32, U64, hexf
+
+_RE = re.compile(hexf(1, 16, False) + DEC + DEC + hexf(1, 8) + NEG_DEC * 4 + DEC + DEC
+                 + rb"[ \t]*\Z")
+NETLINK_TABLE = 12
+SF_NO_UID = 1
+
+
+def decode(line: bytes) -> Optional[tuple]:
+    """One line -> a raw record, or None if malformed."""
+    m = _RE.match(line)
+    if m is None:
+        return None
+    g = m.groups()
+    family, portid, groups = int(g[0]), int(g[1]), int(g[2], 16)
+    inode = int(g[-1])
+    if family > U8 or portid > U32 or any(int(x) > U64 for x in g[3:]):
+        return None
+    return (inode, bytes(16), bytes(16), 0, 0, 0, 0, 0, portid, groups, 0, 0, family,
+            NETLINK_TABLE, 0, 0, 0, SF_NO_UID)

@@ -1,0 +1,113 @@
+"""What a caller asked for, resolved once and handed to either backend."""
+import os
+from typing import Dict, FrozenSet, Iterable, NamedTuple, Optional, Tuple, Union
+
+from . import _tables as T
+from ._errors import ProcRootError
+
+BYTE_ORDERS: Dict[Optional[str], int] = {None: 0, "native": 0, "little": 1, "big": 2}
+
+# C flags (PN_Q_* in csrc/procnet.h)
+Q_OWNERS = 1
+Q_OWNED_ONLY = 2
+
+
+class Query(NamedTuple):
+    """A resolved request; field meanings follow struct pn_query."""
+
+    proc_root: str
+    tables: FrozenSet[int]
+    owners: bool
+    byte_order: int                      # 0 host, 1 little, 2 big
+    threads: int                         # 0 = auto
+    state_masks: Tuple[int, ...]         # per table, bit per kernel state code; 0 = all
+    states: Optional[FrozenSet[str]]     # exact names, checked after decoding
+    lport: int                           # -1 = any
+    rport: int
+    uid: int
+    pids: Optional[Tuple[int, ...]]      # sorted; None = every process
+
+    @property
+    def flags(self) -> int:
+        f = Q_OWNERS if self.owners else 0
+        if self.pids is not None:
+            f |= Q_OWNED_ONLY
+        return f
+
+    @property
+    def table_mask(self) -> int:
+        return sum(1 << t for t in self.tables)
+
+
+def _port(name: str, v: Optional[int]) -> int:
+    if v is None:
+        return -1
+    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 65535:
+        raise ValueError("%s must be a port number 0..65535, not %r" % (name, v))
+    return v
+
+
+def _ints(name: str, v: Union[int, Iterable[int], None]) -> Optional[Tuple[int, ...]]:
+    if v is None:
+        return None
+    vals = (v,) if isinstance(v, int) else tuple(v)
+    for x in vals:
+        if isinstance(x, bool) or not isinstance(x, int) or x < 0 or x > 0x7FFFFFFF:
+            raise ValueError("%s must be a non-negative integer (or several), not %r" % (name, x))
+    return tuple(sorted(set(vals)))
+
+
+def check_root(proc_root: Union[str, "os.PathLike[str]"]) -> str:
+    """A procfs-like root: a directory with a net/ directory. Raises ProcRootError."""
+    root = os.fspath(proc_root)
+    if not isinstance(root, str):
+        root = os.fsdecode(root)
+    if not os.path.isdir(root):
+        raise ProcRootError(2 if not os.path.exists(root) else 20,
+                            "proc_root is not a directory", root)
+    if not os.path.isdir(os.path.join(root, "net")):
+        raise ProcRootError(2, "proc_root has no net/ directory: not a procfs tree", root)
+    return root
+
+
+def make_query(kind: str, *, owners: bool, proc_root: Union[str, "os.PathLike[str]"],
+               byteorder: Optional[str] = None, threads: Optional[int] = None,
+               state: Union[str, Iterable[str], None] = None, lport: Optional[int] = None,
+               rport: Optional[int] = None, pid: Union[int, Iterable[int], None] = None,
+               uid: Optional[int] = None) -> Query:
+    """Validate the public arguments; every error names the bad one."""
+    tables = T.KINDS.get(kind) if isinstance(kind, str) else None
+    if tables is None:
+        raise ValueError("unknown kind %r; valid kinds: %s" % (kind, ", ".join(sorted(T.KINDS))))
+    if byteorder not in BYTE_ORDERS:
+        raise ValueError("byteorder must be 'native', 'little' or 'big', not %r" % (byteorder,))
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+        raise ValueError("threads must be a non-negative integer, not %r" % (threads,))
+    states = None
+    masks = (0,) * len(T.TABLES)
+    if state is not None:
+        states = frozenset((state,) if isinstance(state, str) else state)
+        bad = sorted(s for s in states if s not in T.ALL_STATES)
+        if bad:
+            raise ValueError("unknown state %r; valid states: %s" % (bad[0], ", ".join(sorted(T.ALL_STATES))))
+        masks = tuple(
+            sum(1 << c for name in states for c in T.state_codes(t, name)) or (
+                # no code of this table has such a state: keep nothing from it
+                1 << 31)
+            for t in range(len(T.TABLES)))
+    uid_ints = _ints("uid", uid)
+    if uid_ints is not None and len(uid_ints) != 1:
+        raise ValueError("uid takes one integer, not %r" % (uid,))
+    return Query(
+        proc_root=check_root(proc_root),
+        tables=tables,
+        owners=bool(owners) or pid is not None,
+        byte_order=BYTE_ORDERS[byteorder],
+        threads=threads or 0,
+        state_masks=masks,
+        states=states,
+        lport=_port("lport", lport),
+        rport=_port("rport", rport),
+        uid=uid_ints[0] if uid_ints else -1,
+        pids=_ints("pid", pid),
+    )

@@ -1,0 +1,86 @@
+"""Static facts about the socket tables, shared by both backends and the API.
+
+Table numbers are the C core's PN_* constants (csrc/procnet.h); the order is
+part of the contract.
+"""
+import socket
+from typing import Dict, FrozenSet, Tuple
+
+TABLES: Tuple[str, ...] = (
+    "tcp", "tcp6", "udp", "udp6", "udplite", "udplite6", "raw", "raw6",
+    "icmp", "icmp6", "unix", "packet", "netlink",
+)
+TABLE_INDEX: Dict[str, int] = {name: i for i, name in enumerate(TABLES)}
+UNIX, PACKET, NETLINK = TABLE_INDEX["unix"], TABLE_INDEX["packet"], TABLE_INDEX["netlink"]
+INET_TABLES = frozenset(range(UNIX))
+V6_TABLES = frozenset(i for i, n in enumerate(TABLES) if n.endswith("6"))
+TCP_TABLES = frozenset((TABLE_INDEX["tcp"], TABLE_INDEX["tcp6"]))
+
+_AF_PACKET = getattr(socket, "AF_PACKET", 17)
+_AF_NETLINK = getattr(socket, "AF_NETLINK", 16)
+FAMILIES: Tuple[int, ...] = tuple(
+    socket.AF_INET6 if i in V6_TABLES else
+    socket.AF_UNIX if i == UNIX else
+    socket.AddressFamily(_AF_PACKET) if i == PACKET else
+    socket.AddressFamily(_AF_NETLINK) if i == NETLINK else
+    socket.AF_INET
+    for i in range(len(TABLES))
+)
+
+# Kernel TCP state codes (include/net/tcp_states.h), named as netstat/psutil do.
+TCP_STATES: Tuple[str, ...] = (
+    "NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
+    "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
+)
+# Datagram, raw and ping sockets borrow TCP codes: 1 when connected, 7 when not.
+DGRAM_STATES: Dict[int, str] = {1: "ESTABLISHED", 7: "NONE"}
+# Unix sockets: SS_* from include/uapi/linux/net.h; listening is a flag, not a state.
+UNIX_STATES: Tuple[str, ...] = ("FREE", "NONE", "CONNECTING", "CONNECTED", "DISCONNECTING")
+
+ALL_STATES: FrozenSet[str] = frozenset(TCP_STATES) | frozenset(UNIX_STATES) | {"LISTEN"}
+
+
+def state_name(table: int, code: int, unix_listening: bool = False) -> str:
+    """Name a kernel state code the way netstat and psutil do."""
+    if table in TCP_TABLES:
+        return TCP_STATES[code] if code < len(TCP_STATES) else "UNKNOWN_%d" % code
+    if table in INET_TABLES:
+        return DGRAM_STATES.get(code) or (
+            TCP_STATES[code] if code < len(TCP_STATES) else "UNKNOWN_%d" % code)
+    if table == UNIX:
+        if unix_listening:
+            return "LISTEN"
+        return UNIX_STATES[code] if code < len(UNIX_STATES) else "UNKNOWN_%d" % code
+    return "NONE"
+
+
+def state_codes(table: int, name: str) -> Tuple[int, ...]:
+    """The kernel codes (for a state filter) that state_name() calls `name` in this table."""
+    limit = 32
+    return tuple(c for c in range(limit) if state_name(table, c) == name) + (
+        # unix LISTEN is SS_UNCONNECTED plus a flag; the flag is checked later
+        (1,) if table == UNIX and name == "LISTEN" else ())
+
+
+_v4 = frozenset(TABLE_INDEX[n] for n in ("tcp", "udp", "udplite", "raw", "icmp"))
+_v6 = frozenset(TABLE_INDEX[n] for n in ("tcp6", "udp6", "udplite6", "raw6", "icmp6"))
+_t = TABLE_INDEX
+# psutil's vocabulary, plus the tables psutil does not read.
+KINDS: Dict[str, FrozenSet[int]] = {
+    "inet": frozenset(_t[n] for n in ("tcp", "tcp6", "udp", "udp6")),
+    "inet4": frozenset(_t[n] for n in ("tcp", "udp")),
+    "inet6": frozenset(_t[n] for n in ("tcp6", "udp6")),
+    "tcp": frozenset((_t["tcp"], _t["tcp6"])),
+    "tcp4": frozenset((_t["tcp"],)),
+    "tcp6": frozenset((_t["tcp6"],)),
+    "udp": frozenset((_t["udp"], _t["udp6"])),
+    "udp4": frozenset((_t["udp"],)),
+    "udp6": frozenset((_t["udp6"],)),
+    "udplite": frozenset((_t["udplite"], _t["udplite6"])),
+    "raw": frozenset((_t["raw"], _t["raw6"])),
+    "icmp": frozenset((_t["icmp"], _t["icmp6"])),
+    "unix": frozenset((UNIX,)),
+    "packet": frozenset((PACKET,)),
+    "netlink": frozenset((NETLINK,)),
+    "all": frozenset(range(len(TABLES))),
+}
