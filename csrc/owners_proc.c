@@ -325,20 +325,19 @@ static int merge_part(struct pn_owners *dst, struct pn_owners *src)
     if (!pn_vec_reserve(&dst->entries, sizeof(struct pn_fd_entry), src->entries.len) ||
         !pn_vec_reserve(&dst->procs, sizeof(struct pn_proc_info), src->procs.len) ||
         !pn_vec_reserve(&dst->denied, sizeof(int32_t), src->denied.len) ||
-        pn_vec_append_bytes(&dst->strings, src->strings.data ? src->strings.data : "",
-                            src->strings.len) == (size_t)-1)
+        pn_vec_append_bytes(&dst->strings, src->strings.data, src->strings.len) == (size_t)-1)
         return -1;
     struct pn_fd_entry *e = (struct pn_fd_entry *)dst->entries.data + dst->entries.len;
-    memcpy(e, src->entries.data, src->entries.len * sizeof *e);
+    pn_copy(e, src->entries.data, src->entries.len * sizeof *e);
     for (size_t i = 0; i < src->entries.len; i++)
         e[i].proc += proc_base;
     dst->entries.len += src->entries.len;
     struct pn_proc_info *p = (struct pn_proc_info *)dst->procs.data + dst->procs.len;
-    memcpy(p, src->procs.data, src->procs.len * sizeof *p);
+    pn_copy(p, src->procs.data, src->procs.len * sizeof *p);
     for (size_t i = 0; i < src->procs.len; i++)
         p[i].name_off += str_base;
     dst->procs.len += src->procs.len;
-    memcpy((int32_t *)dst->denied.data + dst->denied.len, src->denied.data,
+    pn_copy((int32_t *)dst->denied.data + dst->denied.len, src->denied.data,
            src->denied.len * sizeof(int32_t));
     dst->denied.len += src->denied.len;
     dst->nprocs += src->nprocs;

@@ -44,6 +44,13 @@ static inline void *pn_vec_reserve(struct pn_vec *v, size_t item, size_t more)
     return (char *)v->data + v->len * item;
 }
 
+/* memcpy that accepts NULL when there is nothing to copy (C forbids it). */
+static inline void pn_copy(void *dst, const void *src, size_t n)
+{
+    if (n)
+        memcpy(dst, src, n);
+}
+
 static inline void pn_vec_free(struct pn_vec *v)
 {
     free(v->data);
@@ -54,10 +61,10 @@ static inline void pn_vec_free(struct pn_vec *v)
 /* Append raw bytes to a byte vector; returns the offset or (size_t)-1. */
 static inline size_t pn_vec_append_bytes(struct pn_vec *v, const char *s, size_t n)
 {
-    char *p = pn_vec_reserve(v, 1, n ? n : 1);
+    char *p = pn_vec_reserve(v, 1, n);
     if (!p)
         return (size_t)-1;
-    memcpy(p, s, n);
+    pn_copy(p, s, n);
     size_t off = v->len;
     v->len += n;
     return off;

@@ -125,8 +125,7 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
         walk = NULL;
         if (r < 0 || pn_owners_index(&own) < 0)
             goto out;
-        if (pn_vec_append_bytes(&sink.strings, own.strings.data ? own.strings.data : "",
-                                own.strings.len) == (size_t)-1 ||
+        if (pn_vec_append_bytes(&sink.strings, own.strings.data, own.strings.len) == (size_t)-1 ||
             sink.strings.len > UINT32_MAX) {
             errno = ENOMEM;
             goto out;

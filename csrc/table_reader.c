@@ -135,10 +135,12 @@ int pn_read_table(int netdirfd, int table, const struct pn_query *q,
                 rc = -1;
                 goto out;
             }
+            if (!nl) {
+                pos = total;          /* that was the unterminated last line */
+                break;
+            }
             pos = end + 1;
         }
-        if (pos > total)
-            pos = total;
         have = total - pos;
         if (have > PN_MAX_LINE) {
             /* No newline within any sane line length: drop what we hold and

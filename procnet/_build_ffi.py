@@ -10,7 +10,8 @@ import re
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CSRC = os.path.join(os.path.dirname(HERE), "csrc")
+ROOT = os.path.dirname(HERE)
+CSRC = os.path.join(ROOT, "csrc")
 
 
 def _read_version() -> str:
@@ -30,11 +31,9 @@ def _cdef() -> str:
 
 def _sources() -> list:
     # Every core file; the BPF program (csrc/bpf/) is built separately.
-    return sorted(
-        os.path.join(CSRC, f)
-        for f in os.listdir(CSRC)
-        if f.endswith(".c")
-    )
+    # Relative to the project root: setuptools refuses absolute paths, and it
+    # (like compile() below) runs from there.
+    return sorted("csrc/" + f for f in os.listdir(CSRC) if f.endswith(".c"))
 
 
 def _compile_args() -> list:
@@ -58,11 +57,12 @@ ffibuilder.set_source(
     "procnet._core",
     '#include "procnet.h"',
     sources=_sources(),
-    include_dirs=[CSRC],
+    include_dirs=["csrc"],
     define_macros=[("PN_VERSION", '"%s"' % _read_version())],
     extra_compile_args=_compile_args(),
     extra_link_args=_link_args(),
 )
 
 if __name__ == "__main__":
-    ffibuilder.compile(verbose=True)
+    # In-place development build: procnet/_core*.so next to the sources.
+    ffibuilder.compile(tmpdir=ROOT, verbose=True)

@@ -1,0 +1,1 @@
+"""procnet command line (placeholder)."""

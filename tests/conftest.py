@@ -1,0 +1,52 @@
+"""Shared fixtures: the backend parity fixture and fixture-tree helpers."""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import procnet  # noqa: E402
+from procnet import _backend  # noqa: E402
+
+# In CI the native backend must be there: a test run that silently covered
+# only the pure backend would prove nothing about the C core.
+REQUIRE_NATIVE = os.environ.get("PROCNET_TEST_ALLOW_PURE_ONLY", "") in ("", "0")
+
+
+class Impl:
+    """One backend, forced on every call made through it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def connections(self, kind: str = "inet", **kw):
+        kw.setdefault("backend", self.name)
+        return procnet.connections(kind, **kw)
+
+    def __repr__(self) -> str:
+        return "Impl(%s)" % self.name
+
+
+@pytest.fixture(params=["native", "pure"])
+def impl(request) -> Impl:
+    """Every test taking `impl` runs once per backend, through that backend."""
+    if request.param == "native":
+        err = _backend.native_error()
+        if err is not None:
+            if REQUIRE_NATIVE:
+                pytest.fail("native backend not built: %s" % err)
+            pytest.skip("native backend not built: %s" % err)
+    return Impl(request.param)
+
+
+@pytest.fixture
+def both():
+    """Both backends, for tests that compare them on the same input."""
+    if _backend.native_error() is not None and not REQUIRE_NATIVE:
+        pytest.skip("native backend not built")
+    return Impl("native"), Impl("pure")
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
