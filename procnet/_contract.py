@@ -75,12 +75,12 @@ class _Context:
 
     __slots__ = ("strings", "owner_rows", "_owners", "_names")
 
-    def __init__(self, strings: bytes, owner_rows: Union[bytes, Sequence[Tuple[int, ...]]]) -> None:
+    def __init__(self, strings: bytes, owners: Union[bytes, List[Owner]]) -> None:
         self.strings = strings
-        # rows of (pid, fd, name_off, name_len, flags, reserved), or struct pn_owner
-        # bytes from the C core, unpacked only when someone asks for owners
-        self.owner_rows = owner_rows
-        self._owners: Optional[List[Owner]] = None
+        # struct pn_owner bytes from the C core, unpacked only when someone asks
+        # for owners; or the Owner objects themselves (the pure backend)
+        self.owner_rows = owners if isinstance(owners, bytes) else b""
+        self._owners: Optional[List[Owner]] = None if isinstance(owners, bytes) else owners
         self._names: Dict[Tuple[int, int], str] = {}
 
     def text(self, off: int, n: int) -> str:
@@ -99,9 +99,7 @@ class _Context:
             text, new = self.text, tuple.__new__
             objs = self._owners = [
                 new(Owner, (pid, fd, None if fl & SF_NO_NAME else text(off, n)))
-                for pid, fd, off, n, fl, _ in (
-                    OWNER_STRUCT.iter_unpack(self.owner_rows)
-                    if isinstance(self.owner_rows, bytes) else self.owner_rows)
+                for pid, fd, off, n, fl, _ in OWNER_STRUCT.iter_unpack(self.owner_rows)
             ]
         return tuple(objs[first:first + count])
 
@@ -283,14 +281,9 @@ def _rebuild(fields: Tuple[Any, ...]) -> Connection:
             break
     if table == T.UNIX and state == "LISTEN":
         code, flags = 1, flags | SF_UNIX_ACC
-    rows = []
-    for o in owners:
-        name = (o.name or "").encode("utf-8", "surrogateescape")
-        rows.append((o.pid, o.fd, len(strings), len(name), SF_NO_NAME if o.name is None else 0, 0))
-        strings += name
-    rec = (inode, la, ra, uid or 0, tx, rx, 0, len(rows), ext, ext_len, lport, rport,
+    rec = (inode, la, ra, uid or 0, tx, rx, 0, len(owners), ext, ext_len, lport, rport,
            protocol, table, code, int(stype or 0), 0, flags)
-    return next(build([rec], _Context(bytes(strings), rows)))
+    return next(build([rec], _Context(bytes(strings), [Owner(*o) for o in owners])))
 
 
 def build(records: Iterable[Tuple[Any, ...]], ctx: _Context) -> Iterator[Connection]:

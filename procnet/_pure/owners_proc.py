@@ -7,27 +7,28 @@ skipped; a process whose fd directory we may not read is reported as denied.
 """
 import errno
 import os
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence
+
+from .._contract import Owner
 
 _GONE = (errno.ENOENT, errno.ESRCH)
-_PREFIX = b"socket:["
 LINK_BUF = 64      # C reads links into 64 bytes: a longer target is no socket
 
 
-def parse_socket_link(target: bytes) -> Optional[int]:
-    """b"socket:[12345]" -> 12345; anything else -> None (twin of pn_parse_socket_link)."""
-    if len(target) >= LINK_BUF or not target.startswith(_PREFIX) or not target.endswith(b"]"):
+def parse_socket_link(target: str) -> Optional[int]:
+    """"socket:[12345]" -> 12345; anything else -> None (twin of pn_parse_socket_link)."""
+    if len(target) >= LINK_BUF or target[:8] != "socket:[" or target[-1:] != "]":
         return None
-    digits = target[len(_PREFIX):-1]
-    if not digits or not digits.isdigit():
+    digits = target[8:-1]
+    if not digits or not (digits.isascii() and digits.isdigit()):
         return None
     v = int(digits)
     return v if v <= 0xFFFFFFFFFFFFFFFF else None
 
 
-def _num(name: bytes) -> Optional[int]:
-    # [0-9]+ within int32, as parse_num() in C
-    if not name.isdigit():
+def _num(name: str) -> Optional[int]:
+    """[0-9]+ within int32, as parse_num() in C (str.isdigit alone admits non-ASCII digits)."""
+    if not (name.isdigit() and name.isascii()):
         return None
     v = int(name)
     return v if v <= 0x7FFFFFFF else None
@@ -38,7 +39,7 @@ def list_pids(rootfd: int, pids: Optional[Sequence[int]]) -> List[int]:
     out = []
     with os.scandir(rootfd) as it:
         for e in it:
-            pid = _num(os.fsencode(e.name))
+            pid = _num(e.name)
             if pid is None or pid == 0 or (wanted is not None and pid not in wanted):
                 continue
             # a symlinked "pid" in a fixture tree would lead out of the root
@@ -67,10 +68,10 @@ def read_comm(rootfd: int, pid: int) -> Optional[bytes]:
 
 
 class Owners:
-    """inode -> [(pid, fd, name)] in walk order, plus what could not be read."""
+    """inode -> [Owner] in walk order, plus what could not be read."""
 
     def __init__(self) -> None:
-        self.by_inode: Dict[int, List[Tuple[int, int, Optional[bytes]]]] = {}
+        self.by_inode: Dict[int, List[Owner]] = {}
         self.denied: List[int] = []
         self.nprocs = 0
 
@@ -78,7 +79,7 @@ class Owners:
 def walk(rootfd: int, pids: Optional[Sequence[int]]) -> Owners:
     o = Owners()
     by_inode = o.by_inode
-    readlink = os.readlink
+    readlink, new = os.readlink, tuple.__new__
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
     for pid in list_pids(rootfd, pids):
         try:
@@ -88,7 +89,7 @@ def walk(rootfd: int, pids: Optional[Sequence[int]]) -> Owners:
                 o.denied.append(pid)
             continue
         o.nprocs += 1
-        name: Optional[bytes] = None
+        name: Optional[str] = None
         named = False
         try:
             try:
@@ -98,23 +99,28 @@ def walk(rootfd: int, pids: Optional[Sequence[int]]) -> Owners:
                     o.denied.append(pid)
                 continue
             for ent in entries:
-                fdnum = _num(os.fsencode(ent))
-                if fdnum is None:
+                # (this loop runs once per fd on the host: cheap tests first)
+                if not (ent.isdigit() and ent.isascii()):
                     continue
                 try:
                     target = readlink(ent, dir_fd=dfd)
                 except OSError:
                     continue            # closed meanwhile
-                inode = parse_socket_link(os.fsencode(target))
-                if inode is None:
+                if target[:8] != "socket:[":
+                    continue            # the common case: a file, pipe, anon inode...
+                inode, fdnum = parse_socket_link(target), int(ent)
+                if inode is None or fdnum > 0x7FFFFFFF:
                     continue
                 if not named:
-                    name, named = read_comm(rootfd, pid), True
+                    comm = read_comm(rootfd, pid)
+                    name = None if comm is None else comm.decode("utf-8", "surrogateescape")
+                    named = True
+                owner = new(Owner, (pid, fdnum, name))
                 lst = by_inode.get(inode)
                 if lst is None:
-                    by_inode[inode] = [(pid, fdnum, name)]
+                    by_inode[inode] = [owner]
                 else:
-                    lst.append((pid, fdnum, name))
+                    lst.append(owner)
         finally:
             os.close(dfd)
     o.denied.sort()

@@ -4,7 +4,7 @@ import os
 import sys
 from typing import Any, Dict, List, Tuple
 
-from .._contract import SF_NO_NAME, _Context
+from .._contract import Owner, _Context
 from .._query import Query
 from .._tables import TABLES
 from . import owners_proc, table_reader
@@ -63,28 +63,21 @@ def snapshot(q: Query) -> Tuple[List[tuple], _Context, Dict[str, Any]]:
         os.close(rootfd)
 
     # join: owners of each socket, sorted by (pid, fd)
-    rows: List[Tuple[int, int, int, int, int, int]] = []
-    name_at: Dict[Any, Tuple[int, int]] = {}
+    owner_list: List[Owner] = []
+    extend = owner_list.extend
     by_inode = owners.by_inode
     owned_only = q.pids is not None
     out = []
+    append = out.append
     for r in recs:
         held = by_inode.get(r[0]) if r[0] else None
-        if not held:
+        if held is None:
             if not owned_only:
-                out.append(r)
+                append(r)
             continue
-        first = len(rows)
-        for pid, fd, name in sorted(held, key=lambda h: (h[0], h[1])):
-            if name is None:
-                rows.append((pid, fd, 0, 0, SF_NO_NAME, 0))
-                continue
-            at = name_at.get((pid, name))
-            if at is None:
-                at = name_at[(pid, name)] = (len(strings), len(name))
-                strings += name
-            rows.append((pid, fd, at[0], at[1], 0, 0))
-        out.append(r[:6] + (first, len(held)) + r[8:])
+        first = len(owner_list)
+        extend(sorted(held) if len(held) > 1 else held)      # Owner sorts by (pid, fd, ...)
+        append(r[:6] + (first, len(held)) + r[8:])
     meta = {"denied_pids": tuple(owners.denied), "skipped": skipped, "tables": tables,
             "processes": owners.nprocs}
-    return out, _Context(bytes(strings), rows), meta
+    return out, _Context(bytes(strings), owner_list), meta

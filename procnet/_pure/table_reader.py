@@ -4,7 +4,7 @@ Same rules as C: large reads; the first line is the header; a line longer than
 MAX_LINE bytes or holding a NUL is malformed; malformed lines are counted.
 """
 import os
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Tuple
 
 from . import tables_inet, tables_netlink, tables_packet, tables_unix
 
@@ -15,19 +15,24 @@ TABLE_FILES = ("tcp", "tcp6", "udp", "udp6", "udplite", "udplite6", "raw", "raw6
                "icmp", "icmp6", "unix", "packet", "netlink")
 
 
-def decode_line(table: int, line: bytes, big_endian: bool) -> Optional[Tuple[tuple, Optional[bytes]]]:
-    """(raw record, unix path or None) for a well-formed line, else None."""
-    if len(line) > MAX_LINE or b"\0" in line:
-        return None
+def decode_lines(table: int, lines: List[bytes], big_endian: bool,
+                 strings: bytearray) -> Tuple[List[tuple], int]:
+    """Body lines of a table -> (raw records, malformed count).
+
+    Lines C rejects before decoding (too long, holding a NUL) are dropped here;
+    the rest are decoded in one findall over the joined text.
+    """
+    good = [line for line in lines if len(line) <= MAX_LINE and b"\0" not in line]
+    text = b"\n".join(good)
     if table < UNIX:
-        rec = tables_inet.decode(table, line, big_endian)
+        recs = tables_inet.decode(table, text, big_endian)
     elif table == UNIX:
-        return tables_unix.decode(line)
+        recs = tables_unix.decode(text, strings)
     elif table == PACKET:
-        rec = tables_packet.decode(line)
+        recs = tables_packet.decode(text)
     else:
-        rec = tables_netlink.decode(line)
-    return None if rec is None else (rec, None)
+        recs = tables_netlink.decode(text)
+    return recs, len(lines) - len(recs)
 
 
 def read_all(netfd: int, name: str) -> bytes:
@@ -53,18 +58,7 @@ def read_table(netfd: int, table: int, big_endian: bool, keep: Callable[[tuple],
     lines = read_all(netfd, TABLE_FILES[table]).split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()                 # the text ends with a newline
-    skipped = 0
-    append = out.append
-    for line in lines[1:]:          # lines[0] is the header
-        got = decode_line(table, line, big_endian)
-        if got is None:
-            skipped += 1
-            continue
-        rec, path = got
-        if not keep(rec):
-            continue
-        if path is not None:
-            rec = rec[:8] + (len(strings), len(path)) + rec[10:]
-            strings += path
-        append(rec)
+    recs, skipped = decode_lines(table, lines[1:], big_endian, strings)   # lines[0]: header
+    # (a dropped unix record leaves its path in the pool: harmless, nothing points at it)
+    out.extend(r for r in recs if keep(r))
     return skipped

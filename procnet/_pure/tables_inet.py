@@ -9,22 +9,25 @@ after ntohs and read the same everywhere.
 import re
 import socket
 import struct
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Tuple
 
 from .scan import DEC, NEG_DEC, U32, U64, hexf
 
-_END = rb"(?=[ \t]|\Z)"
+# After the inode: a blank or the end of the line; the rest is not ours.
+_END = rb"(?=[ \t]|$)[^\n]*$"
 
 
 def _line_re(words: int) -> "re.Pattern[bytes]":
+    # One line per match, anchored at line starts (re.M): the reader runs it
+    # over the whole table at once (findall), so no Python call per line.
     endpoint = rb"[ \t]*([0-9A-Fa-f]{%d}):" % (8 * words) + hexf(4, 4)
     return re.compile(
-        DEC + b":" + endpoint + endpoint + hexf(1, 2)          # sl: local remote st
+        b"^" + DEC + b":" + endpoint + endpoint + hexf(1, 2)   # sl: local remote st
         + hexf(1, 8) + b":" + hexf(1, 8)                       # tx_queue:rx_queue
         + hexf(1, 2, False) + b":" + hexf(1, 16, False)        # tr:tm->when
         + hexf(1, 8, False)                                    # retrnsmt
         + DEC + NEG_DEC + DEC + _END,                          # uid timeout inode
-        re.S)
+        re.M)
 
 
 _RE = {False: _line_re(1), True: _line_re(4)}
@@ -64,19 +67,25 @@ def kernel_words_to_bytes(text: bytes, big_endian: bool) -> bytes:
     return out
 
 
-def decode(table: int, line: bytes, big_endian: bool) -> Optional[tuple]:
-    """One line -> a raw record (see _contract.SOCK_STRUCT), or None if malformed."""
+def decode(table: int, lines: bytes, big_endian: bool) -> List[tuple]:
+    """Newline-separated lines (no header) -> raw records of the well-formed ones.
+
+    Matched lines whose numbers overflow C's bounds are dropped like malformed ones.
+    """
     protocol, stype, v6 = KIND[table]
-    m = _RE[v6].match(line)
-    if m is None:
-        return None
-    sl, la, lp, ra, rp, st, tx, rx, uid, timeout, inode = m.groups()
-    uid_i, inode_i = int(uid), int(inode)
-    if int(sl) > U32 or uid_i > U32 or int(timeout) > U64 or inode_i > U64:
-        return None
-    lport = int(lp, 16)
-    if table in RAW_TABLES:
-        protocol = lport    # raw sockets print their protocol as the port
-    return (inode_i, kernel_words_to_bytes(la, big_endian), kernel_words_to_bytes(ra, big_endian),
-            uid_i, int(tx, 16), int(rx, 16), 0, 0, 0, 0, lport, int(rp, 16), protocol,
-            table, int(st, 16), stype, 0, 0)
+    raw = table in RAW_TABLES
+    addr = kernel_words_to_bytes
+    out = []
+    append = out.append
+    found = _RE[v6].findall(lines)
+    for sl, la, lp, ra, rp, st, tx, rx, uid, timeout, inode in found:
+        uid_i, inode_i = int(uid), int(inode)
+        if uid_i > U32 or inode_i > U64 or (len(sl) > 9 and int(sl) > U32) or \
+                (len(timeout) > 19 and int(timeout) > U64):
+            continue
+        lport = int(lp, 16)
+        append((inode_i, addr(la, big_endian), addr(ra, big_endian), uid_i, int(tx, 16), int(rx, 16),
+                0, 0, 0, 0, lport, int(rp, 16),
+                lport if raw else protocol,        # raw sockets print their protocol as the port
+                table, int(st, 16), stype, 0, 0))
+    return out

@@ -4,25 +4,24 @@
 a NETLINK_ROUTE (0) socket with port id 812 in groups 0x551. No uid, no type.
 """
 import re
-from typing import Optional
+from typing import List
 
 from .scan import DEC, NEG_DEC, U8, U32, U64, hexf
 
-_RE = re.compile(hexf(1, 16, False) + DEC + DEC + hexf(1, 8) + NEG_DEC * 4 + DEC + DEC
-                 + rb"[ \t]*\Z")
+_RE = re.compile(b"^" + hexf(1, 16, False) + DEC + DEC + hexf(1, 8) + NEG_DEC * 4 + DEC + DEC
+                 + rb"[ \t]*$", re.M)
 NETLINK_TABLE = 12
 SF_NO_UID = 1
 
 
-def decode(line: bytes) -> Optional[tuple]:
-    """One line -> a raw record, or None if malformed."""
-    m = _RE.match(line)
-    if m is None:
-        return None
-    g = m.groups()
-    family, portid, groups = int(g[0]), int(g[1]), int(g[2], 16)
-    inode = int(g[-1])
-    if family > U8 or portid > U32 or any(int(x) > U64 for x in g[3:]):
-        return None
-    return (inode, bytes(16), bytes(16), 0, 0, 0, 0, 0, portid, groups, 0, 0, family,
-            NETLINK_TABLE, 0, 0, 0, SF_NO_UID)
+def decode(lines: bytes) -> List[tuple]:
+    """Newline-separated lines -> raw records of the well-formed ones."""
+    out = []
+    found = _RE.findall(lines)
+    for g in found:
+        family, portid, groups, inode = int(g[0]), int(g[1]), int(g[2], 16), int(g[-1])
+        if family > U8 or portid > U32 or any(int(x) > U64 for x in g[3:]):
+            continue
+        out.append((inode, bytes(16), bytes(16), 0, 0, 0, 0, 0, portid, groups, 0, 0, family,
+                    NETLINK_TABLE, 0, 0, 0, SF_NO_UID))
+    return out

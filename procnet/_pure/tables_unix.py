@@ -6,30 +6,31 @@ is a listening (flags 00010000) stream (type 0001) socket bound to
 and all. Abstract names start with ``@``; unnamed sockets have no path.
 """
 import re
-from typing import Optional, Tuple
+from typing import List
 
 from .scan import DEC, U64, hexf
 
 _RE = re.compile(
-    hexf(1, 16, False) + b":" + hexf(1, 8, False) + hexf(1, 8, False)
-    + hexf(1, 8) + hexf(1, 4) + hexf(1, 2) + DEC + rb"(?: (.*))?\Z",
-    re.S)
+    b"^" + hexf(1, 16, False) + b":" + hexf(1, 8, False) + hexf(1, 8, False)
+    + hexf(1, 8) + hexf(1, 4) + hexf(1, 2) + DEC + rb"(?:( )([^\n]*))?$",
+    re.M)
 
 ACCEPTCON = 0x10000
 UNIX_TABLE = 10
 SF_NO_UID, SF_UNIX_ACC = 1, 2
 
 
-def decode(line: bytes) -> Optional[Tuple[tuple, Optional[bytes]]]:
-    """One line -> (raw record, path bytes or None), or None if malformed."""
-    m = _RE.match(line)
-    if m is None:
-        return None
-    flags, stype, state, inode, path = m.groups()
-    inode_i = int(inode)
-    if inode_i > U64:
-        return None
-    sf = SF_NO_UID | (SF_UNIX_ACC if int(flags, 16) & ACCEPTCON else 0)
-    rec = (inode_i, bytes(16), bytes(16), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-           UNIX_TABLE, int(state, 16), int(stype, 16) & 0xFF, 0, sf)
-    return rec, path
+def decode(lines: bytes, strings: bytearray) -> List[tuple]:
+    """Newline-separated lines -> raw records of the well-formed ones; paths go to `strings`."""
+    out = []
+    found = _RE.findall(lines)
+    for flags, stype, state, inode, sep, path in found:
+        inode_i = int(inode)
+        if inode_i > U64:
+            continue
+        sf = SF_NO_UID | (SF_UNIX_ACC if int(flags, 16) & ACCEPTCON else 0)
+        off = len(strings)
+        strings += path
+        out.append((inode_i, bytes(16), bytes(16), 0, 0, 0, 0, 0, off if sep else 0, len(path), 0, 0, 0,
+                    UNIX_TABLE, int(state, 16), int(stype, 16) & 0xFF, 0, sf))
+    return out
