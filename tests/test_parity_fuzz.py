@@ -70,3 +70,30 @@ def test_decoders_agree(both, table, order):
         check()
     finally:
         shutil.rmtree(tmp)
+
+
+LINKS = ["socket:[12345]", "socket:[]", "socket:[12x]", "socket:[18446744073709551615]",
+         "socket:[18446744073709551616]", "pipe:[1]", "socket:[1", "socket:[%s]" % ("9" * 60),
+         "socket:[ 1]", "/dev/null", "anon_inode:[eventfd]"]
+
+
+def test_socket_link_parsers_agree(both):
+    from procnet._core import ffi, lib
+    from procnet._pure.owners_proc import parse_socket_link
+
+    def c_parse(s):
+        b = s.encode()
+        out = ffi.new("uint64_t *")
+        if len(b) >= 64:                 # C reads links into 64 bytes
+            return None
+        return out[0] if lib.pn_parse_socket_link(b, len(b), out) else None
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.one_of(st.sampled_from(LINKS),
+                     st.builds(lambda d: "socket:[%s]" % d, st.text("0123456789x ]", max_size=25)),
+                     st.text(max_size=20)))
+    def check(s):
+        if "\0" in s:
+            return
+        assert c_parse(s) == parse_socket_link(s), s
+    check()
