@@ -50,3 +50,24 @@ def both():
 
 def is_root() -> bool:
     return os.geteuid() == 0
+
+
+def run_as_nobody(argv, **kw):
+    """Run argv as the unprivileged user nobody (root only); skips when impossible.
+
+    The interpreter must be usable by nobody: one installed under a 0700
+    directory (pyenv under /root) is not, and then the test is skipped with
+    that reason rather than failing for the wrong one.
+    """
+    import shutil
+    import subprocess
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to become nobody")
+    pre = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+    pkg = os.path.dirname(os.path.dirname(procnet.__file__))
+    env = dict(kw.pop("env", None) or os.environ, PYTHONPATH=pkg)
+    probe = subprocess.run(pre + [sys.executable, "-c", "import procnet._native"],
+                           capture_output=True, text=True, env=env, timeout=60)
+    if probe.returncode != 0 and REQUIRE_NATIVE:
+        pytest.skip("this interpreter cannot run as nobody: %s" % (probe.stderr.strip().splitlines() or ["?"])[-1])
+    return subprocess.run(pre + argv, capture_output=True, text=True, env=env, timeout=120, **kw)

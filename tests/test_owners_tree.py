@@ -8,6 +8,7 @@ import tempfile
 import pytest
 
 import procnet
+from conftest import run_as_nobody
 from procfs_tree import inet_line, make_tree, sock, unix_line
 
 LISTEN = inet_line(0, "0100007F:1F90", "00000000:0000", 0x0A, 111)
@@ -172,7 +173,6 @@ print(json.dumps({"denied": list(s.denied_pids), "owners": {c.inode: [o.pid for 
 """
 
 
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root and setpriv")
 def test_unreadable_fd_dirs_are_reported(impl):
     # As root nothing is unreadable, so read the tree as nobody; 0700 fd dirs
     # owned by root then behave like other users' /proc/PID/fd.
@@ -191,8 +191,7 @@ def test_unreadable_fd_dirs_are_reported(impl):
         os.chmod(os.path.join(tree_root, "20", "fd"), 0o700)      # like another user's process
         pkg = os.path.dirname(os.path.dirname(procnet.__file__))
         script = NOBODY_SCRIPT % ([pkg, os.path.dirname(__file__)], tree_root, impl.name)
-        out = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                              sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+        out = run_as_nobody([sys.executable, "-c", script])
         assert out.returncode == 0, out.stderr
         import json
         got = json.loads(out.stdout)
