@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Turn one pytest-benchmark JSON run into BENCHMARKS.md tables and a scaling plot.
+
+    python benchmarks/report.py bench.json [--plot benchmarks/scaling.png] [--out BENCHMARKS.md]
+
+Ratios are computed between contenders of the same run (same workload, same
+machine state); absolute medians are given after them.
+"""
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+from collections import defaultdict
+from typing import Dict, List, Optional, Tuple
+
+SCALE_ORDER = ["tiny", "1k", "10k", "50k"]
+
+
+def load(path: str) -> Tuple[dict, Dict[str, Dict[str, dict]]]:
+    with open(path) as f:
+        data = json.load(f)
+    groups: Dict[str, Dict[str, dict]] = defaultdict(dict)
+    for b in data["benchmarks"]:
+        name = re.sub(r"\[.*\]$", "", b["name"]).replace("test_", "")
+        param = re.search(r"\[(.*)\]$", b["name"])
+        if param and not any(param.group(1) == s for s in SCALE_ORDER):
+            # parametrized contenders (tool, module, who): keep the non-scale part
+            extra = [p for p in param.group(1).split("-") if p not in SCALE_ORDER]
+            if extra:
+                name += "[" + "-".join(extra) + "]"
+        groups[b["group"]][name] = b
+    return data, groups
+
+
+def median_ms(b: dict) -> float:
+    return b["stats"]["median"] * 1e3
+
+
+def machine(data: dict) -> str:
+    m = data.get("machine_info", {})
+    cpu = m.get("cpu", {}).get("brand_raw") or platform.processor() or "?"
+    return "%s, %s cores, Linux %s, Python %s" % (cpu, os.cpu_count(), platform.release(),
+                                                  m.get("python_version", platform.python_version()))
+
+
+def table(groups: Dict[str, Dict[str, dict]], group: str, refs: List[str]) -> List[str]:
+    g = groups[group]
+    present = [r for r in refs if r in g]
+    head = "| contender | " + " | ".join("× %s" % r for r in present) + " | median | sockets |"
+    lines = [head, "|" + "---|" * (len(present) + 3)]
+    for name, b in sorted(g.items(), key=lambda kv: median_ms(kv[1])):
+        if "peak_kib" in b.get("extra_info", {}):
+            continue
+        ratios = " | ".join("%.2f" % (median_ms(b) / median_ms(g[r])) for r in present)
+        lines.append("| %s | %s | %.1f ms | %s |" % (name, ratios, median_ms(b),
+                                                       b.get("extra_info", {}).get("sockets", "")))
+    return lines
+
+
+def memory(groups: Dict[str, Dict[str, dict]], group: str) -> List[str]:
+    lines = ["| contender | peak RSS growth | records |", "|---|---|---|"]
+    for name, b in sorted(groups[group].items()):
+        e = b.get("extra_info", {})
+        lines.append("| %s | %.1f MiB | %s |" % (name, e.get("peak_kib", 0) / 1024, e.get("records", "")))
+    return lines
+
+
+def per_socket(groups: Dict[str, Dict[str, dict]]) -> Dict[str, List[Tuple[int, float]]]:
+    """contender -> [(sockets, µs per socket)] over the 'owners' groups."""
+    out: Dict[str, List[Tuple[int, float]]] = defaultdict(list)
+    for group, g in groups.items():
+        if not group.startswith("owners "):
+            continue
+        for name, b in g.items():
+            n = b.get("extra_info", {}).get("sockets")
+            if n:
+                out[name].append((n, median_ms(b) * 1e3 / n))
+    for v in out.values():
+        v.sort()
+    return out
+
+
+def plot(series: Dict[str, List[Tuple[int, float]]], path: str) -> Optional[str]:
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: no plot (pip install matplotlib)"
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, pts in sorted(series.items()):
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("sockets in the workload")
+    ax.set_ylabel("µs per socket (median snapshot / sockets)")
+    ax.set_title("Full snapshot with owners: cost per socket")
+    ax.grid(True, which="both", alpha=.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return None
+
+
+def render(data: dict, groups: Dict[str, Dict[str, dict]], plot_path: str) -> str:
+    out = ["# procnet benchmarks", "",
+           "Machine: %s. Run: %s." % (machine(data), data.get("datetime", "?")[:19]),
+           "Ratios are medians divided by the reference contender's median, same run "
+           "(lower is faster). Regenerate with `python benchmarks/run.py`.", ""]
+
+    def key(group: str) -> Tuple[int, int, str]:
+        scale = group.rsplit(" ", 1)[-1]
+        return (SCALE_ORDER.index(scale) if scale in SCALE_ORDER else 99, 0, group)
+    for group in sorted(groups, key=key):
+        out += ["## %s" % group, ""]
+        if group.startswith("peak memory"):
+            out += memory(groups, group)
+        elif group.startswith("import"):
+            out += table(groups, group, ["import[procnet]", "import[psutil]"])
+        elif group.startswith("cli"):
+            out += table(groups, group, ["cli_procnet", "cli_peer[ss]", "cli_peer[netstat]"])
+        else:
+            out += table(groups, group, ["owners_floor", "owners_native", "owners_psutil",
+                                         "no_owners_native", "fields_psutil"])
+        out.append("")
+    series = per_socket(groups)
+    if series:
+        out += ["## µs per socket, full snapshot with owners", "",
+                "| contender | " + " | ".join("%d sockets" % n for n, _ in max(series.values(), key=len)) + " |",
+                "|---|" + "---|" * len(max(series.values(), key=len))]
+        for name, pts in sorted(series.items()):
+            out.append("| %s | %s |" % (name, " | ".join("%.2f" % us for _, us in pts)))
+        msg = plot(series, plot_path)
+        out += ["", msg or "![µs per socket](%s)" % os.path.relpath(plot_path, os.getcwd()), ""]
+    return "\n".join(out)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("json")
+    ap.add_argument("--plot", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "scaling.png"))
+    ap.add_argument("--out", default="-", help="markdown output file (default: stdout)")
+    a = ap.parse_args(argv)
+    data, groups = load(a.json)
+    text = render(data, groups, a.plot)
+    if a.out == "-":
+        sys.stdout.write(text)
+    else:
+        with open(a.out, "w") as f:
+            f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""In-process snapshots: procnet native and pure vs psutil vs the C floor.
+
+Groups (per scale): "owners" -- every socket with its owners; "owners, all
+fields" -- the same, with every field of every record read back (what a
+consumer of psutil's eager records gets); "no owners" -- listing only.
+psutil.net_connections("all") reads tcp/udp (v4+v6) and unix; procnet's "all"
+reads every table (also udplite, raw, icmp, packet, netlink), so procnet does
+at least the work psutil does.
+"""
+import procnet
+
+from conftest import group, psutil_or_skip
+
+FIELDS = ("proto", "family", "type", "laddr", "raddr", "state", "uid", "inode", "owners")
+
+
+def touch_all(snap):
+    for c in snap:
+        for f in FIELDS:
+            getattr(c, f)
+    return snap
+
+
+def test_owners_native(benchmark, workload):
+    group(benchmark, "owners", workload)
+    snap = benchmark(procnet.connections, "all", backend="native")
+    assert set(workload.expected) <= {c.inode for c in snap}
+
+
+def test_owners_native_single_thread(benchmark, workload):
+    group(benchmark, "owners", workload)
+    benchmark(procnet.connections, "all", backend="native", threads=1)
+
+
+def test_owners_pure(benchmark, workload):
+    group(benchmark, "owners", workload)
+    benchmark(procnet.connections, "all", backend="pure")
+
+
+def test_owners_psutil(benchmark, workload):
+    psutil = psutil_or_skip()
+    group(benchmark, "owners", workload)
+    benchmark(psutil.net_connections, "all")
+
+
+def test_owners_floor(benchmark, workload, floor_lib):
+    group(benchmark, "owners", workload)
+    n = benchmark(floor_lib.floor_run)
+    assert n >= len(workload.expected)
+
+
+def test_fields_native(benchmark, workload):
+    group(benchmark, "owners, all fields", workload)
+    benchmark(lambda: touch_all(procnet.connections("all", backend="native")))
+
+
+def test_fields_pure(benchmark, workload):
+    group(benchmark, "owners, all fields", workload)
+    benchmark(lambda: touch_all(procnet.connections("all", backend="pure")))
+
+
+def test_fields_psutil(benchmark, workload):
+    psutil = psutil_or_skip()
+    group(benchmark, "owners, all fields", workload)
+    benchmark(lambda: [(c.fd, c.family, c.type, c.laddr, c.raddr, c.status, c.pid)
+                       for c in psutil.net_connections("all")])
+
+
+def test_no_owners_native(benchmark, workload):
+    group(benchmark, "no owners", workload)
+    benchmark(procnet.connections, "all", owners=False, backend="native")
+
+
+def test_no_owners_pure(benchmark, workload):
+    group(benchmark, "no owners", workload)
+    benchmark(procnet.connections, "all", owners=False, backend="pure")
