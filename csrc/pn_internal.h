@@ -80,6 +80,8 @@ static inline int pn_host_big_endian(void)
 /* Table line decoders (tables_*.c). Same contract as pn_decode_line. */
 int pn_decode_inet(int table, const char *line, size_t len, int big_endian,
                    struct pn_sock *out);
+int pn_inet_is_v6(int table);                       /* table is PN_TCP..PN_ICMP6 */
+void pn_inet_kind(int table, struct pn_sock *s);     /* fill stype, protocol (needs lport) */
 int pn_decode_unix(const char *line, size_t len, struct pn_sock *out,
                    const char **path, size_t *path_len);
 int pn_decode_packet(const char *line, size_t len, struct pn_sock *out);
@@ -106,6 +108,11 @@ int pn_read_table(int netdirfd, int table, const struct pn_query *q,
                   struct pn_sink *sink, uint32_t *skipped);
 extern const char *const pn_table_files[PN_NTABLES];
 int pn_keep_sock(const struct pn_query *q, const struct pn_sock *s);
+
+/* The netlink source (sock_diag.c): one socket per snapshot, one dump per table. */
+int pn_diag_open(uint64_t *own_inode);
+int pn_diag_table(int fd, int table, const struct pn_query *q, struct pn_sink *sink,
+                  uint32_t *skipped, uint64_t own_inode, uint32_t *seq);
 
 /* Owner index (owners_proc.c walks /proc, owners_hash.c indexes). */
 struct pn_fd_entry {

@@ -24,7 +24,7 @@ extern "C" {
 /* PN_CDEF_BEGIN */
 
 /* Bump when any struct below changes; Python refuses a core that disagrees. */
-#define PN_ABI_VERSION 1
+#define PN_ABI_VERSION 2
 
 /* Socket tables, in the order /proc/net lists them to users. */
 #define PN_TCP       0
@@ -46,6 +46,11 @@ extern "C" {
 #define PN_ORDER_HOST   0
 #define PN_ORDER_LITTLE 1
 #define PN_ORDER_BIG    2
+
+/* pn_query.source / pn_result.table_source[]: where a table's sockets come from */
+#define PN_SRC_AUTO     0      /* netlink per table where it works, else the text */
+#define PN_SRC_PROCFS   1      /* <root>/net/<table> text */
+#define PN_SRC_NETLINK  2      /* NETLINK_SOCK_DIAG dumps (the caller's netns) */
 
 /* pn_result.table_status[] */
 #define PN_TABLE_NOT_ASKED 0
@@ -112,6 +117,8 @@ struct pn_query {
     int64_t  uid;              /* -1 = any */
     const int32_t *pids;       /* owner pid filter (sorted ascending), or NULL */
     size_t   npids;
+    int32_t  source;           /* PN_SRC_*; netlink reads the caller's netns, not proc_root */
+    uint32_t netlink_deny;     /* tests: bit per table whose dump is refused (EPERM) */
 };
 
 struct pn_result {
@@ -126,7 +133,8 @@ struct pn_result {
     uint32_t         nprocs;      /* processes whose fds were walked */
     uint32_t         table_status[PN_NTABLES];
     int32_t          table_errno[PN_NTABLES];
-    uint32_t         skipped[PN_NTABLES];  /* malformed lines per table */
+    uint32_t         skipped[PN_NTABLES];  /* malformed lines (or messages) per table */
+    uint8_t          table_source[PN_NTABLES]; /* PN_SRC_PROCFS or PN_SRC_NETLINK */
     void            *priv;        /* allocation bookkeeping; do not touch */
 };
 

@@ -80,6 +80,74 @@ static int join(const struct pn_query *q, struct pn_sink *sink, struct pn_owners
     return 0;
 }
 
+/* One table from its text file; -1 only on ENOMEM. */
+static int read_text(const struct pn_query *q, int netfd, int t, struct pn_sink *sink,
+                     struct pn_result *out)
+{
+    out->table_source[t] = PN_SRC_PROCFS;
+    out->skipped[t] = 0;
+    if (pn_read_table(netfd, t, q, sink, &out->skipped[t]) == 0) {
+        out->table_status[t] = PN_TABLE_READ;
+    } else if (errno == ENOENT) {
+        out->table_status[t] = PN_TABLE_MISSING;
+    } else if (errno == ENOMEM) {
+        return -1;
+    } else {
+        out->table_status[t] = PN_TABLE_ERROR;
+        out->table_errno[t] = errno;
+    }
+    return 0;
+}
+
+/* Every table asked for, from netlink where asked and working, else text. */
+static int read_tables(const struct pn_query *q, int netfd, struct pn_sink *sink,
+                       struct pn_result *out)
+{
+    int nl = -1, nl_errno = 0;
+    uint64_t own_inode = 0;
+    uint32_t seq = 0;
+    if (q->source != PN_SRC_PROCFS) {
+        nl = pn_diag_open(&own_inode);
+        nl_errno = nl < 0 ? errno : 0;
+    }
+    for (int t = 0; t < PN_NTABLES; t++) {
+        if (!(q->tables & (1u << t)))
+            continue;
+        if (q->source != PN_SRC_PROCFS) {
+            int r = -1;
+            errno = nl_errno;
+            if (q->netlink_deny & (1u << t))
+                errno = EPERM;
+            else if (nl >= 0)
+                r = pn_diag_table(nl, t, q, sink, &out->skipped[t], own_inode, &seq);
+            if (r == 0) {
+                out->table_status[t] = PN_TABLE_READ;
+                out->table_source[t] = PN_SRC_NETLINK;
+                continue;
+            }
+            if (errno == ENOMEM)
+                goto fail;
+            if (q->source == PN_SRC_NETLINK) {
+                out->table_status[t] = PN_TABLE_ERROR;
+                out->table_errno[t] = errno;
+                out->table_source[t] = PN_SRC_NETLINK;
+                continue;
+            }
+            /* auto: this table alone falls back to its text file */
+        }
+        if (read_text(q, netfd, t, sink, out) < 0)
+            goto fail;
+    }
+    if (nl >= 0)
+        close(nl);
+    return 0;
+fail:
+    if (nl >= 0)
+        close(nl);
+    errno = ENOMEM;
+    return -1;
+}
+
 int pn_snapshot(const struct pn_query *q, struct pn_result *out)
 {
     struct pn_sink sink = {0};
@@ -102,20 +170,8 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     sink.readbuf = malloc(PN_READ_CHUNK + PN_MAX_LINE + 1);
     if (!sink.readbuf)
         goto out;
-    for (int t = 0; t < PN_NTABLES; t++) {
-        if (!(q->tables & (1u << t)))
-            continue;
-        if (pn_read_table(netfd, t, q, &sink, &out->skipped[t]) == 0) {
-            out->table_status[t] = PN_TABLE_READ;
-        } else if (errno == ENOENT) {
-            out->table_status[t] = PN_TABLE_MISSING;
-        } else if (errno == ENOMEM) {
-            goto out;
-        } else {
-            out->table_status[t] = PN_TABLE_ERROR;
-            out->table_errno[t] = errno;
-        }
-    }
+    if (read_tables(q, netfd, &sink, out) < 0)
+        goto out;
     free(sink.readbuf);
     sink.readbuf = NULL;
 

@@ -74,6 +74,19 @@ static const struct {
     [PN_ICMP6]    = { 58,              SOCK_DGRAM,  1 },  /* IPPROTO_ICMPV6 */
 };
 
+int pn_inet_is_v6(int table)
+{
+    return inet_kind[table].v6;
+}
+
+void pn_inet_kind(int table, struct pn_sock *s)
+{
+    s->stype = inet_kind[table].stype;
+    s->protocol = inet_kind[table].protocol;
+    if (table == PN_RAW || table == PN_RAW6)
+        s->protocol = s->lport;   /* raw sockets report their protocol as the port */
+}
+
 int pn_decode_inet(int table, const char *line, size_t len, int big_endian,
                    struct pn_sock *out)
 {
@@ -114,9 +127,6 @@ int pn_decode_inet(int table, const char *line, size_t len, int big_endian,
     out->tx_queue = (uint32_t)tx;
     out->rx_queue = (uint32_t)rx;
     out->table = (uint8_t)table;
-    out->stype = inet_kind[table].stype;
-    out->protocol = inet_kind[table].protocol;
-    if (table == PN_RAW || table == PN_RAW6)
-        out->protocol = out->lport;   /* raw sockets print their protocol as the port */
+    pn_inet_kind(table, out);
     return 1;
 }

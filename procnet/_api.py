@@ -5,8 +5,8 @@ from typing import Iterable, Optional, Union
 
 from . import _backend
 from ._contract import Snapshot, build
-from ._errors import ProcRootError
-from ._query import make_query
+from ._errors import ProcNetError, ProcRootError
+from ._query import SOURCES, Query, make_query
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -15,7 +15,8 @@ def connections(kind: str = "inet", *, owners: bool = True, proc_root: PathLike 
                 backend: Optional[str] = None, byteorder: Optional[str] = None,
                 state: Union[str, Iterable[str], None] = None, lport: Optional[int] = None,
                 rport: Optional[int] = None, pid: Union[int, Iterable[int], None] = None,
-                uid: Optional[int] = None, threads: Optional[int] = None) -> Snapshot:
+                uid: Optional[int] = None, threads: Optional[int] = None,
+                source: Optional[str] = None) -> Snapshot:
     """Every socket of the host (of `kind`) with every process that holds it.
 
     Args:
@@ -38,6 +39,12 @@ def connections(kind: str = "inet", *, owners: bool = True, proc_root: PathLike 
         pid: keep only sockets held by this pid (or any of several); only
             those processes' fds are walked.
         threads: owner-walk threads (0/None: one per CPU, at most 4).
+        source: where the socket tables come from: ``"auto"`` (default, or
+            $PROCNET_SOURCE) uses netlink sock_diag for each table where it
+            works and that table's /proc/net text otherwise (and always for a
+            proc_root that is not this host's /proc); ``"netlink"`` insists;
+            ``"procfs"`` reads the text. ``Snapshot.sources`` says which served
+            each table. Fields the two report differently: see the README.
 
     Returns:
         A :class:`Snapshot` (a list of :class:`Connection`) that also says what
@@ -45,11 +52,17 @@ def connections(kind: str = "inet", *, owners: bool = True, proc_root: PathLike 
 
     Raises:
         ValueError: an unknown kind or a bad filter value (the message names it).
+        ProcNetError: ``source="netlink"`` where a table cannot be dumped.
         ProcRootError: proc_root is missing or not procfs-like.
         BackendUnavailable: ``backend="native"`` but the C core was not built.
     """
-    q = make_query(kind, owners=owners, proc_root=proc_root, byteorder=byteorder,
-                   threads=threads, state=state, lport=lport, rport=rport, pid=pid, uid=uid)
+    return _connections(make_query(
+        kind, owners=owners, proc_root=proc_root, byteorder=byteorder, threads=threads, state=state,
+        lport=lport, rport=rport, pid=pid, uid=uid, source=source), backend)
+
+
+def _connections(q: Query, backend: Optional[str]) -> Snapshot:
+    """connections() for a resolved query (also the test hook for netlink_deny)."""
     name, impl = _backend.resolve(backend)
     try:
         records, ctx, meta = impl.snapshot(q)
@@ -58,6 +71,12 @@ def connections(kind: str = "inet", *, owners: bool = True, proc_root: PathLike 
     except OSError as e:   # the root vanished or changed between the check and the walk
         raise ProcRootError(e.errno or errno.EIO, e.strerror or "cannot read proc_root",
                             q.proc_root) from None
+    if q.source == SOURCES["netlink"]:
+        failed = {t: st for t, st in meta["tables"].items() if st.startswith("error")}
+        if failed:
+            raise ProcNetError("source='netlink' cannot dump %s (%s); use source='auto' to fall "
+                               "back to /proc/net text" % (", ".join(failed), "; ".join(
+                                   "%s: %s" % kv for kv in failed.items())))
     conns = build(records, ctx)
     if q.states is not None:
         states = q.states

@@ -300,19 +300,23 @@ class Snapshot(List[Connection]):
         skipped: malformed lines skipped, per table name (only tables with any).
         tables: per table asked for, ``"read"``, ``"missing"`` (this kernel has
             no such table) or ``"error: <reason>"``.
+        sources: per table asked for, ``"netlink"`` or ``"procfs"``: which
+            source served it (``source="auto"`` falls back per table).
         backend: ``"native"`` or ``"pure"``.
         processes: fd directories walked (0 without owners).
     """
 
-    __slots__ = ("denied_pids", "skipped", "tables", "backend", "processes")
+    __slots__ = ("denied_pids", "skipped", "tables", "sources", "backend", "processes")
 
     def __init__(self, conns: Iterable[Connection] = (), *, denied_pids: Tuple[int, ...] = (),
                  skipped: Optional[Dict[str, int]] = None, tables: Optional[Dict[str, str]] = None,
-                 backend: str = "", processes: int = 0) -> None:
+                 sources: Optional[Dict[str, str]] = None, backend: str = "",
+                 processes: int = 0) -> None:
         super().__init__(conns)
         self.denied_pids = denied_pids
         self.skipped = skipped or {}
         self.tables = tables or {}
+        self.sources = sources or {}
         self.backend = backend
         self.processes = processes
 

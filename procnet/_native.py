@@ -9,10 +9,10 @@ from typing import Any, Dict, Tuple
 from ._contract import OWNER_STRUCT, SOCK_STRUCT, _Context
 from ._core import ffi, lib  # type: ignore[import-not-found]
 from ._errors import ProcNetError, ProcRootError
-from ._query import Query
+from ._query import SOURCE_NAMES, Query
 from ._version import __version__
 
-if lib.pn_abi_version() != 1 or ffi.sizeof("struct pn_sock") != SOCK_STRUCT.size \
+if lib.pn_abi_version() != 2 or ffi.sizeof("struct pn_sock") != SOCK_STRUCT.size \
         or ffi.sizeof("struct pn_owner") != OWNER_STRUCT.size:
     raise ImportError("procnet's compiled core does not match its Python code; reinstall procnet")
 CORE_VERSION = ffi.string(lib.pn_version()).decode()
@@ -35,6 +35,7 @@ def snapshot(q: Query) -> Tuple[Any, _Context, Dict[str, Any]]:
     for i, m in enumerate(q.state_masks):
         cq.state_mask[i] = m
     cq.lport, cq.rport, cq.uid = q.lport, q.rport, q.uid
+    cq.source, cq.netlink_deny = q.source, q.netlink_deny
     pids = None
     if q.pids is not None:
         pids = ffi.new("int32_t[]", q.pids or [0])
@@ -52,18 +53,21 @@ def snapshot(q: Query) -> Tuple[Any, _Context, Dict[str, Any]]:
         strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""
         denied = tuple(res.denied_pids[i] for i in range(res.ndenied))
         tables: Dict[str, str] = {}
+        sources: Dict[str, str] = {}
         skipped: Dict[str, int] = {}
         from ._tables import TABLES
         for t in sorted(q.tables):
             st = res.table_status[t]
             tables[TABLES[t]] = _STATUS.get(st) or "error: " + os.strerror(res.table_errno[t])
+            sources[TABLES[t]] = SOURCE_NAMES[res.table_source[t]]
             if res.skipped[t]:
                 skipped[TABLES[t]] = res.skipped[t]
         nprocs = res.nprocs
     finally:
         lib.pn_result_free(res)
     ctx = _Context(strings, owners)
-    meta = {"denied_pids": denied, "skipped": skipped, "tables": tables, "processes": nprocs}
+    meta = {"denied_pids": denied, "skipped": skipped, "tables": tables, "sources": sources,
+            "processes": nprocs}
     return SOCK_STRUCT.iter_unpack(socks), ctx, meta
 
 

@@ -3,9 +3,12 @@ import os
 from typing import Dict, FrozenSet, Iterable, NamedTuple, Optional, Tuple, Union
 
 from . import _tables as T
-from ._errors import ProcRootError
+from ._errors import ProcNetError, ProcRootError
 
 BYTE_ORDERS: Dict[Optional[str], int] = {None: 0, "native": 0, "little": 1, "big": 2}
+# PN_SRC_* in csrc/procnet.h
+SOURCES: Dict[str, int] = {"auto": 0, "procfs": 1, "netlink": 2}
+SOURCE_NAMES = {1: "procfs", 2: "netlink"}
 
 # C flags (PN_Q_* in csrc/procnet.h)
 Q_OWNERS = 1
@@ -26,6 +29,8 @@ class Query(NamedTuple):
     rport: int
     uid: int
     pids: Optional[Tuple[int, ...]]      # sorted; None = every process
+    source: int                          # SOURCES value
+    netlink_deny: int = 0                # tests: tables whose dump is refused
 
     @property
     def flags(self) -> int:
@@ -70,8 +75,34 @@ def check_root(proc_root: Union[str, "os.PathLike[str]"]) -> str:
     return root
 
 
+def is_live_proc(root: str) -> bool:
+    """Is `root` this host's /proc? Only then is netlink a source for it."""
+    try:
+        a, b = os.stat(root), os.stat("/proc")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def resolve_source(source: Optional[str], root: str) -> int:
+    """The PN_SRC_* for this call: argument, else $PROCNET_SOURCE, else auto."""
+    if source is None:
+        source = os.environ.get("PROCNET_SOURCE") or "auto"
+        if source not in SOURCES:
+            raise ProcNetError("PROCNET_SOURCE=%r: must be one of %s" % (source, ", ".join(SOURCES)))
+    elif source not in SOURCES:
+        raise ValueError("source must be one of %s, not %r" % (", ".join(SOURCES), source))
+    if not is_live_proc(root):
+        if source == "netlink":
+            raise ProcNetError("source='netlink' reads this host's sockets; it cannot serve "
+                               "proc_root=%r (use source='procfs' or 'auto')" % root)
+        return SOURCES["procfs"]       # fixture trees, captured text, a container's /proc
+    return SOURCES[source]
+
+
 def make_query(kind: str, *, owners: bool, proc_root: Union[str, "os.PathLike[str]"],
                byteorder: Optional[str] = None, threads: Optional[int] = None,
+               source: Optional[str] = None, netlink_deny: Iterable[str] = (),
                state: Union[str, Iterable[str], None] = None, lport: Optional[int] = None,
                rport: Optional[int] = None, pid: Union[int, Iterable[int], None] = None,
                uid: Optional[int] = None) -> Query:
@@ -98,8 +129,9 @@ def make_query(kind: str, *, owners: bool, proc_root: Union[str, "os.PathLike[st
     uid_ints = _ints("uid", uid)
     if uid_ints is not None and len(uid_ints) != 1:
         raise ValueError("uid takes one integer, not %r" % (uid,))
+    root = check_root(proc_root)
     return Query(
-        proc_root=check_root(proc_root),
+        proc_root=root,
         tables=tables,
         owners=bool(owners) or pid is not None,
         byte_order=BYTE_ORDERS[byteorder],
@@ -110,4 +142,6 @@ def make_query(kind: str, *, owners: bool, proc_root: Union[str, "os.PathLike[st
         rport=_port("rport", rport),
         uid=uid_ints[0] if uid_ints else -1,
         pids=_ints("pid", pid),
+        source=resolve_source(source, root),
+        netlink_deny=sum(1 << T.TABLE_INDEX[t] for t in netlink_deny),
     )

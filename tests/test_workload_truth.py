@@ -39,3 +39,12 @@ def test_backends_agree_exactly(both, wl):
     rb = [c.as_tuple() for c in b if c.inode in mine]
     assert sorted(ra, key=repr) == sorted(rb, key=repr)
     assert len(ra) == N
+
+
+def test_sources_agree_at_scale(impl, wl):
+    from test_netlink import comparable
+    nl = {c.inode: c for c in impl.connections("all", source="auto") if c.inode in wl.expected}
+    tx = {c.inode: c for c in impl.connections("all", source="procfs") if c.inode in wl.expected}
+    assert set(nl) == set(tx) == set(wl.expected)
+    diff = [i for i in nl if comparable(nl[i]) != comparable(tx[i])]
+    assert not diff, (comparable(nl[diff[0]]), comparable(tx[diff[0]]))

@@ -5,9 +5,9 @@ import sys
 from typing import Any, Dict, List, Tuple
 
 from .._contract import Owner, _Context
-from .._query import Query
+from .._query import SOURCES, Query
 from .._tables import TABLES
-from . import owners_proc, table_reader
+from . import owners_proc, sock_diag, table_reader
 
 _HOST_BIG = sys.byteorder == "big"
 SF_NO_UID = 1
@@ -31,6 +31,67 @@ def _keep(q: Query):
     return keep
 
 
+def _read_text(netfd: int, t: int, big: bool, keep, recs: List[tuple], strings: bytearray,
+               tables: Dict[str, str], skipped: Dict[str, int]) -> None:
+    mark = len(recs), len(strings)
+    try:
+        n = table_reader.read_table(netfd, t, big, keep, recs, strings)
+    except OSError as e:
+        del recs[mark[0]:]
+        del strings[mark[1]:]
+        tables[TABLES[t]] = "missing" if e.errno == errno.ENOENT else \
+            "error: " + os.strerror(e.errno or errno.EIO)
+        return
+    tables[TABLES[t]] = "read"
+    if n:
+        skipped[TABLES[t]] = n
+
+
+def read_tables(q: Query, netfd: int, big: bool, recs: List[tuple], strings: bytearray):
+    """Every table asked for, from netlink where asked and working, else text (as C)."""
+    tables: Dict[str, str] = {}
+    sources: Dict[str, str] = {}
+    skipped: Dict[str, int] = {}
+    keep = _keep(q)
+    nl = None
+    nl_error = None
+    own_inode = 0
+    seq = [0]
+    if q.source != SOURCES["procfs"]:
+        try:
+            nl, own_inode = sock_diag.open_diag()
+        except OSError as e:
+            nl_error = e
+    try:
+        for t in sorted(q.tables):
+            name = TABLES[t]
+            if q.source != SOURCES["procfs"]:
+                err = nl_error
+                if q.netlink_deny & (1 << t):
+                    err = OSError(errno.EPERM, os.strerror(errno.EPERM))
+                elif nl is not None:
+                    try:
+                        n = sock_diag.dump_table(nl, t, q, keep, own_inode, seq, recs, strings)
+                    except OSError as e:
+                        err = e
+                    else:
+                        tables[name], sources[name] = "read", "netlink"
+                        if n:
+                            skipped[name] = n
+                        continue
+                if q.source == SOURCES["netlink"]:
+                    tables[name], sources[name] = "error: " + os.strerror(
+                        (err.errno if err else 0) or errno.EIO), "netlink"
+                    continue
+                # auto: this table alone falls back to its text file
+            sources[name] = "procfs"
+            _read_text(netfd, t, big, keep, recs, strings, tables, skipped)
+    finally:
+        if nl is not None:
+            nl.close()
+    return tables, sources, skipped
+
+
 def snapshot(q: Query) -> Tuple[List[tuple], _Context, Dict[str, Any]]:
     """Run one snapshot; returns (raw records, context, metadata) like _native."""
     big = q.byte_order == 2 or (q.byte_order == 0 and _HOST_BIG)
@@ -40,22 +101,7 @@ def snapshot(q: Query) -> Tuple[List[tuple], _Context, Dict[str, Any]]:
         try:
             recs: List[tuple] = []
             strings = bytearray()
-            tables: Dict[str, str] = {}
-            skipped: Dict[str, int] = {}
-            keep = _keep(q)
-            for t in sorted(q.tables):
-                mark = len(recs), len(strings)
-                try:
-                    n = table_reader.read_table(netfd, t, big, keep, recs, strings)
-                except OSError as e:
-                    del recs[mark[0]:]
-                    del strings[mark[1]:]
-                    tables[TABLES[t]] = "missing" if e.errno == errno.ENOENT else \
-                        "error: " + os.strerror(e.errno or errno.EIO)
-                    continue
-                tables[TABLES[t]] = "read"
-                if n:
-                    skipped[TABLES[t]] = n
+            tables, sources, skipped = read_tables(q, netfd, big, recs, strings)
         finally:
             os.close(netfd)
         owners = owners_proc.walk(rootfd, q.pids) if q.owners else owners_proc.Owners()
@@ -78,6 +124,6 @@ def snapshot(q: Query) -> Tuple[List[tuple], _Context, Dict[str, Any]]:
         first = len(owner_list)
         extend(sorted(held) if len(held) > 1 else held)      # Owner sorts by (pid, fd, ...)
         append(r[:6] + (first, len(held)) + r[8:])
-    meta = {"denied_pids": tuple(owners.denied), "skipped": skipped, "tables": tables,
+    meta = {"denied_pids": tuple(owners.denied), "skipped": skipped, "tables": tables, "sources": sources,
             "processes": owners.nprocs}
     return out, _Context(bytes(strings), owner_list), meta
