@@ -118,11 +118,18 @@ def render(data: dict, groups: Dict[str, Dict[str, dict]], plot_path: str) -> st
             out += memory(groups, group)
         elif group.startswith("import"):
             out += table(groups, group, ["import[procnet]", "import[psutil]"])
+        elif group.startswith("cli -tulnp"):
+            out += table(groups, group, ["listen_procnet", "listen_ss"])
         elif group.startswith("cli"):
             out += table(groups, group, ["cli_procnet", "cli_peer[ss]", "cli_peer[netstat]"])
+        elif group.startswith("no owners"):
+            out += table(groups, group, ["no_owners_core[procfs]", "no_owners_native[procfs]",
+                                         "owners_floor"])
+        elif group.startswith("listeners"):
+            out += table(groups, group, ["listeners_native[procfs]"])
         else:
             out += table(groups, group, ["owners_floor", "owners_native", "owners_psutil",
-                                         "no_owners_native", "fields_psutil"])
+                                         "fields_psutil"])
         out.append("")
     series = per_socket(groups)
     if series:

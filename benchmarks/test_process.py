@@ -31,6 +31,18 @@ def test_cli_peer(benchmark, workload, tool, args):
     benchmark(run, [tool, args])
 
 
+def test_listen_procnet(benchmark, workload):
+    group(benchmark, "cli -tulnp", workload)
+    benchmark(run, [sys.executable, "-m", "procnet", "-tulnp"], check=True)
+
+
+def test_listen_ss(benchmark, workload):
+    if not shutil.which("ss"):
+        pytest.skip("ss is not installed")
+    group(benchmark, "cli -tulnp", workload)
+    benchmark(run, ["ss", "-tulnp"])
+
+
 @pytest.mark.parametrize("module", [None, "procnet", "psutil"])
 def test_import(benchmark, module):
     if module == "psutil":

@@ -7,6 +7,8 @@ psutil.net_connections("all") reads tcp/udp (v4+v6) and unix; procnet's "all"
 reads every table (also udplite, raw, icmp, packet, netlink), so procnet does
 at least the work psutil does.
 """
+import pytest
+
 import procnet
 
 from conftest import group, psutil_or_skip
@@ -30,6 +32,16 @@ def test_owners_native(benchmark, workload):
 def test_owners_native_single_thread(benchmark, workload):
     group(benchmark, "owners", workload)
     benchmark(procnet.connections, "all", backend="native", threads=1)
+
+
+def test_owners_native_procfs(benchmark, workload):
+    group(benchmark, "owners", workload)
+    benchmark(procnet.connections, "all", backend="native", source="procfs")
+
+
+def test_owners_native_procfs_single_thread(benchmark, workload):
+    group(benchmark, "owners", workload)
+    benchmark(procnet.connections, "all", backend="native", source="procfs", threads=1)
 
 
 def test_owners_pure(benchmark, workload):
@@ -66,11 +78,40 @@ def test_fields_psutil(benchmark, workload):
                        for c in psutil.net_connections("all")])
 
 
-def test_no_owners_native(benchmark, workload):
+@pytest.mark.parametrize("source", ["auto", "procfs"])
+def test_no_owners_native(benchmark, workload, source):
     group(benchmark, "no owners", workload)
-    benchmark(procnet.connections, "all", owners=False, backend="native")
+    benchmark(procnet.connections, "all", owners=False, backend="native", source=source)
 
 
-def test_no_owners_pure(benchmark, workload):
+@pytest.mark.parametrize("source", ["auto", "procfs"])
+def test_no_owners_pure(benchmark, workload, source):
     group(benchmark, "no owners", workload)
-    benchmark(procnet.connections, "all", owners=False, backend="pure")
+    benchmark(procnet.connections, "all", owners=False, backend="pure", source=source)
+
+
+@pytest.mark.parametrize("source", ["auto", "procfs"])
+def test_no_owners_core(benchmark, workload, source):
+    """The C core alone: one pn_snapshot() call, no Python objects."""
+    from procnet._core import ffi, lib
+    from procnet._query import make_query
+    group(benchmark, "no owners", workload)
+    q = make_query("all", owners=False, proc_root="/proc", source=source)
+    cq = ffi.new("struct pn_query *")
+    root = ffi.new("char[]", b"/proc")
+    cq.proc_root, cq.tables, cq.source = root, q.table_mask, q.source
+    cq.lport = cq.rport = cq.uid = -1
+    res = ffi.new("struct pn_result *")
+
+    def once():
+        lib.pn_snapshot(cq, res)
+        n = res.nsocks
+        lib.pn_result_free(res)
+        return n
+    assert benchmark(once) >= len(workload.expected)
+
+
+@pytest.mark.parametrize("source", ["auto", "procfs"])
+def test_listeners_native(benchmark, workload, source):
+    group(benchmark, "listeners with owners", workload)
+    benchmark(procnet.connections, "inet", state=["LISTEN", "NONE"], backend="native", source=source)

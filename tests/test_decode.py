@@ -205,3 +205,9 @@ def test_long_file_crosses_read_chunks(impl, tmp_path):
     got = read(impl, tmp_path, "tcp", lines, kind="tcp4", byteorder="little")
     assert [c.inode for c in got] == list(range(1, 4001))
     assert got.skipped == {"tcp": 1}
+
+
+def test_worked_examples_in_docstrings():
+    import doctest
+    from procnet._pure import tables_inet
+    assert doctest.testmod(tables_inet).failed == 0

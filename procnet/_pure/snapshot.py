@@ -2,7 +2,7 @@
 import errno
 import os
 import sys
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .._contract import Owner, _Context
 from .._query import SOURCES, Query
@@ -92,6 +92,30 @@ def read_tables(q: Query, netfd: int, big: bool, recs: List[tuple], strings: byt
     return tables, sources, skipped
 
 
+class _Walker:
+    """owners_proc.walk() on a thread of its own; result() joins it."""
+
+    def __init__(self, rootfd: int, q: Query) -> None:
+        import threading
+        self._owners: Optional[owners_proc.Owners] = None
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, args=(rootfd, q.pids), daemon=True)
+        self._thread.start()
+
+    def _run(self, rootfd: int, pids) -> None:
+        try:
+            self._owners = owners_proc.walk(rootfd, pids)
+        except BaseException as e:     # handed to the caller's thread in result()
+            self._error = e
+
+    def result(self) -> owners_proc.Owners:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._owners is not None
+        return self._owners
+
+
 def snapshot(q: Query) -> Tuple[List[tuple], _Context, Dict[str, Any]]:
     """Run one snapshot; returns (raw records, context, metadata) like _native."""
     big = q.byte_order == 2 or (q.byte_order == 0 and _HOST_BIG)
@@ -99,12 +123,18 @@ def snapshot(q: Query) -> Tuple[List[tuple], _Context, Dict[str, Any]]:
     try:
         netfd = os.open("net", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=rootfd)
         try:
+            # As in C, the owner walk runs beside the table reading: its
+            # readlinkat/getdents calls release the GIL while decoding holds it.
+            walker = _Walker(rootfd, q) if q.owners and q.threads != 1 else None
             recs: List[tuple] = []
             strings = bytearray()
             tables, sources, skipped = read_tables(q, netfd, big, recs, strings)
         finally:
             os.close(netfd)
-        owners = owners_proc.walk(rootfd, q.pids) if q.owners else owners_proc.Owners()
+        if walker is not None:
+            owners = walker.result()
+        else:
+            owners = owners_proc.walk(rootfd, q.pids) if q.owners else owners_proc.Owners()
     finally:
         os.close(rootfd)
 

@@ -42,7 +42,9 @@ KIND: Dict[int, Tuple[int, int, bool]] = {
 }
 RAW_TABLES = (6, 7)
 
-_addr_cache: Dict[Tuple[bytes, bool], bytes] = {}
+# hex text -> network-order bytes, one cache per kernel byte order (addresses
+# repeat: 127.0.0.1 and 0.0.0.0 are most of a busy host's sockets)
+_addr_cache: Dict[bool, Dict[bytes, bytes]] = {False: {}, True: {}}
 
 
 def kernel_words_to_bytes(text: bytes, big_endian: bool) -> bytes:
@@ -53,17 +55,17 @@ def kernel_words_to_bytes(text: bytes, big_endian: bool) -> bytes:
     >>> kernel_words_to_bytes(b"7F000001", True)[:4]
     b'\\x7f\\x00\\x00\\x01'
     """
-    key = (text, big_endian)
-    out = _addr_cache.get(key)
+    cache = _addr_cache[big_endian]
+    out = cache.get(text)
     if out is None:
         raw = bytes.fromhex(text.decode("ascii"))
         n = len(raw) // 4
         if not big_endian:
             raw = struct.pack("<%dI" % n, *struct.unpack(">%dI" % n, raw))
         out = raw.ljust(16, b"\0")
-        if len(_addr_cache) > 65536:
-            _addr_cache.clear()
-        _addr_cache[key] = out
+        if len(cache) > 65536:          # bounded for long-lived pollers
+            cache.clear()
+        cache[text] = out
     return out
 
 
@@ -75,17 +77,17 @@ def decode(table: int, lines: bytes, big_endian: bool) -> List[tuple]:
     protocol, stype, v6 = KIND[table]
     raw = table in RAW_TABLES
     addr = kernel_words_to_bytes
+    get = _addr_cache[big_endian].get
     out = []
     append = out.append
-    found = _RE[v6].findall(lines)
-    for sl, la, lp, ra, rp, st, tx, rx, uid, timeout, inode in found:
+    for sl, la, lp, ra, rp, st, tx, rx, uid, timeout, inode in _RE[v6].findall(lines):
         uid_i, inode_i = int(uid), int(inode)
         if uid_i > U32 or inode_i > U64 or (len(sl) > 9 and int(sl) > U32) or \
                 (len(timeout) > 19 and int(timeout) > U64):
             continue
         lport = int(lp, 16)
-        append((inode_i, addr(la, big_endian), addr(ra, big_endian), uid_i, int(tx, 16), int(rx, 16),
-                0, 0, 0, 0, lport, int(rp, 16),
+        append((inode_i, get(la) or addr(la, big_endian), get(ra) or addr(ra, big_endian),
+                uid_i, int(tx, 16), int(rx, 16), 0, 0, 0, 0, lport, int(rp, 16),
                 lport if raw else protocol,        # raw sockets print their protocol as the port
                 table, int(st, 16), stype, 0, 0))
     return out

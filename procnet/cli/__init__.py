@@ -1,1 +1,132 @@
-"""procnet command line (placeholder)."""
+"""procnet's command line: ``procnet -tulpn`` (console script) and ``python -m procnet``.
+
+main() parses the options (cli.args), takes a snapshot (cli.select), renders
+it as netstat's table (cli.table) or JSON (cli.jsonout) and writes it in one
+piece; with -c it repeats that in continuous(), the one small loop a later
+Poller-based version replaces. See ``procnet --help``.
+"""
+import os
+import sys
+from typing import Callable, List, Optional, Sequence
+
+from .._errors import ProcNetError
+from .args import UsageError, parse
+
+__all__ = ["main", "continuous"]
+
+PARTIAL_WARNING = ("(Not all processes could be identified, non-owned process info will not be "
+                   "shown, you would have to be root to see it all.)")
+_CLEAR = "\x1b[H\x1b[2J"
+
+
+def continuous(refresh: Callable[[], None], interval: float) -> None:
+    """Call refresh() now and every `interval` seconds after, until interrupted.
+
+    Runs on a fixed cadence (a slow refresh shortens the next sleep, never
+    piles up). Ends only by an exception: KeyboardInterrupt, BrokenPipeError.
+    """
+    import time
+    next_at = time.monotonic()
+    while True:
+        refresh()
+        next_at += interval
+        delay = next_at - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        else:
+            next_at = time.monotonic()
+
+
+class _Output:
+    """Writes whole refreshes to stdout in one call each, encoded once."""
+
+    def __init__(self) -> None:
+        stream = sys.stdout
+        self.encoding = getattr(stream, "encoding", None) or "utf-8"
+        self.buffer = getattr(stream, "buffer", None)
+        self.tty = stream.isatty() if hasattr(stream, "isatty") else False
+
+    def write(self, text: str) -> None:
+        if self.buffer is None:            # a text-only replacement stream (tests, embedding)
+            sys.stdout.write(text)
+            sys.stdout.flush()
+            return
+        self.buffer.write(text.encode(self.encoding, "backslashreplace"))
+        self.buffer.flush()
+
+
+def _quiet_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so the interpreter's final flush is silent.
+
+    As the Python docs recommend (signal module, "Note on SIGPIPE").
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+def _run(argv: Sequence[str]) -> int:
+    opts = parse(argv)
+    if opts.version:
+        from .. import _backend
+        from .._version import __version__
+        sys.stdout.write("procnet %s (backend: %s)\n" % (__version__, _backend.resolve(opts.backend)[0]))
+        return 0
+    from .select import shown_tables, take
+    out = _Output()
+    warned: List[bool] = []
+    if opts.json:
+        from .jsonout import document, dumps
+
+        def render() -> str:
+            snap, conns = take(opts)
+            return dumps(document(snap, conns, shown_tables(snap, opts)))
+    else:
+        from .table import Table
+        table = Table(opts)
+        clear = _CLEAR if opts.interval is not None and out.tty else ""
+
+        def render() -> str:
+            snap, conns = take(opts)
+            if opts.program and snap.denied_pids and not warned:
+                warned.append(True)
+                sys.stderr.write(PARTIAL_WARNING + "\n")
+                sys.stderr.flush()
+            return clear + table.render(conns)
+
+    if opts.interval is None:
+        out.write(render())
+    else:
+        continuous(lambda: out.write(render()), opts.interval)
+    return 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """The command line; returns the exit status (0 ok, 1 error, 2 usage error)."""
+    if argv is None:
+        argv = sys.argv[1:]
+    try:
+        return _run(argv)
+    except UsageError as e:
+        sys.stderr.write("procnet: %s (see procnet --help)\n" % e)
+        return 2
+    except SystemExit as e:                # --help
+        return e.code if isinstance(e.code, int) else 0
+    except KeyboardInterrupt:              # Ctrl-C, typically ending -c
+        return 0
+    except BrokenPipeError:                # the reader went away (procnet ... | head)
+        _quiet_stdout()
+        return 0
+    except ProcNetError as e:
+        if isinstance(e, OSError) and e.strerror and e.filename:
+            msg = "%s: %s" % (e.filename, e.strerror)
+        else:
+            msg = str(e)
+        sys.stderr.write("procnet: %s\n" % " ".join(msg.split()))
+        return 1
+    except ValueError as e:                # an argument the core rejected
+        sys.stderr.write("procnet: %s\n" % " ".join(str(e).split()))
+        return 2

@@ -851,6 +851,7 @@ static void test_snapshot_fixture(void)
     q.threads = 1;
     q.lport = q.rport = -1;
     q.uid = -1;
+    q.source = PN_SRC_PROCFS;    /* the fixture's text, not this host's netlink */
 
     for (int threads = 1; threads <= 3; threads += 2) {
         q.threads = threads;
@@ -865,6 +866,8 @@ static void test_snapshot_fixture(void)
         CHECK_EQ(r.table_status[PN_TCP6], PN_TABLE_MISSING);
         CHECK_EQ(r.table_status[PN_UDP], PN_TABLE_MISSING);
         CHECK_EQ(r.table_status[PN_RAW], PN_TABLE_NOT_ASKED);
+        CHECK_EQ(r.table_source[PN_TCP], PN_SRC_PROCFS);
+        CHECK_EQ(r.table_source[PN_UNIX], PN_SRC_PROCFS);
         CHECK_EQ(r.skipped[PN_TCP], 1);
         CHECK_EQ(r.skipped[PN_UNIX], 1);
         CHECK_EQ(r.skipped[PN_TCP6], 0);
@@ -979,6 +982,38 @@ static void test_snapshot_fixture(void)
         q.uid = -1;
     }
 
+    /* Source selection, deterministic on every host (netlink refused by the
+     * query's test hook): AUTO falls back to the fixture's text per table;
+     * NETLINK alone reports the refusal as a table error. */
+    {
+        q.tables = 1u << PN_TCP | 1u << PN_UNIX;
+        q.flags = PN_Q_OWNERS;
+        q.source = PN_SRC_AUTO;
+        q.netlink_deny = q.tables;
+        if (CHECK(pn_snapshot(&q, &r) == 0)) {
+            CHECK_EQ(r.table_status[PN_TCP], PN_TABLE_READ);
+            CHECK_EQ(r.table_source[PN_TCP], PN_SRC_PROCFS);
+            CHECK_EQ(r.table_source[PN_UNIX], PN_SRC_PROCFS);
+            CHECK_EQ(r.nsocks, 4 + 3);
+            const struct pn_sock *s111 = find_inode(&r, PN_TCP, 111);
+            CHECK(s111 != NULL && s111->owner_count == 4);
+        }
+        pn_result_free(&r);
+        q.source = PN_SRC_NETLINK;
+        if (CHECK(pn_snapshot(&q, &r) == 0)) {
+            CHECK_EQ(r.table_status[PN_TCP], PN_TABLE_ERROR);
+            CHECK_EQ(r.table_errno[PN_TCP], EPERM);
+            CHECK_EQ(r.table_source[PN_TCP], PN_SRC_NETLINK);
+            CHECK_EQ(r.table_status[PN_UNIX], PN_TABLE_ERROR);
+            CHECK_EQ(r.nsocks, 0);
+        }
+        pn_result_free(&r);
+        q.source = PN_SRC_PROCFS;
+        q.netlink_deny = 0;
+        q.tables = 1u << PN_TCP;
+        q.flags = 0;
+    }
+
     /* a root that does not exist, and one without net/ */
     {
         char bad[320];
@@ -1003,6 +1038,7 @@ static void fixture_query(struct pn_query *q, uint32_t tables)
     q->byte_order = PN_ORDER_HOST;
     q->lport = q->rport = -1;
     q->uid = -1;
+    q->source = PN_SRC_PROCFS;
 }
 
 /* The table reader's edges: chunk boundaries, overlong and empty files. */
@@ -1115,6 +1151,112 @@ static void test_snapshot_no_final_newline(void)
 /* ------------------------------------------------------------------------ */
 /* The running kernel's /proc                                                 */
 
+/* One live snapshot from `source`, checked against our own sockets. */
+static void live_source(int source, int tcp, const struct sockaddr_in *sinp,
+                        int tcp6, const struct sockaddr_in6 *sin6p, int ux, const char *upath)
+{
+    const char *sname = source == PN_SRC_PROCFS ? "procfs" : "auto";
+    struct pn_query q;
+    struct pn_result r;
+    memset(&q, 0, sizeof q);
+    q.proc_root = "/proc";
+    q.tables = (1u << PN_NTABLES) - 1;
+    q.flags = PN_Q_OWNERS;
+    q.byte_order = PN_ORDER_HOST;
+    q.lport = q.rport = -1;
+    q.uid = -1;
+    q.source = source;
+    if (!CHECK(pn_snapshot(&q, &r) == 0)) {
+        printf("  pn_snapshot(/proc, %s): %s\n", sname, strerror(errno));
+        pn_result_free(&r);
+        return;
+    }
+    int nnetlink = 0;
+    for (int t = 0; t < PN_NTABLES; t++)
+        if (r.table_status[t] == PN_TABLE_READ && r.table_source[t] == PN_SRC_NETLINK)
+            nnetlink++;
+    printf("info: live %s: %zu sockets, %zu owners, %u processes walked, %zu denied, "
+           "%d tables from netlink\n", sname, r.nsocks, r.nowners, r.nprocs, r.ndenied, nnetlink);
+    if (source == PN_SRC_AUTO && nnetlink == 0)
+        skip("netlink sock_diag is not available here (e.g. under qemu-user): "
+             "AUTO used the text tables, the netlink source is not covered");
+    if (source == PN_SRC_PROCFS)
+        for (int t = 0; t < PN_NTABLES; t++)
+            if (r.table_status[t] == PN_TABLE_READ && r.table_source[t] != PN_SRC_PROCFS) {
+                check_(0, "PN_SRC_PROCFS reads text only", __LINE__);
+                printf("  table %d came from source %d\n", t, r.table_source[t]);
+            }
+    CHECK_EQ(r.table_status[PN_TCP], PN_TABLE_READ);
+    CHECK_EQ(r.table_status[PN_UNIX], PN_TABLE_READ);
+    /* Every line the running kernel printed must decode (whatever the byte
+     * order, the fields parse the same). A skip here is a decoder bug. */
+    for (int t = 0; t < PN_NTABLES; t++) {
+        if (r.table_status[t] == PN_TABLE_READ && r.skipped[t] != 0) {
+            check_(0, "live table decodes without skipped lines", __LINE__);
+            printf("  table %d (source %d): %u lines skipped\n", t, r.table_source[t], r.skipped[t]);
+        } else {
+            passed++;
+        }
+    }
+    CHECK(r.nprocs >= 1);
+
+    /* Under qemu-user a big-endian guest reads the *host* kernel's text,
+     * which is little-endian: addresses come out reversed, and that is not
+     * the decoder's fault. Find out which case we are in from our own
+     * 127.0.0.1 socket and say so, rather than fail. (Netlink carries
+     * addresses as network-order bytes: there, no such excuse.) */
+    int order_matches = 1;
+    if (tcp >= 0) {
+        struct stat st;
+        const struct pn_sock *s = fstat(tcp, &st) == 0 ? find_inode(&r, PN_TCP, st.st_ino) : NULL;
+        if (CHECK(s != NULL)) {
+            CHECK_EQ(s->lport, ntohs(sinp->sin_port));   /* ports never depend on order */
+            CHECK_EQ(s->state, 0x0A);
+            if (memcmp(s->laddr, LOOP4, 4) == 0) {
+                passed++;
+            } else if (host_big_endian() && r.table_source[PN_TCP] == PN_SRC_PROCFS) {
+                const uint8_t rev[4] = { 1, 0, 0, 127 };
+                order_matches = 0;
+                if (CHECK_MEM(s->laddr, rev, 4))
+                    skip("big-endian guest on a little-endian kernel (qemu-user): "
+                         "live address checks do not apply");
+            } else {
+                CHECK_MEM(s->laddr, LOOP4, 4);
+            }
+            /* our own fd, owned by us (qemu-user runs us as the same process) */
+            int found = 0;
+            for (uint32_t i = 0; i < s->owner_count; i++)
+                if (r.owners[s->owner_first + i].pid == getpid() &&
+                    r.owners[s->owner_first + i].fd == tcp)
+                    found = 1;
+            if (!CHECK(found))
+                dump_owners(&r, s);
+        }
+    }
+    if (tcp6 >= 0) {
+        struct stat st;
+        const struct pn_sock *s = fstat(tcp6, &st) == 0 ? find_inode(&r, PN_TCP6, st.st_ino) : NULL;
+        if (CHECK(s != NULL)) {
+            CHECK_EQ(s->lport, ntohs(sin6p->sin6_port));
+            if (order_matches)
+                CHECK_MEM(s->laddr, LOOP6, 16);
+            else
+                skip("tcp6 live address (kernel order differs from ours)");
+        }
+    }
+    if (ux >= 0) {
+        struct stat st;
+        const struct pn_sock *s = fstat(ux, &st) == 0 ? find_inode(&r, PN_UNIX, st.st_ino) : NULL;
+        if (CHECK(s != NULL)) {
+            CHECK(s->flags & PN_SF_UNIX_ACC);
+            CHECK(s->ext_len == strlen(upath) && s->ext + s->ext_len <= r.strings_len &&
+                  memcmp(r.strings + s->ext, upath, s->ext_len) == 0);
+            CHECK(s->owner_count >= 1 && r.owners[s->owner_first].pid == getpid());
+        }
+    }
+    pn_result_free(&r);
+}
+
 static void test_live(void)
 {
     current = "live /proc";
@@ -1164,90 +1306,12 @@ static void test_live(void)
         ux = -1;
     }
 
-    struct pn_query q;
-    struct pn_result r;
-    memset(&q, 0, sizeof q);
-    q.proc_root = "/proc";
-    q.tables = (1u << PN_NTABLES) - 1;
-    q.flags = PN_Q_OWNERS;
-    q.byte_order = PN_ORDER_HOST;
-    q.lport = q.rport = -1;
-    q.uid = -1;
-    if (!CHECK(pn_snapshot(&q, &r) == 0)) {
-        printf("  pn_snapshot(/proc): %s\n", strerror(errno));
-        goto out;
-    }
-    printf("info: live: %zu sockets, %zu owners, %u processes walked, %zu denied\n",
-           r.nsocks, r.nowners, r.nprocs, r.ndenied);
-    CHECK_EQ(r.table_status[PN_TCP], PN_TABLE_READ);
-    CHECK_EQ(r.table_status[PN_UNIX], PN_TABLE_READ);
-    /* Every line the running kernel printed must decode (whatever the byte
-     * order, the fields parse the same). A skip here is a decoder bug. */
-    for (int t = 0; t < PN_NTABLES; t++) {
-        if (r.table_status[t] == PN_TABLE_READ && r.skipped[t] != 0) {
-            check_(0, "live table decodes without skipped lines", __LINE__);
-            printf("  table %d: %u lines skipped\n", t, r.skipped[t]);
-        } else {
-            passed++;
-        }
-    }
-    CHECK(r.nprocs >= 1);
-
-    /* Under qemu-user a big-endian guest reads the *host* kernel's text,
-     * which is little-endian: addresses come out reversed, and that is not
-     * the decoder's fault. Find out which case we are in from our own
-     * 127.0.0.1 socket and say so, rather than fail. */
-    int order_matches = 1;
-    if (tcp >= 0) {
-        struct stat st;
-        const struct pn_sock *s = fstat(tcp, &st) == 0 ? find_inode(&r, PN_TCP, st.st_ino) : NULL;
-        if (CHECK(s != NULL)) {
-            CHECK_EQ(s->lport, ntohs(sin.sin_port));   /* ports never depend on order */
-            CHECK_EQ(s->state, 0x0A);
-            if (memcmp(s->laddr, LOOP4, 4) == 0) {
-                passed++;
-            } else if (host_big_endian()) {
-                const uint8_t rev[4] = { 1, 0, 0, 127 };
-                order_matches = 0;
-                if (CHECK_MEM(s->laddr, rev, 4))
-                    skip("big-endian guest on a little-endian kernel (qemu-user): "
-                         "live address checks do not apply");
-            } else {
-                CHECK_MEM(s->laddr, LOOP4, 4);
-            }
-            /* our own fd, owned by us (qemu-user runs us as the same process) */
-            int found = 0;
-            for (uint32_t i = 0; i < s->owner_count; i++)
-                if (r.owners[s->owner_first + i].pid == getpid() &&
-                    r.owners[s->owner_first + i].fd == tcp)
-                    found = 1;
-            if (!CHECK(found))
-                dump_owners(&r, s);
-        }
-    }
-    if (tcp6 >= 0) {
-        struct stat st;
-        const struct pn_sock *s = fstat(tcp6, &st) == 0 ? find_inode(&r, PN_TCP6, st.st_ino) : NULL;
-        if (CHECK(s != NULL)) {
-            CHECK_EQ(s->lport, ntohs(sin6.sin6_port));
-            if (order_matches)
-                CHECK_MEM(s->laddr, LOOP6, 16);
-            else
-                skip("tcp6 live address (kernel order differs from ours)");
-        }
-    }
-    if (ux >= 0) {
-        struct stat st;
-        const struct pn_sock *s = fstat(ux, &st) == 0 ? find_inode(&r, PN_UNIX, st.st_ino) : NULL;
-        if (CHECK(s != NULL)) {
-            CHECK(s->flags & PN_SF_UNIX_ACC);
-            CHECK(s->ext_len == strlen(upath) && s->ext + s->ext_len <= r.strings_len &&
-                  memcmp(r.strings + s->ext, upath, s->ext_len) == 0);
-            CHECK(s->owner_count >= 1 && r.owners[s->owner_first].pid == getpid());
-        }
-    }
-    pn_result_free(&r);
-out:
+    /* Both sources: the /proc/net text, and netlink (AUTO: sock_diag where
+     * the kernel and the environment allow it; qemu-user forwards only a few
+     * netlink protocols, so under emulation AUTO falls back to the text). */
+    static const int sources[] = { PN_SRC_PROCFS, PN_SRC_AUTO };
+    for (size_t si = 0; si < sizeof sources / sizeof sources[0]; si++)
+        live_source(sources[si], tcp, &sin, tcp6, &sin6, ux, upath);
     if (tcp >= 0) close(tcp);
     if (tcp6 >= 0) close(tcp6);
     if (ux >= 0) { close(ux); unlink(upath); }

@@ -1,0 +1,295 @@
+"""The command line's options: netstat's flags, procnet's filters, and their checks.
+
+``parse(argv)`` returns an :class:`Options` or raises :class:`UsageError` with a
+one-line message naming the bad argument (the caller prints it, exits 2).
+Flag clusters are expanded first, the way netstat's getopt reads them, so that
+``-c`` works anywhere in a cluster: ``-tulpnc``, ``-ctulpn``, ``-tulpnc 2`` and
+``-tulpnc2`` all mean "these flags, continuous" (2 s in the last two).
+"""
+import argparse
+import re
+from typing import FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
+
+from .. import _tables as T
+
+USAGE = "procnet [-tuwxlanpe46] [-c [SECONDS]] [--json] [filters]"
+
+DESCRIPTION = """\
+Which process owns this socket? netstat's listing of TCP, UDP, raw and unix
+sockets, read from /proc by procnet's C core (or its pure-Python twin).
+
+With no flags it lists what netstat lists: non-listening inet and unix sockets.
+Flags combine as netstat's do (-tulpn, -atnp, -xap)."""
+
+EPILOG = """\
+filters (beyond netstat; combinable; any of them without -l or -a implies -a):
+  --port N              local or remote port N (repeatable: any of them)
+  --pid N               sockets held by process N (repeatable)
+  --user NAME|UID       sockets of this user (the socket's uid, as -e shows it;
+                        unix sockets carry no uid, so they never match)
+  --state NAME          TCP/unix state (LISTEN, ESTABLISHED, TIME_WAIT, NONE...;
+                        case-insensitive; repeatable)
+  --proto NAME          exactly this Proto column: tcp, tcp6, udp, udp6, udplite,
+                        udplite6, raw, raw6, icmp, icmp6, unix (repeatable)
+
+examples:
+  procnet -tulpn                 which process listens on which TCP/UDP port
+  procnet -tlpn --port 8080      who listens on 8080
+  procnet -atnp                  every TCP socket and its processes, numeric
+  procnet -xap                   unix sockets in every state, with processes
+  procnet -anp --pid 812         every socket process 812 holds
+  procnet -tn --state ESTABLISHED --user www-data
+  procnet -tulpnc 2              the same listing every 2 seconds (Ctrl-C stops)
+  procnet -tlnp --json | jq -r '.connections[] | "\\(.laddr.port) \\(.owners[].pid)"'
+  procnet -tnp --json -c 5 | jq -c '.connections | length'   (one line per refresh)
+
+differences from netstat (net-tools):
+  - every process holding a socket is listed (812/nginx,813/nginx), not one;
+    the name is the kernel's (comm, 15 bytes), not argv[0]'s basename
+  - IPv6 addresses are bracketed where a port follows: [::1]:8080, [::]:*
+  - addresses are never truncated (-W is accepted and changes nothing)
+  - -u also lists UDP-Lite (netstat: -U); Proto says udplite, not udpl
+  - unix sockets: no RefCnt column (not in procnet's records)
+  - control characters in names and paths are escaped (\\n, \\t, \\x1b,
+    invalid UTF-8 as \\xNN; a backslash as \\\\), so no name can forge a row
+  - host names are looked up for at most ~0.5 s, then shown numerically;
+    loopback addresses are named from /etc/hosts only, never from DNS
+
+JSON (--json): one document {"version", "backend", "time", "complete",
+"denied_pids", "skipped", "tables", "connections": [...]}, each connection
+with every field of procnet.Connection (owners as a list); with -c, one such
+document per line per refresh. Owners are always looked up for --json.
+
+exit status: 0 success (also when stopped by Ctrl-C or a closed pipe),
+1 error (e.g. an unusable --proc-root), 2 usage error.
+environment: PROCNET_BACKEND=native|pure (as --backend)."""
+
+# One-letter flags that take no value, as netstat spells them ('c' is separate).
+_FLAG_LETTERS = "tuwxlanpe46W"
+# A cluster of those letters with at most an inline -c value: -tulpnc, -ctl, -tc2, -c0.5t
+_CLUSTER = re.compile(r"-(?:[%s]|c(?:\d+(?:\.\d*)?|\.\d+)?)+\Z" % _FLAG_LETTERS)
+_CLUSTER_PART = re.compile(r"c(\d+(?:\.\d*)?|\.\d+)?|[%s]" % _FLAG_LETTERS)
+
+# The tables a flag selects, by name (procnet's table names = the Proto column).
+TCP = ("tcp", "tcp6")
+UDP = ("udp", "udp6", "udplite", "udplite6")
+RAW = ("raw", "raw6")
+INET_DEFAULT = TCP + UDP + RAW
+PROTO_CHOICES = INET_DEFAULT + ("icmp", "icmp6", "unix")
+V6 = frozenset(n for n in PROTO_CHOICES if n.endswith("6"))
+INET = frozenset(PROTO_CHOICES) - {"unix"}
+
+_STATE_ALIASES = {"LISTENING": "LISTEN", "ESTAB": "ESTABLISHED", "UNCONN": "NONE",
+                  "UNCONNECTED": "NONE", "CLOSED": "CLOSE", "SYN_RECEIVED": "SYN_RECV"}
+
+
+class UsageError(Exception):
+    """A bad command line; the message is one line naming the argument."""
+
+
+class Options(NamedTuple):
+    """What the command line asks for, validated."""
+
+    tables: FrozenSet[str]          # Proto names to show
+    inet_section: bool              # print the "Active Internet connections" section
+    unix_section: bool              # print the "Active UNIX domain sockets" section
+    mode: str                       # "listening", "connected" (netstat's default) or "all"
+    numeric_hosts: bool
+    numeric_ports: bool
+    numeric_users: bool
+    program: bool                   # -p
+    extend: bool                    # -e
+    interval: Optional[float]       # -c; None: once
+    json: bool
+    ports: Tuple[int, ...]          # --port (local or remote)
+    pids: Tuple[int, ...]           # --pid
+    uids: Tuple[int, ...]           # --user, resolved
+    states: Tuple[str, ...]         # --state, canonical names
+    backend: Optional[str]
+    proc_root: str
+    version: bool
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error raises UsageError instead of printing usage and exiting."""
+
+    def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+        raise UsageError(message.splitlines()[0] if message else "bad usage")
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("invalid interval %r: seconds expected, e.g. 1 or 0.5" % text)
+    if not 0 < v <= 86400 or v != v:
+        raise argparse.ArgumentTypeError("invalid interval %r: must be > 0 and at most 86400" % text)
+    return v
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError("invalid port %r: a number 0..65535 expected" % text)
+    return int(text)
+
+
+def _pid(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 0x7FFFFFFF:
+        raise argparse.ArgumentTypeError("invalid pid %r: a positive process id expected" % text)
+    return int(text)
+
+
+def _user(text: str) -> int:
+    if text.isdigit():
+        if int(text) > 0xFFFFFFFF:
+            raise argparse.ArgumentTypeError("invalid uid %r" % text)
+        return int(text)
+    import pwd
+    try:
+        return pwd.getpwnam(text).pw_uid
+    except KeyError:
+        raise argparse.ArgumentTypeError("unknown user %r" % text)
+
+
+def _state(text: str) -> str:
+    name = text.upper().replace("-", "_")
+    name = _STATE_ALIASES.get(name, name)
+    if name not in T.ALL_STATES:
+        raise argparse.ArgumentTypeError("unknown state %r (valid: %s)" % (
+            text, ", ".join(sorted(T.ALL_STATES))))
+    return name
+
+
+def _proto(text: str) -> str:
+    if text not in PROTO_CHOICES:
+        raise argparse.ArgumentTypeError("unknown proto %r (valid: %s)" % (text, ", ".join(PROTO_CHOICES)))
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser (used by parse(); also for --help)."""
+    p = _Parser(prog="procnet", usage=USAGE, description=DESCRIPTION, epilog=EPILOG,
+                formatter_class=argparse.RawDescriptionHelpFormatter, add_help=False)
+    g = p.add_argument_group("sockets (none given: inet and unix, as netstat)")
+    g.add_argument("-t", "--tcp", action="store_true", help="TCP (tcp, tcp6)")
+    g.add_argument("-u", "--udp", action="store_true", help="UDP and UDP-Lite (udp, udp6, udplite, udplite6)")
+    g.add_argument("-w", "--raw", action="store_true", help="raw sockets (raw, raw6)")
+    g.add_argument("-x", "--unix", action="store_true", help="unix domain sockets")
+    g.add_argument("-4", "--inet", dest="v4", action="store_true", help="IPv4 only")
+    g.add_argument("-6", "--inet6", dest="v6", action="store_true", help="IPv6 only")
+    g = p.add_argument_group("states (none given: non-listening sockets, as netstat)")
+    g.add_argument("-l", "--listening", action="store_true",
+                   help="listening sockets only (and unconnected UDP/raw)")
+    g.add_argument("-a", "--all", action="store_true", help="listening and non-listening sockets")
+    g = p.add_argument_group("output")
+    g.add_argument("-n", "--numeric", action="store_true", help="no host, port or user names")
+    g.add_argument("--numeric-hosts", action="store_true", help="no host names")
+    g.add_argument("--numeric-ports", action="store_true", help="no service names")
+    g.add_argument("--numeric-users", action="store_true", help="no user names")
+    g.add_argument("-p", "--program", action="store_true", help="PID/Program name of every owner")
+    g.add_argument("-e", "--extend", action="store_true", help="User and Inode columns")
+    g.add_argument("-W", "--wide", action="store_true", help="accepted for netstat habits: never truncated")
+    g.add_argument("-c", "--continuous", dest="interval", nargs="?", const=1.0, type=_seconds,
+                   metavar="SECONDS", help="refresh every SECONDS (default 1) until interrupted")
+    g.add_argument("--json", action="store_true", help="JSON (with -c: one line per refresh)")
+    g = p.add_argument_group("filters (see below)")
+    g.add_argument("--port", action="append", type=_port, default=[], metavar="N")
+    g.add_argument("--pid", action="append", type=_pid, default=[], metavar="N")
+    g.add_argument("--user", action="append", type=_user, default=[], metavar="NAME|UID")
+    g.add_argument("--state", action="append", type=_state, default=[], metavar="NAME")
+    g.add_argument("--proto", action="append", type=_proto, default=[], metavar="NAME")
+    g = p.add_argument_group("source")
+    g.add_argument("--backend", choices=("native", "pure"),
+                   help="procnet's C core or its pure-Python twin (default: native if built)")
+    g.add_argument("--proc-root", default="/proc", metavar="PATH",
+                   help="a procfs mount or a copy laid out like one (default /proc): "
+                        "a container's /proc, a fixture tree")
+    g = p.add_argument_group("information")
+    g.add_argument("-h", "--help", action="help", help="this help")
+    g.add_argument("-V", "--version", action="store_true", help="version and active backend")
+    return p
+
+
+def expand_clusters(argv: Sequence[str]) -> List[str]:
+    """Split netstat-style flag clusters so '-c' may sit anywhere in one.
+
+    ``-ctulpn`` -> ``-c -t -u -l -p -n``; ``-tc2`` -> ``-t -c 2``. Anything else
+    (long options, option values, unknown letters) is left for argparse.
+    """
+    out: List[str] = []
+    rest = iter(argv)
+    for arg in rest:
+        if arg == "--":
+            out.append(arg)
+            out.extend(rest)
+            break
+        if len(arg) > 2 and _CLUSTER.match(arg):
+            for m in _CLUSTER_PART.finditer(arg, 1):
+                if m.group(0)[0] == "c":
+                    out.append("-c")
+                    if m.group(1):
+                        out.append(m.group(1))
+                else:
+                    out.append("-" + m.group(0))
+            continue
+        out.append(arg)
+        if arg in ("--port", "--pid", "--user", "--state", "--proto", "--backend", "--proc-root"):
+            value = next(rest, None)      # a value, never a cluster (--user -tux is a name)
+            if value is not None:
+                out.append(value)
+    return out
+
+
+def parse(argv: Sequence[str]) -> Options:
+    """Options from argv (without the program name); raises UsageError."""
+    ns = build_parser().parse_args(expand_clusters(argv))
+    kinds = ns.tcp or ns.udp or ns.raw or ns.unix
+    tables = set()
+    if ns.tcp:
+        tables.update(TCP)
+    if ns.udp:
+        tables.update(UDP)
+    if ns.raw:
+        tables.update(RAW)
+    if ns.unix:
+        tables.add("unix")
+    if not kinds:
+        if ns.proto:
+            tables.update(PROTO_CHOICES)
+        elif ns.v4 or ns.v6:              # netstat -4: every inet table of that family, no unix
+            tables.update(INET_DEFAULT)
+        else:
+            tables.update(INET_DEFAULT + ("unix",))
+    if ns.proto:
+        tables &= set(ns.proto)
+    if ns.v4 != ns.v6:                    # -4 -6 together: both families
+        tables = {t for t in tables if t not in INET or (t in V6) == ns.v6}
+    if ns.all:
+        mode = "all"
+    elif ns.listening:
+        mode = "listening"
+    elif ns.port or ns.pid or ns.user or ns.state:
+        mode = "all"                      # "--port 22" should show the listener too
+    else:
+        mode = "connected"
+    inet_section = bool(tables & INET) or ns.tcp or ns.udp or ns.raw
+    return Options(
+        tables=frozenset(tables),
+        inet_section=inet_section,
+        unix_section="unix" in tables or bool(ns.unix),
+        mode=mode,
+        numeric_hosts=ns.numeric or ns.numeric_hosts,
+        numeric_ports=ns.numeric or ns.numeric_ports,
+        numeric_users=ns.numeric or ns.numeric_users,
+        program=ns.program,
+        extend=ns.extend,
+        interval=ns.interval,
+        json=ns.json,
+        ports=tuple(sorted(set(ns.port))),
+        pids=tuple(sorted(set(ns.pid))),
+        uids=tuple(sorted(set(ns.user))),
+        states=tuple(sorted(set(ns.state))),
+        backend=ns.backend,
+        proc_root=ns.proc_root,
+        version=ns.version,
+    )
