@@ -81,7 +81,9 @@ def test_backends_agree_live(both, live):
 
 
 def _ss_owners():
-    out = subprocess.run(["ss", "-tuwxanpeO"], capture_output=True, text=True, check=True).stdout
+    # names and paths on the host may be any bytes
+    out = subprocess.run(["ss", "-tuwxanpeO"], capture_output=True, check=True).stdout.decode(
+        "utf-8", "surrogateescape")
     owners = {}
     for line in out.splitlines()[1:]:
         users, _, rest = line.partition("users:(")
