@@ -48,6 +48,17 @@ def both():
     return Impl("native"), Impl("pure")
 
 
+@pytest.fixture(scope="session")
+def live():
+    """Real sockets of every kind this kernel allows, held for the session."""
+    from live_sockets import LiveSockets
+    ls = LiveSockets().open()
+    try:
+        yield ls
+    finally:
+        ls.close()
+
+
 def is_root() -> bool:
     return os.geteuid() == 0
 

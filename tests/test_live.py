@@ -10,7 +10,6 @@ import textwrap
 
 import pytest
 
-from live_sockets import LiveSockets
 
 pytestmark = pytest.mark.live
 
@@ -24,13 +23,6 @@ EXPECT_PROTO = {
 }
 
 
-@pytest.fixture(scope="module")
-def live():
-    ls = LiveSockets().open()
-    try:
-        yield ls
-    finally:
-        ls.close()
 
 
 def test_every_kind_found_with_exact_owners(impl, live):

@@ -7,19 +7,11 @@ import pytest
 
 import procnet
 from procnet import _api, _query
-from live_sockets import LiveSockets
 from procfs_tree import inet_line, make_tree
 
 pytestmark = pytest.mark.live
 
 
-@pytest.fixture(scope="module")
-def live():
-    ls = LiveSockets().open()
-    try:
-        yield ls
-    finally:
-        ls.close()
 
 
 def mine(snap, live):
