@@ -11,7 +11,7 @@ from ._query import SOURCES, Query, make_query
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def connections(kind: str = "inet", *, owners: bool = True, proc_root: PathLike = "/proc",
+def connections(kind: Union[str, Iterable[str]] = "inet", *, owners: bool = True, proc_root: PathLike = "/proc",
                 backend: Optional[str] = None, byteorder: Optional[str] = None,
                 state: Union[str, Iterable[str], None] = None, lport: Optional[int] = None,
                 rport: Optional[int] = None, pid: Union[int, Iterable[int], None] = None,
@@ -23,7 +23,9 @@ def connections(kind: str = "inet", *, owners: bool = True, proc_root: PathLike 
         kind: which tables: psutil's ``"inet"`` (default), ``"inet4"``, ``"inet6"``,
             ``"tcp"``, ``"tcp4"``, ``"tcp6"``, ``"udp"``, ``"udp4"``, ``"udp6"``,
             ``"unix"``, plus ``"udplite"``, ``"raw"``, ``"icmp"``, ``"packet"``,
-            ``"netlink"``, and ``"all"`` for every table.
+            ``"netlink"``, and ``"all"`` for every table; one table of a family
+            (``"udplite4"``, ``"raw6"``, ``"icmp4"``...); or several of these,
+            e.g. ``("tcp", "udplite")``.
         owners: walk ``<proc_root>/PID/fd`` to find owners (the costly part);
             False lists sockets only, with empty ``owners``.
         proc_root: a procfs mount or any tree laid out like one (fixtures,

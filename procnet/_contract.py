@@ -12,7 +12,7 @@ import socket
 import struct
 from itertools import repeat
 from operator import add, itemgetter
-from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from . import _tables as T
 

@@ -44,6 +44,27 @@ class Query(NamedTuple):
         return sum(1 << t for t in self.tables)
 
 
+def _or(bits: Iterable[int]) -> int:
+    out = 0
+    for b in bits:
+        out |= b
+    return out
+
+
+def resolve_kind(kind: Union[str, Iterable[str]]) -> FrozenSet[int]:
+    """A kind name, or several -> the table indices (see _tables.KINDS)."""
+    names = (kind,) if isinstance(kind, str) else tuple(kind) if kind is not None else ()
+    tables: FrozenSet[int] = frozenset()
+    for name in names:
+        t = T.KINDS.get(name) if isinstance(name, str) else None
+        if t is None:
+            raise ValueError("unknown kind %r; valid kinds: %s" % (name, ", ".join(sorted(T.KINDS))))
+        tables |= t
+    if not tables:
+        raise ValueError("kind names no table; valid kinds: %s" % ", ".join(sorted(T.KINDS)))
+    return tables
+
+
 def _port(name: str, v: Optional[int]) -> int:
     if v is None:
         return -1
@@ -100,16 +121,14 @@ def resolve_source(source: Optional[str], root: str) -> int:
     return SOURCES[source]
 
 
-def make_query(kind: str, *, owners: bool, proc_root: Union[str, "os.PathLike[str]"],
+def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Union[str, "os.PathLike[str]"],
                byteorder: Optional[str] = None, threads: Optional[int] = None,
                source: Optional[str] = None, netlink_deny: Iterable[str] = (),
                state: Union[str, Iterable[str], None] = None, lport: Optional[int] = None,
                rport: Optional[int] = None, pid: Union[int, Iterable[int], None] = None,
                uid: Optional[int] = None) -> Query:
     """Validate the public arguments; every error names the bad one."""
-    tables = T.KINDS.get(kind) if isinstance(kind, str) else None
-    if tables is None:
-        raise ValueError("unknown kind %r; valid kinds: %s" % (kind, ", ".join(sorted(T.KINDS))))
+    tables = resolve_kind(kind)
     if byteorder not in BYTE_ORDERS:
         raise ValueError("byteorder must be 'native', 'little' or 'big', not %r" % (byteorder,))
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
@@ -121,8 +140,10 @@ def make_query(kind: str, *, owners: bool, proc_root: Union[str, "os.PathLike[st
         bad = sorted(s for s in states if s not in T.ALL_STATES)
         if bad:
             raise ValueError("unknown state %r; valid states: %s" % (bad[0], ", ".join(sorted(T.ALL_STATES))))
+        # OR, not sum: two names may share a code (unix LISTEN and NONE are both
+        # SS_UNCONNECTED, told apart by a flag after decoding)
         masks = tuple(
-            sum(1 << c for name in states for c in T.state_codes(t, name)) or (
+            _or(1 << c for name in states for c in T.state_codes(t, name)) or (
                 # no code of this table has such a state: keep nothing from it
                 1 << 31)
             for t in range(len(T.TABLES)))

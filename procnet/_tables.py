@@ -77,10 +77,20 @@ KINDS: Dict[str, FrozenSet[int]] = {
     "udp4": frozenset((_t["udp"],)),
     "udp6": frozenset((_t["udp6"],)),
     "udplite": frozenset((_t["udplite"], _t["udplite6"])),
+    "udplite4": frozenset((_t["udplite"],)),
+    "udplite6": frozenset((_t["udplite6"],)),
     "raw": frozenset((_t["raw"], _t["raw6"])),
+    "raw4": frozenset((_t["raw"],)),
+    "raw6": frozenset((_t["raw6"],)),
     "icmp": frozenset((_t["icmp"], _t["icmp6"])),
+    "icmp4": frozenset((_t["icmp"],)),
+    "icmp6": frozenset((_t["icmp6"],)),
     "unix": frozenset((UNIX,)),
     "packet": frozenset((PACKET,)),
     "netlink": frozenset((NETLINK,)),
     "all": frozenset(range(len(TABLES))),
 }
+
+# The kind that names exactly one table ("tcp" is both tables of tcp; "tcp4" is one).
+EXACT_KIND: Dict[str, str] = {
+    TABLES[next(iter(tables))]: kind for kind, tables in KINDS.items() if len(tables) == 1}

@@ -4,7 +4,7 @@ The fd entries are real symlinks (``3 -> socket:[111]``), read back with
 readlinkat exactly as in /proc.
 """
 import os
-from typing import Dict, Iterable, Mapping, Optional, Union
+from typing import Iterable, Mapping, Optional, Union
 
 HEADERS = {
     "tcp": "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",

@@ -137,3 +137,20 @@ def test_family_and_type_are_enums(impl, small_tree):
     tcp, unix = impl.connections("all", proc_root=small_tree)
     assert tcp.family is socket.AF_INET and tcp.type is socket.SOCK_STREAM
     assert unix.family is socket.AF_UNIX
+
+
+def test_kind_sets_and_table_names(impl, small_tree):
+    assert {c.proto for c in impl.connections(("tcp4", "unix"), proc_root=small_tree)} == {"tcp", "unix"}
+    snap = impl.connections(["udplite6", "tcp", "raw4"], proc_root=small_tree)
+    assert set(snap.tables) == {"udplite6", "tcp", "tcp6", "raw"}
+    with pytest.raises(ValueError) as ei:
+        impl.connections(["tcp", "nope"], proc_root=small_tree)
+    assert "nope" in str(ei.value)
+
+
+def test_states_sharing_a_code_filter_together(impl, tmp_path):
+    # unix LISTEN and NONE are the same kernel state, told apart by a flag
+    make_tree(str(tmp_path), net={"unix": [unix_line(1, "/l", listening=True), unix_line(2, "/n"),
+                                           unix_line(3, "/c", state=3)]})
+    got = impl.connections("unix", proc_root=str(tmp_path), state=("LISTEN", "NONE"))
+    assert sorted(c.inode for c in got) == [1, 2]

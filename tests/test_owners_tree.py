@@ -1,7 +1,6 @@
 """Owner walk and join on fixture trees: sharing, order, names, denied pids, filters."""
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 

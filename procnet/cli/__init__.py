@@ -1,6 +1,6 @@
 """procnet's command line: ``procnet -tulpn`` (console script) and ``python -m procnet``.
 
-main() parses the options (cli.args), takes a snapshot (cli.select), renders
+main() parses the options (cli.args), takes a snapshot (cli.selection), renders
 it as netstat's table (cli.table) or JSON (cli.jsonout) and writes it in one
 piece; with -c it repeats that in continuous(), the one small loop a later
 Poller-based version replaces. See ``procnet --help``.
@@ -75,33 +75,42 @@ def _run(argv: Sequence[str]) -> int:
         from .._version import __version__
         sys.stdout.write("procnet %s (backend: %s)\n" % (__version__, _backend.resolve(opts.backend)[0]))
         return 0
-    from .select import shown_tables, take
+    from .selection import take
     out = _Output()
-    warned: List[bool] = []
     if opts.json:
         from .jsonout import document, dumps
 
-        def render() -> str:
-            snap, conns = take(opts)
-            return dumps(document(snap, conns, shown_tables(snap, opts)))
+        def refresh() -> None:
+            out.write(dumps(document(*take(opts))))
     else:
         from .table import Table
         table = Table(opts)
+        # on a terminal, -c redraws: clear first, and repeat the warning under each
+        # frame (the clear would wipe it); elsewhere warn once, before the table, as netstat
         clear = _CLEAR if opts.interval is not None and out.tty else ""
+        warned: List[bool] = []
 
-        def render() -> str:
-            snap, conns = take(opts)
-            if opts.program and snap.denied_pids and not warned:
+        def refresh() -> None:
+            snap, conns, _ = take(opts)
+            text = clear + table.render(conns)
+            warn = opts.program and bool(snap.denied_pids) and (bool(clear) or not warned)
+            if warn and not clear:
+                _warn()
                 warned.append(True)
-                sys.stderr.write(PARTIAL_WARNING + "\n")
-                sys.stderr.flush()
-            return clear + table.render(conns)
+            out.write(text)
+            if warn and clear:
+                _warn()
 
     if opts.interval is None:
-        out.write(render())
+        refresh()
     else:
-        continuous(lambda: out.write(render()), opts.interval)
+        continuous(refresh, opts.interval)
     return 0
+
+
+def _warn() -> None:
+    sys.stderr.write(PARTIAL_WARNING + "\n")
+    sys.stderr.flush()
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

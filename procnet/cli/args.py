@@ -8,7 +8,7 @@ Flag clusters are expanded first, the way netstat's getopt reads them, so that
 """
 import argparse
 import re
-from typing import FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
+from typing import FrozenSet, List, NamedTuple, NoReturn, Optional, Sequence, Set, Tuple
 
 from .. import _tables as T
 
@@ -22,16 +22,6 @@ With no flags it lists what netstat lists: non-listening inet and unix sockets.
 Flags combine as netstat's do (-tulpn, -atnp, -xap)."""
 
 EPILOG = """\
-filters (beyond netstat; combinable; any of them without -l or -a implies -a):
-  --port N              local or remote port N (repeatable: any of them)
-  --pid N               sockets held by process N (repeatable)
-  --user NAME|UID       sockets of this user (the socket's uid, as -e shows it;
-                        unix sockets carry no uid, so they never match)
-  --state NAME          TCP/unix state (LISTEN, ESTABLISHED, TIME_WAIT, NONE...;
-                        case-insensitive; repeatable)
-  --proto NAME          exactly this Proto column: tcp, tcp6, udp, udp6, udplite,
-                        udplite6, raw, raw6, icmp, icmp6, unix (repeatable)
-
 examples:
   procnet -tulpn                 which process listens on which TCP/UDP port
   procnet -tlpn --port 8080      who listens on 8080
@@ -54,6 +44,9 @@ differences from netstat (net-tools):
     invalid UTF-8 as \\xNN; a backslash as \\\\), so no name can forge a row
   - host names are looked up for at most ~0.5 s, then shown numerically;
     loopback addresses are named from /etc/hosts only, never from DNS
+  - Recv-Q/Send-Q are procnet's fields: where the tables are read over netlink
+    (the default for the live /proc), a listener's Send-Q is its backlog limit,
+    as ss shows it; netstat (/proc/net text, PROCNET_SOURCE=procfs) shows 0
 
 JSON (--json): one document {"version", "backend", "time", "complete",
 "denied_pids", "skipped", "tables", "connections": [...]}, each connection
@@ -62,7 +55,8 @@ document per line per refresh. Owners are always looked up for --json.
 
 exit status: 0 success (also when stopped by Ctrl-C or a closed pipe),
 1 error (e.g. an unusable --proc-root), 2 usage error.
-environment: PROCNET_BACKEND=native|pure (as --backend)."""
+environment: PROCNET_BACKEND=native|pure (as --backend),
+PROCNET_SOURCE=auto|netlink|procfs (where the socket tables are read)."""
 
 # One-letter flags that take no value, as netstat spells them ('c' is separate).
 _FLAG_LETTERS = "tuwxlanpe46W"
@@ -113,7 +107,7 @@ class Options(NamedTuple):
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error raises UsageError instead of printing usage and exiting."""
 
-    def error(self, message: str) -> "NoReturn":  # type: ignore[name-defined]  # noqa: F821
+    def error(self, message: str) -> NoReturn:
         raise UsageError(message.splitlines()[0] if message else "bad usage")
 
 
@@ -192,12 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-c", "--continuous", dest="interval", nargs="?", const=1.0, type=_seconds,
                    metavar="SECONDS", help="refresh every SECONDS (default 1) until interrupted")
     g.add_argument("--json", action="store_true", help="JSON (with -c: one line per refresh)")
-    g = p.add_argument_group("filters (see below)")
-    g.add_argument("--port", action="append", type=_port, default=[], metavar="N")
-    g.add_argument("--pid", action="append", type=_pid, default=[], metavar="N")
-    g.add_argument("--user", action="append", type=_user, default=[], metavar="NAME|UID")
-    g.add_argument("--state", action="append", type=_state, default=[], metavar="NAME")
-    g.add_argument("--proto", action="append", type=_proto, default=[], metavar="NAME")
+    g = p.add_argument_group("filters", "beyond netstat; combinable; any of them without -l or -a implies -a")
+    g.add_argument("--port", action="append", type=_port, default=[], metavar="N",
+                   help="local or remote port N (repeatable: any of them)")
+    g.add_argument("--pid", action="append", type=_pid, default=[], metavar="N",
+                   help="sockets held by process N; the PID column then lists only "
+                        "these processes (repeatable)")
+    g.add_argument("--user", action="append", type=_user, default=[], metavar="NAME|UID",
+                   help="sockets of this user: the socket's uid, as -e shows it (unix "
+                        "sockets carry none, so they never match; repeatable)")
+    g.add_argument("--state", action="append", type=_state, default=[], metavar="NAME",
+                   help="LISTEN, ESTABLISHED, TIME_WAIT, NONE (unconnected), CONNECTED... "
+                        "(case-insensitive; repeatable)")
+    g.add_argument("--proto", action="append", type=_proto, default=[], metavar="NAME",
+                   help="exactly this Proto column: %s (repeatable)" % ", ".join(PROTO_CHOICES))
     g = p.add_argument_group("source")
     g.add_argument("--backend", choices=("native", "pure"),
                    help="procnet's C core or its pure-Python twin (default: native if built)")
@@ -223,6 +225,10 @@ def expand_clusters(argv: Sequence[str]) -> List[str]:
             out.append(arg)
             out.extend(rest)
             break
+        if len(arg) > 2 and arg[0] == "-" and arg[1] != "-" and arg[1:2].isalpha():
+            bad = [ch for ch in arg[1:] if ch.isalpha() and ch not in _FLAG_LETTERS + "chV"]
+            if bad:        # argparse would blame the letter before it ("-n: ignored explicit argument")
+                raise UsageError("unrecognized option -%s (in %s)" % (bad[0], arg))
         if len(arg) > 2 and _CLUSTER.match(arg):
             for m in _CLUSTER_PART.finditer(arg, 1):
                 if m.group(0)[0] == "c":
@@ -244,7 +250,7 @@ def parse(argv: Sequence[str]) -> Options:
     """Options from argv (without the program name); raises UsageError."""
     ns = build_parser().parse_args(expand_clusters(argv))
     kinds = ns.tcp or ns.udp or ns.raw or ns.unix
-    tables = set()
+    tables: Set[str] = set()
     if ns.tcp:
         tables.update(TCP)
     if ns.udp:

@@ -6,7 +6,6 @@ refresh: what is not back in time is shown numerically, and lands in the
 cache for the next refresh. Loopback and wildcard addresses never go to DNS.
 """
 import socket
-import threading
 import time
 from typing import Callable, Dict, Iterable, List, Optional, Set, Tuple
 
@@ -157,6 +156,8 @@ class Hosts:
         self._queue: List[str] = []
         self._inflight: Set[str] = set()
         self._threads = 0
+        import threading                        # only when names are wanted (no -n)
+        self._thread = threading.Thread
         self._cond = threading.Condition()
 
     def _hosts_file(self) -> Dict[str, str]:
@@ -213,7 +214,7 @@ class Hosts:
                 names[ip] = local
             else:
                 todo.append(ip)
-        if not todo and not self._inflight:
+        if not todo:
             return
         end = time.monotonic() + self.deadline
         cond = self._cond
@@ -222,8 +223,10 @@ class Hosts:
             self._inflight.update(todo)
             while self._threads < min(self.workers, len(self._queue) + self._threads):
                 self._threads += 1
-                threading.Thread(target=self._worker, name="procnet-resolver", daemon=True).start()
-            while self._inflight:
+                self._thread(target=self._worker, name="procnet-resolver", daemon=True).start()
+            # wait for this call's addresses only: lookups still in flight from an
+            # earlier refresh must not cost every refresh the whole deadline
+            while any(ip in self._inflight for ip in todo):
                 left = end - time.monotonic()
                 if left <= 0:
                     break

@@ -5,8 +5,9 @@ grow to fit the longest value, so nothing is ever truncated. Every name a
 local user can choose (process names, unix paths) and every name from outside
 (host and service names) goes through names.escape().
 """
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Sequence, Tuple
 
+from .. import _tables as T
 from .._contract import Connection, Owner
 from .args import Options
 from .names import Hosts, Protocols, Services, Users, escape
@@ -15,13 +16,27 @@ _MODE_TITLE = {"listening": "(only servers)", "all": "(servers and established)"
                "connected": "(w/o servers)"}
 
 # netstat prints raw sockets' state as the kernel's number (7 unconnected, 1 connected).
-_RAW_STATE = {"NONE": "7", "ESTABLISHED": "1", "LISTEN": "10", "CLOSE": "7"}
+_RAW_STATE = {name: str(code) for code, name in enumerate(T.TCP_STATES) if code}
+_RAW_STATE.update((name, str(code)) for code, name in T.DGRAM_STATES.items())
 # and UDP's unconnected state as nothing
 _DGRAM_STATE = {"NONE": ""}
 _UNIX_STATE = {"LISTEN": "LISTENING", "NONE": ""}
 _SERVICE_PROTO = {"tcp": "tcp", "tcp6": "tcp", "udp": "udp", "udp6": "udp",
                   "udplite": "udp", "udplite6": "udp"}
 _RAW = frozenset(("raw", "raw6"))
+_STATE_TEXT: Dict[str, Dict[str, str]] = {"tcp": {}, "tcp6": {}, "raw": _RAW_STATE, "raw6": _RAW_STATE}
+_TYPE_TEXT: Dict[object, str] = {}
+
+
+def _type_text(t: object) -> str:
+    """SOCK_STREAM -> "STREAM", as netstat's Type column; "-" when unknown."""
+    s = _TYPE_TEXT[t] = t.name[5:] if t is not None else "-"  # type: ignore[attr-defined]
+    return s
+
+
+def _escape_into(cache: Dict[str, str], s: str) -> str:
+    e = cache[s] = escape(s)
+    return e
 
 
 class Column:
@@ -33,24 +48,27 @@ class Column:
         self.header, self.width, self.right = header, width, right
 
 
-def layout(columns: Sequence[Column], rows: List[Tuple[str, ...]]) -> str:
-    """Header and rows, each column as wide as its widest value; no trailing blanks.
+def layout(columns: Sequence[Column], data: Sequence[Sequence[str]]) -> str:
+    """Header and rows from column-wise `data`, each column as wide as its widest value.
 
-    The last column is never padded; a row whose last value is empty ends
-    after the previous column's value, not after its padding.
+    No trailing blanks: the last column is never padded, and a row whose last
+    value is empty ends after the previous column's value, not its padding.
     """
     n = len(columns)
     widths = [max(c.width, len(c.header)) for c in columns]
     for i in range(n - 1):
-        w = max(map(len, (r[i] for r in rows)), default=0)
+        w = max(map(len, data[i]), default=0)
         if w > widths[i]:
             widths[i] = w
     cells = ["%%%s%ds" % ("" if c.right else "-", w) for c, w in zip(columns, widths)]
     full = " ".join(cells[:-1] + ["%s"])
-    short = " ".join(cells[:-2] + ["%s"]) if n > 1 else "%s"    # last value empty
     out = [full % tuple(c.header for c in columns)]
-    for r in rows:
-        out.append(full % r if r[-1] else short % r[:-1])
+    rows = list(zip(*data))
+    if all(data[-1]):
+        out += map(full.__mod__, rows)
+    else:
+        short = " ".join(cells[:-2] + ["%s"]) if n > 1 else "%s"
+        out += [full % r if r[-1] else short % r[:-1] for r in rows]
     out.append("")
     return "\n".join(out)
 
@@ -63,10 +81,10 @@ class Table:
         self.services = Services()
         self.protocols = Protocols()
         self.users = Users()
-        self.hosts = Hosts()
+        self.hosts = Hosts() if not opts.numeric_hosts else None
         self._hosts_text: Dict[str, str] = {}
         self._ports_text: Dict[Tuple[int, str], str] = {}
-        self._owner_text: Dict[Tuple[int, Optional[str]], str] = {}
+        self._owner_text: Dict[int, str] = {}     # per snapshot: pids are reused
         self._paths: Dict[str, str] = {}
 
     # -- cells ---------------------------------------------------------------
@@ -74,9 +92,9 @@ class Table:
     def _host(self, ip: str) -> str:
         s = self._hosts_text.get(ip)
         if s is None:
-            name = None if self.opts.numeric_hosts else self.hosts.name(ip)
+            name = None if self.hosts is None else self.hosts.name(ip)
             s = name or ("[%s]" % ip if ":" in ip else ip)
-            if name is not None or self.opts.numeric_hosts:   # final: no lookup in flight
+            if name is not None or self.hosts is None:   # final: no lookup in flight
                 self._hosts_text[ip] = s
         return s
 
@@ -97,30 +115,25 @@ class Table:
             self._ports_text[key] = s
         return s
 
-    def _owners(self, owners: Sequence[Owner]) -> str:
+    def _owners(self, owners: Sequence[Owner], cache: Dict[int, str]) -> str:
+        """ "pid/name,pid/name": each pid once, in pid order; "-" for none.
+
+        `cache` maps pid -> "pid/name" for one snapshot (a pid has one name there).
+        """
         if not owners:
             return "-"
-        cache = self._owner_text
         parts = []
         last = -1
-        for o in owners:          # sorted by (pid, fd): each pid once, in order
-            if o.pid == last:
+        for o in owners:          # sorted by (pid, fd)
+            pid = o.pid
+            if pid == last:
                 continue
-            last = o.pid
-            key = (o.pid, o.name)
-            s = cache.get(key)
+            last = pid
+            s = cache.get(pid)
             if s is None:
-                s = cache[key] = "%d/%s" % (o.pid, "-" if o.name is None else escape(o.name))
+                s = cache[pid] = "%d/%s" % (pid, "-" if o.name is None else escape(o.name))
             parts.append(s)
         return parts[0] if len(parts) == 1 else ",".join(parts)
-
-    @staticmethod
-    def _state(proto: str, state: str) -> str:
-        if proto in ("tcp", "tcp6"):
-            return state
-        if proto in _RAW:
-            return _RAW_STATE.get(state, state)
-        return _DGRAM_STATE.get(state, state)
 
     # -- sections ------------------------------------------------------------
 
@@ -129,66 +142,81 @@ class Table:
         opts = self.opts
         cols = [Column("Proto", 5), Column("Recv-Q", 6, True), Column("Send-Q", 6, True),
                 Column("Local Address", 23), Column("Foreign Address", 23), Column("State", 11)]
-        if opts.extend:
-            cols += [Column("User", 10), Column("Inode", 10)]
-        if opts.program:
-            cols.append(Column("PID/Program name", 0))
-        if not opts.numeric_hosts:
+        protos = [c.proto for c in conns]
+        la = [c.laddr for c in conns]
+        ra = [c.raddr for c in conns]
+        if self.hosts is not None:
             # this refresh's new addresses, looked up all at once, within the deadline
-            fresh = {a.ip for c in conns for a in (c.laddr, c.raddr)}  # type: ignore[union-attr]
+            fresh = {a.ip for a in la}                    # type: ignore[union-attr]
+            fresh.update(a.ip for a in ra)                # type: ignore[union-attr]
             fresh.difference_update(self._hosts_text)
             if fresh:
                 self.hosts.prepare(fresh)
-        host, port, state_of = self._host, self._port, self._state
-        user = None if not opts.extend else (str if opts.numeric_users else self.users.name)
-        owners = self._owners if opts.program else None
-        rows = []
+        data = [protos, [str(c.rx_queue) for c in conns], [str(c.tx_queue) for c in conns],
+                self._addresses(la, protos), self._addresses(ra, protos),
+                [_STATE_TEXT.get(p, _DGRAM_STATE).get(st, st) for p, st in zip(protos, (c.state for c in conns))]]
+        if opts.extend:
+            cols += [Column("User", 10), Column("Inode", 10)]
+            user = str if opts.numeric_users else self.users.name
+            data.append(["-" if c.uid is None else user(c.uid) for c in conns])
+            data.append([str(c.inode) for c in conns])
+        if opts.program:
+            cols.append(Column("PID/Program name", 0))
+            data.append(self._owner_column(conns))
+        return "Active Internet connections %s\n%s" % (_MODE_TITLE[opts.mode], layout(cols, data))
+
+    def _addresses(self, addrs: Sequence[Any], protos: Sequence[str]) -> List[str]:
+        """"host:port" for each address; the port named as its table's service."""
+        hosts, host = self._hosts_text, self._host
+        if self.opts.numeric_ports:
+            return [(hosts.get(a.ip) or host(a.ip)) + (":%d" % a.port if a.port else ":*")
+                    for a in addrs]
+        ports, port = self._ports_text, self._port
+        return [(hosts.get(a.ip) or host(a.ip)) + ":" + (ports.get((a.port, p)) or port(a.port, p))
+                for a, p in zip(addrs, protos)]
+
+    def _owner_column(self, conns: Sequence[Connection]) -> List[str]:
+        """The PID/Program name values: distinct pids, each once, or "-"."""
+        cache = self._owner_text
+        owners = self._owners
+        out = []
         for c in conns:
-            proto = c.proto
-            la, ra = c.laddr, c.raddr
-            row = [proto, str(c.rx_queue), str(c.tx_queue),
-                   host(la.ip) + ":" + port(la.port, proto),   # type: ignore[union-attr]
-                   host(ra.ip) + ":" + port(ra.port, proto),   # type: ignore[union-attr]
-                   state_of(proto, c.state)]
-            if user is not None:
-                uid = c.uid
-                row += ["-" if uid is None else user(uid), str(c.inode)]
-            if owners is not None:
-                row.append(owners(c.owners))
-            rows.append(tuple(row))
-        return "Active Internet connections %s\n%s" % (_MODE_TITLE[opts.mode], layout(cols, rows))
+            os_ = c.owners
+            if len(os_) == 1:                 # the common case, inline
+                s = cache.get(os_[0][0])
+                out.append(s if s is not None else owners(os_, cache))
+            else:
+                out.append(owners(os_, cache))
+        return out
 
     def unix(self, conns: Sequence[Connection]) -> str:
         """The "Active UNIX domain sockets" section (netstat's, without RefCnt)."""
         opts = self.opts
         cols = [Column("Proto", 5), Column("Flags", 11), Column("Type", 10), Column("State", 13),
                 Column("I-Node", 8)]
-        if opts.program:
-            cols.append(Column("PID/Program name", 20))
-        cols.append(Column("Path", 0))
-        owners = self._owners if opts.program else None
         paths = self._paths
         if len(paths) > 100000:
             paths.clear()
-        rows = []
-        for c in conns:
-            state = c.state
-            st = c.type
-            path = c.laddr
-            p = paths.get(path)     # type: ignore[arg-type]
-            if p is None:
-                p = paths[path] = escape(path)  # type: ignore[index,arg-type]
-            row = ["unix", "[ ACC ]" if state == "LISTEN" else "[ ]",
-                   st.name[5:] if st is not None else "-",
-                   _UNIX_STATE.get(state, state), str(c.inode)]
-            if owners is not None:
-                row.append(owners(c.owners))
-            row.append(p)
-            rows.append(tuple(row))
-        return "Active UNIX domain sockets %s\n%s" % (_MODE_TITLE[opts.mode], layout(cols, rows))
+        paths[""] = ""                        # unnamed: the most common
+        states = [c.state for c in conns]
+        data = [
+            ["unix"] * len(conns),
+            ["[ ACC ]" if st == "LISTEN" else "[ ]" for st in states],
+            [_TYPE_TEXT.get(c.type) or _type_text(c.type) for c in conns],
+            [_UNIX_STATE.get(st, st) for st in states],
+            [str(c.inode) for c in conns],
+        ]
+        if opts.program:
+            cols.append(Column("PID/Program name", 20))
+            data.append(self._owner_column(conns))
+        cols.append(Column("Path", 0))
+        data.append([paths.get(p) or _escape_into(paths, p)  # type: ignore[arg-type]
+                     for p in (c.laddr for c in conns)])
+        return "Active UNIX domain sockets %s\n%s" % (_MODE_TITLE[opts.mode], layout(cols, data))
 
     def render(self, conns: Iterable[Connection]) -> str:
         """Both sections, as the options ask."""
+        self._owner_text.clear()
         inet: List[Connection] = []
         unix: List[Connection] = []
         for c in conns:
@@ -200,8 +228,6 @@ class Table:
             parts.append(self.unix(unix))
         if len(self._ports_text) > 200000:
             self._ports_text.clear()
-        if len(self._owner_text) > 100000:
-            self._owner_text.clear()
         if len(self._hosts_text) > 100000:
             self._hosts_text.clear()
         return "".join(parts)
