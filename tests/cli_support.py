@@ -3,6 +3,7 @@
 Everything is on loopback or unbound; close() closes every socket, reaps every
 child and removes the temp dir.
 """
+import collections
 import ctypes
 import os
 import shutil
@@ -12,6 +13,10 @@ import subprocess
 import sys
 import tempfile
 from typing import Dict, List, Optional, Tuple
+
+import pytest
+
+from procnet.cli.names import escape
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, PYTHONPATH=REPO, PYTHONIOENCODING="utf-8")
@@ -284,3 +289,79 @@ def nobody_python() -> Tuple[List[str], Dict[str, str], Optional[str], str]:
         return pre, dict(ENV, PYTHONPATH=tmp), tmp, ""
     shutil.rmtree(tmp, ignore_errors=True)
     return [], {}, None, "this interpreter cannot run procnet as nobody: %s / %s" % (why, why2)
+
+
+# -- shared by test_cli.py and test_cli_options.py ---------------------------------
+
+ME = os.getpid()
+with open("/proc/self/comm", "rb") as _f:
+    MY_COMM = _f.read().rstrip(b"\n").decode("utf-8", "surrogateescape")
+
+
+@pytest.fixture(scope="module")
+def socks():
+    s = CliSockets()
+    try:
+        yield s.open()
+    finally:
+        s.close()
+
+
+def ok(*args, **kw):
+    """Run procnet; it must succeed without a traceback."""
+    p = run(*args, **kw)
+    assert p.returncode == 0, (args, p.stderr)
+    assert "Traceback" not in p.stderr, p.stderr
+    return p
+
+
+def inet_by(out, col="Local Address"):
+    rows = collections.defaultdict(list)
+    for r in sections(out).get("inet", []):
+        rows[r[col]].append(r)
+    return rows
+
+
+def unix_by_inode(out):
+    return {int(r["I-Node"]): r for r in sections(out).get("unix", [])}
+
+
+def me(name=MY_COMM):
+    return "%d/%s" % (ME, escape(name))
+
+
+def shared_owners(s):
+    pids = sorted([(ME, MY_COMM), (s.children["child1"], "pn-child1"),
+                   (s.children["evil"], HOSTILE_COMM.decode("utf-8", "surrogateescape"))])
+    return ",".join("%d/%s" % (pid, escape(name)) for pid, name in pids)
+
+
+def hosts_file_name(ip):
+    try:
+        with open("/etc/hosts") as f:
+            for line in f:
+                w = line.split("#", 1)[0].split()
+                if len(w) >= 2 and w[0] == ip:
+                    return w[1]
+    except OSError:
+        pass
+    return None
+
+
+def service_name(port, proto):
+    try:
+        return socket.getservbyport(port, proto)
+    except OSError:
+        return str(port)
+
+
+def protocol_name(n):
+    try:
+        with open("/etc/protocols") as f:
+            for line in f:
+                w = line.split("#", 1)[0].split()
+                if len(w) >= 2 and w[1] == str(n):
+                    return w[0]
+    except OSError:
+        pass
+    return None

@@ -16,6 +16,11 @@
  *   - pn_snapshot over a fixture tree built here at run time (real symlinks),
  *     and over the live /proc when there is one.
  *
+ * Each test group runs in a forked child, so a crash in the core costs one
+ * FAIL line, not the report. Checks that cannot apply where the driver runs
+ * (qemu-user: the host's little-endian kernel text, no NETLINK_SOCK_DIAG)
+ * print "skip [...]: why" instead of failing.
+ *
  * The last line printed is "N passed, M failed" (", K skipped" when some
  * checks could not apply here); the exit status is 1 when anything failed.
  */
