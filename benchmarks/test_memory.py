@@ -41,7 +41,7 @@ def test_peak_memory(benchmark, workload, who):
         psutil_or_skip()
     group(benchmark, "peak memory", workload)
     warm, take = CONTENDERS[who]
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(procnet.__file__)))
 
     def probe():
         out = subprocess.run([sys.executable, "-c", PROBE % (warm, take)], capture_output=True,

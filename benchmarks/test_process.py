@@ -9,9 +9,11 @@ import sys
 
 import pytest
 
+import procnet
+
 from conftest import group, psutil_or_skip
 
-ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(procnet.__file__)))
 
 
 def run(argv, check=False):

@@ -10,8 +10,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.mark.live
 def test_benchmark_suite_smoke(tmp_path):
+    import procnet
+    # the procnet under test (a source tree or an installed wheel), not whatever is in ROOT
+    pkg = os.path.dirname(os.path.dirname(procnet.__file__))
     env = dict(os.environ, PROCNET_BENCH_SCALES="tiny",
-               PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+               PYTHONPATH=pkg + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run([sys.executable, "-m", "pytest", os.path.join(ROOT, "benchmarks"), "-q",
                           "-p", "no:cacheprovider", "--benchmark-disable", "-x"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
