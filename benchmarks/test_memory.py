@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+import procnet
 from conftest import group, psutil_or_skip
 
 PROBE = r"""
