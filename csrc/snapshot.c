@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef PN_VERSION
@@ -99,21 +100,33 @@ static int read_text(const struct pn_query *q, int netfd, int t, struct pn_sink 
     return 0;
 }
 
+/* Is rootfd this host's /proc? Netlink dumps describe the caller's network
+ * namespace, which is what /proc/net shows, not what a fixture tree holds. */
+static int is_live_proc(int rootfd)
+{
+    struct stat a, b;
+    return fstat(rootfd, &a) == 0 && stat("/proc", &b) == 0 &&
+           a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 /* Every table asked for, from netlink where asked and working, else text. */
-static int read_tables(const struct pn_query *q, int netfd, struct pn_sink *sink,
+static int read_tables(const struct pn_query *q, int rootfd, int netfd, struct pn_sink *sink,
                        struct pn_result *out)
 {
     int nl = -1, nl_errno = 0;
     uint64_t own_inode = 0;
     uint32_t seq = 0;
-    if (q->source != PN_SRC_PROCFS) {
+    int source = q->source;
+    if (source == PN_SRC_AUTO && !is_live_proc(rootfd))
+        source = PN_SRC_PROCFS;         /* auto never mixes a fixture with the host */
+    if (source != PN_SRC_PROCFS) {
         nl = pn_diag_open(&own_inode);
         nl_errno = nl < 0 ? errno : 0;
     }
     for (int t = 0; t < PN_NTABLES; t++) {
         if (!(q->tables & (1u << t)))
             continue;
-        if (q->source != PN_SRC_PROCFS) {
+        if (source != PN_SRC_PROCFS) {
             int r = -1;
             errno = nl_errno;
             if (q->netlink_deny & (1u << t))
@@ -127,7 +140,7 @@ static int read_tables(const struct pn_query *q, int netfd, struct pn_sink *sink
             }
             if (errno == ENOMEM)
                 goto fail;
-            if (q->source == PN_SRC_NETLINK) {
+            if (source == PN_SRC_NETLINK) {
                 out->table_status[t] = PN_TABLE_ERROR;
                 out->table_errno[t] = errno;
                 out->table_source[t] = PN_SRC_NETLINK;
@@ -170,7 +183,7 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     sink.readbuf = malloc(PN_READ_CHUNK + PN_MAX_LINE + 1);
     if (!sink.readbuf)
         goto out;
-    if (read_tables(q, netfd, &sink, out) < 0)
+    if (read_tables(q, rootfd, netfd, &sink, out) < 0)
         goto out;
     free(sink.readbuf);
     sink.readbuf = NULL;
