@@ -194,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "these processes (repeatable)")
     g.add_argument("--user", action="append", type=_user, default=[], metavar="NAME|UID",
                    help="sockets of this user: the socket's uid, as -e shows it (unix "
-                        "sockets carry none, so they never match; repeatable)")
+                        "sockets read from /proc/net text carry none and never match; "
+                        "repeatable)")
     g.add_argument("--state", action="append", type=_state, default=[], metavar="NAME",
                    help="LISTEN, ESTABLISHED, TIME_WAIT, NONE (unconnected), CONNECTED... "
                         "(case-insensitive; repeatable)")
