@@ -24,7 +24,7 @@ extern "C" {
 /* PN_CDEF_BEGIN */
 
 /* Bump when any struct below changes; Python refuses a core that disagrees. */
-#define PN_ABI_VERSION 2
+#define PN_ABI_VERSION 3
 
 /* Socket tables, in the order /proc/net lists them to users. */
 #define PN_TCP       0
@@ -115,6 +115,8 @@ struct pn_query {
     int32_t  lport;            /* -1 = any */
     int32_t  rport;            /* -1 = any */
     int64_t  uid;              /* -1 = any */
+    int32_t  laddr_family;     /* AF_INET / AF_INET6: keep inet sockets bound to laddr; 0 = any */
+    uint8_t  laddr[16];        /* network order (IPv4: the first 4 bytes) */
     const int32_t *pids;       /* owner pid filter (sorted ascending), or NULL */
     size_t   npids;
     int32_t  source;           /* PN_SRC_*; netlink reads the caller's netns, not proc_root */

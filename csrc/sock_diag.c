@@ -68,28 +68,48 @@ static int diag_target(int table, int *family, int *protocol)
     return 0;
 }
 
-/* Port filters as inet_diag bytecode: every condition must hold.
- * Each S_EQ/D_EQ op is followed by a pseudo-op carrying the port in `no`;
- * "yes" steps to the next op, "no" jumps past the end (= reject). */
-static size_t port_bytecode(const struct pn_query *q, struct inet_diag_bc_op *ops)
+/* The filters as inet_diag bytecode, every condition required: the local
+ * address (S_COND with a host condition, when the dump is of its family), the
+ * local port (S_EQ) and the remote port (D_EQ; each followed by a pseudo-op
+ * carrying the port in `no`). "yes" steps to the next op, "no" jumps past the
+ * end, which rejects. The C filter runs again on every record, so the kernel
+ * only has to be at least as permissive -- it is: it also lets IPv4-mapped
+ * addresses through for an IPv4 condition. Returns the length in bytes. */
+static size_t filter_bytecode(const struct pn_query *q, int family, unsigned char *bc, size_t cap)
 {
-    size_t n = 0;
+    struct inet_diag_hostcond hc;
+    size_t alen = family == AF_INET ? 4 : 16;
+    int with_addr = q->laddr_family == family;
+    size_t cond_len = sizeof(struct inet_diag_bc_op) + sizeof hc + alen;
+    size_t len = (with_addr ? cond_len : 0) +
+                 2 * sizeof(struct inet_diag_bc_op) * (size_t)((q->lport >= 0) + (q->rport >= 0));
+    size_t at = 0;
+    if (len > cap)
+        return 0;
+    if (with_addr) {
+        struct inet_diag_bc_op op = { INET_DIAG_BC_S_COND, (unsigned char)cond_len,
+                                      (unsigned short)(len + 4) };
+        memset(&hc, 0, sizeof hc);
+        hc.family = (uint8_t)family;
+        hc.prefix_len = (uint8_t)(8 * alen);
+        hc.port = -1;
+        memcpy(bc, &op, sizeof op);
+        memcpy(bc + sizeof op, &hc, sizeof hc);
+        memcpy(bc + sizeof op + sizeof hc, q->laddr, alen);
+        at = cond_len;
+    }
     int conds[2][2] = { { INET_DIAG_BC_S_EQ, q->lport }, { INET_DIAG_BC_D_EQ, q->rport } };
-    int ncond = (q->lport >= 0) + (q->rport >= 0);
-    size_t len = (size_t)ncond * 2 * sizeof *ops;
     for (int i = 0; i < 2; i++) {
         if (conds[i][1] < 0)
             continue;
-        size_t at = n * sizeof *ops;
-        ops[n].code = (unsigned char)conds[i][0];
-        ops[n].yes = 2 * sizeof *ops;
-        ops[n].no = (unsigned short)(len - at + 4);
-        ops[n + 1].code = 0;
-        ops[n + 1].yes = 0;
-        ops[n + 1].no = (unsigned short)conds[i][1];
-        n += 2;
+        struct inet_diag_bc_op ops[2] = {
+            { (unsigned char)conds[i][0], 2 * sizeof ops[0], (unsigned short)(len - at + 4) },
+            { 0, 0, (unsigned short)conds[i][1] },
+        };
+        memcpy(bc + at, ops, sizeof ops);
+        at += sizeof ops;
     }
-    return n * sizeof *ops;
+    return len;
 }
 
 static int send_dump(int fd, int table, const struct pn_query *q, uint32_t seq)
@@ -117,13 +137,13 @@ static int send_dump(int fd, int table, const struct pn_query *q, uint32_t seq)
         r.idiag_states = states;
         memcpy(buf.bytes + off, &r, sizeof r);
         off += NLMSG_ALIGN(sizeof r);
-        struct inet_diag_bc_op ops[4];
-        size_t bclen = port_bytecode(q, ops);
+        unsigned char bc[96];
+        size_t bclen = filter_bytecode(q, family, bc, sizeof bc);
         if (bclen) {
             struct nlattr a = { .nla_len = (uint16_t)(NLA_HDRLEN + bclen),
                                 .nla_type = INET_DIAG_REQ_BYTECODE };
             memcpy(buf.bytes + off, &a, sizeof a);
-            memcpy(buf.bytes + off + NLA_HDRLEN, ops, bclen);
+            memcpy(buf.bytes + off + NLA_HDRLEN, bc, bclen);
             off += NLA_ALIGN(a.nla_len);
         }
     } else if (family == AF_UNIX) {

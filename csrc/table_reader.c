@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 const char *const pn_table_files[PN_NTABLES] = {
@@ -59,6 +60,13 @@ int pn_keep_sock(const struct pn_query *q, const struct pn_sock *s)
         return 0;
     if (q->uid >= 0 && ((s->flags & PN_SF_NO_UID) || s->uid != (uint64_t)q->uid))
         return 0;
+    if (q->laddr_family) {
+        /* exact: the socket's own family (an IPv4-mapped IPv6 address is IPv6) */
+        if (s->table > PN_ICMP6 ||
+            (pn_inet_is_v6(s->table) ? q->laddr_family != AF_INET6 : q->laddr_family != AF_INET) ||
+            memcmp(s->laddr, q->laddr, q->laddr_family == AF_INET6 ? 16 : 4) != 0)
+            return 0;
+    }
     return 1;
 }
 

@@ -16,7 +16,7 @@ def connections(kind: Union[str, Iterable[str]] = "inet", *, owners: bool = True
                 state: Union[str, Iterable[str], None] = None, lport: Optional[int] = None,
                 rport: Optional[int] = None, pid: Union[int, Iterable[int], None] = None,
                 uid: Optional[int] = None, threads: Optional[int] = None,
-                source: Optional[str] = None) -> Snapshot:
+                source: Optional[str] = None, laddr: Optional[str] = None) -> Snapshot:
     """Every socket of the host (of `kind`) with every process that holds it.
 
     Args:
@@ -35,9 +35,13 @@ def connections(kind: Union[str, Iterable[str]] = "inet", *, owners: bool = True
         byteorder: how the kernel that printed the tables orders its words:
             ``"native"`` (this host; the default), ``"little"`` or ``"big"`` --
             for text captured on a machine of the other byte order.
-        state, lport, rport, uid: keep only sockets in these states (names as
-            in :attr:`Connection.state`), with this local / remote port, or
-            this uid. Applied while decoding, before owners are joined.
+        state, lport, rport, uid, laddr: keep only sockets in these states
+            (names as in :attr:`Connection.state`), with this local / remote
+            port, this uid, or bound to this local IP address (``"127.0.0.1"``,
+            ``"::1"``; exact, so an IPv4 address does not match
+            ``::ffff:127.0.0.1``; inet sockets only). Applied in the kernel
+            where the netlink source serves, else while decoding the text --
+            always before owners are joined.
         pid: keep only sockets held by this pid (or any of several); only
             those processes' fds are walked.
         threads: owner-walk threads (0/None: one per CPU, at most 4).
@@ -60,7 +64,7 @@ def connections(kind: Union[str, Iterable[str]] = "inet", *, owners: bool = True
     """
     return _connections(make_query(
         kind, owners=owners, proc_root=proc_root, byteorder=byteorder, threads=threads, state=state,
-        lport=lport, rport=rport, pid=pid, uid=uid, source=source), backend)
+        lport=lport, rport=rport, pid=pid, uid=uid, source=source, laddr=laddr), backend)
 
 
 def _connections(q: Query, backend: Optional[str]) -> Snapshot:

@@ -12,7 +12,7 @@ from ._errors import ProcNetError, ProcRootError
 from ._query import SOURCE_NAMES, Query
 from ._version import __version__
 
-if lib.pn_abi_version() != 2 or ffi.sizeof("struct pn_sock") != SOCK_STRUCT.size \
+if lib.pn_abi_version() != 3 or ffi.sizeof("struct pn_sock") != SOCK_STRUCT.size \
         or ffi.sizeof("struct pn_owner") != OWNER_STRUCT.size:
     raise ImportError("procnet's compiled core does not match its Python code; reinstall procnet")
 CORE_VERSION = ffi.string(lib.pn_version()).decode()
@@ -36,6 +36,8 @@ def snapshot(q: Query) -> Tuple[Any, _Context, Dict[str, Any]]:
         cq.state_mask[i] = m
     cq.lport, cq.rport, cq.uid = q.lport, q.rport, q.uid
     cq.source, cq.netlink_deny = q.source, q.netlink_deny
+    cq.laddr_family = q.laddr_family
+    ffi.memmove(cq.laddr, q.laddr, 16)
     pids = None
     if q.pids is not None:
         pids = ffi.new("int32_t[]", q.pids or [0])

@@ -1,5 +1,6 @@
 """What a caller asked for, resolved once and handed to either backend."""
 import os
+import socket
 from typing import Dict, FrozenSet, Iterable, NamedTuple, Optional, Tuple, Union
 
 from . import _tables as T
@@ -30,6 +31,8 @@ class Query(NamedTuple):
     uid: int
     pids: Optional[Tuple[int, ...]]      # sorted; None = every process
     source: int                          # SOURCES value
+    laddr_family: int = 0                # socket.AF_INET / AF_INET6, 0 = any address
+    laddr: bytes = bytes(16)             # network order, IPv4 in the first 4 bytes
     netlink_deny: int = 0                # tests: tables whose dump is refused
 
     @property
@@ -63,6 +66,18 @@ def resolve_kind(kind: Union[str, Iterable[str]]) -> FrozenSet[int]:
     if not tables:
         raise ValueError("kind names no table; valid kinds: %s" % ", ".join(sorted(T.KINDS)))
     return tables
+
+
+def _address(ip: Optional[str]) -> Tuple[int, bytes]:
+    """(family, 16 bytes) of an IP address string; (0, zeros) for None."""
+    if ip is None:
+        return 0, bytes(16)
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            return int(family), socket.inet_pton(family, ip).ljust(16, b"\0")
+        except (OSError, TypeError, ValueError):
+            pass
+    raise ValueError("laddr must be an IPv4 or IPv6 address, not %r" % (ip,))
 
 
 def _port(name: str, v: Optional[int]) -> int:
@@ -126,7 +141,7 @@ def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Unio
                source: Optional[str] = None, netlink_deny: Iterable[str] = (),
                state: Union[str, Iterable[str], None] = None, lport: Optional[int] = None,
                rport: Optional[int] = None, pid: Union[int, Iterable[int], None] = None,
-               uid: Optional[int] = None) -> Query:
+               uid: Optional[int] = None, laddr: Optional[str] = None) -> Query:
     """Validate the public arguments; every error names the bad one."""
     tables = resolve_kind(kind)
     if byteorder not in BYTE_ORDERS:
@@ -151,6 +166,7 @@ def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Unio
     if uid_ints is not None and len(uid_ints) != 1:
         raise ValueError("uid takes one integer, not %r" % (uid,))
     root = check_root(proc_root)
+    laddr_family, laddr_bytes = _address(laddr)
     return Query(
         proc_root=root,
         tables=tables,
@@ -164,5 +180,7 @@ def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Unio
         uid=uid_ints[0] if uid_ints else -1,
         pids=_ints("pid", pid),
         source=resolve_source(source, root),
+        laddr_family=laddr_family,
+        laddr=laddr_bytes,
         netlink_deny=sum(1 << T.TABLE_INDEX[t] for t in netlink_deny),
     )

@@ -154,3 +154,9 @@ def test_states_sharing_a_code_filter_together(impl, tmp_path):
                                            unix_line(3, "/c", state=3)]})
     got = impl.connections("unix", proc_root=str(tmp_path), state=("LISTEN", "NONE"))
     assert sorted(c.inode for c in got) == [1, 2]
+
+
+def test_bad_laddr(impl):
+    with pytest.raises(ValueError) as ei:
+        impl.connections("tcp", laddr="localhost")
+    assert "laddr" in str(ei.value)

@@ -108,6 +108,8 @@ FILTERS = [
     {"state": "LISTEN"}, {"state": ["ESTABLISHED", "NONE"]}, {"state": "CONNECTED"},
     {"lport": "tcp_listen"}, {"rport": "tcp_listen"}, {"lport": "tcp_listen", "rport": 0},
     {"uid": os.geteuid()}, {"pid": "me"},
+    {"laddr": "127.0.0.1"}, {"laddr": "::1"}, {"laddr": "::ffff:127.0.0.1"},
+    {"laddr": "127.0.0.1", "lport": "tcp_listen"}, {"laddr": "::1", "state": "LISTEN", "rport": 0},
 ]
 
 
@@ -131,6 +133,8 @@ def _python_filter(c, f):
     if "rport" in f and not (isinstance(c.raddr, tuple) and c.raddr.port == f["rport"]):
         return False
     if "uid" in f and c.uid != f["uid"]:
+        return False
+    if "laddr" in f and not (isinstance(c.laddr, tuple) and c.laddr.ip == f["laddr"]):
         return False
     return True
 

@@ -1,12 +1,13 @@
 """One snapshot in pure Python; twin of snapshot.c (tables, owner walk, join)."""
 import errno
 import os
+import socket
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from .._contract import Owner, _Context
 from .._query import SOURCES, Query
-from .._tables import TABLES
+from .._tables import TABLES, UNIX, V6_TABLES
 from . import owners_proc, sock_diag, table_reader
 
 _HOST_BIG = sys.byteorder == "big"
@@ -16,6 +17,8 @@ SF_NO_UID = 1
 def _keep(q: Query):
     """The C core's pn_keep_sock() as a closure over the query."""
     masks, lport, rport, uid = q.state_masks, q.lport, q.rport, q.uid
+    fam, addr = q.laddr_family, q.laddr
+    addr_len = 16 if fam == socket.AF_INET6 else 4
 
     def keep(r: tuple) -> bool:
         m = masks[r[13]]
@@ -27,6 +30,11 @@ def _keep(q: Query):
             return False
         if uid >= 0 and ((r[17] & SF_NO_UID) or r[3] != uid):
             return False
+        if fam:
+            # exact: the socket's own family (an IPv4-mapped IPv6 address is IPv6)
+            t = r[13]
+            if t >= UNIX or (fam == socket.AF_INET6) != (t in V6_TABLES) or r[1][:addr_len] != addr[:addr_len]:
+                return False
         return True
     return keep
 

@@ -59,11 +59,21 @@ def open_diag() -> Tuple[socket.socket, int]:
     return s, os.fstat(s.fileno()).st_ino
 
 
-def _bytecode(lport: int, rport: int) -> bytes:
-    conds = [(INET_DIAG_BC_S_EQ, lport), (INET_DIAG_BC_D_EQ, rport)]
-    conds = [(c, p) for c, p in conds if p >= 0]
-    total = 8 * len(conds)
+HOSTCOND = struct.Struct("=BBxxi")          # inet_diag_hostcond (padded), the address follows
+INET_DIAG_BC_S_COND = 7
+
+
+def _bytecode(q, family: int) -> bytes:
+    """The filters as inet_diag bytecode (see filter_bytecode() in sock_diag.c)."""
+    alen = 4 if family == socket.AF_INET else 16
+    with_addr = q.laddr_family == family
+    cond_len = 4 + HOSTCOND.size + alen
+    conds = [(c, p) for c, p in ((INET_DIAG_BC_S_EQ, q.lport), (INET_DIAG_BC_D_EQ, q.rport)) if p >= 0]
+    total = (cond_len if with_addr else 0) + 8 * len(conds)
     out = b""
+    if with_addr:
+        out = BC_OP.pack(INET_DIAG_BC_S_COND, cond_len, total + 4) + \
+            HOSTCOND.pack(family, 8 * alen, -1) + q.laddr[:alen]
     for code, port in conds:
         out += BC_OP.pack(code, 8, total - len(out) + 4) + BC_OP.pack(0, 0, port)
     return out
@@ -76,7 +86,7 @@ def _request(table: int, q, seq: int) -> bytes:
         if states & (1 << 3):
             states |= 1 << 12     # SYN_RECV entries live as TCP_NEW_SYN_RECV requests
         body = INET_REQ.pack(family, proto, 0, IPPROTO_RAW if proto == IPPROTO_RAW else 0, states)
-        bc = _bytecode(q.lport, q.rport)
+        bc = _bytecode(q, family)
         if bc:
             body += NLATTR.pack(4 + len(bc), INET_DIAG_REQ_BYTECODE) + bc
     elif table == UNIX:
