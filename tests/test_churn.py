@@ -245,7 +245,10 @@ def _role_fork(tr, rng, log_fd):
 def _role_send(tr, rng, log_fd, a, b):
     tr.close(b)                         # the receiver's end
     x = tr.sock(rng.choice((_tcp_listen, _udp, _udp6, _unix_dgram)))
-    socket.send_fds(a, [b"x"], [x.fileno()])
+    try:
+        socket.send_fds(a, [b"x"], [x.fileno()])
+    except (BrokenPipeError, ConnectionResetError):
+        pass                            # no receiver: its fork failed
     if rng.random() < 0.5:
         tr.close(x)                     # the receiver's copy lives on
     _nap(rng)
@@ -300,13 +303,22 @@ def _generator_main(argv) -> int:
         ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)      # PR_SET_CHILD_SUBREAPER
     except Exception:
         pass
+    me = _Truth(t_start)                # our own sockets are ground truth too
+    t0 = monotonic()
     try:
-        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).bind(("::1", 0))
-        _HAVE_V6 = True
+        probe = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     except OSError:
-        pass
+        probe = None
+    if probe is not None:
+        me.keep.append(probe)
+        me.add(probe.fileno(), t0, "probe")
+        try:
+            probe.bind(("::1", 0))
+            _HAVE_V6 = True
+        except OSError:
+            pass
+        me.close(probe)
     log_fd = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    me = _Truth(t_start)
     rng = random.Random(seed)
     live = {}                           # pid -> time before its fork
     stats = {"forked": 0, "fork_failures": 0, "nonzero_exits": 0, "orphans": 0, "max_live": 0}
@@ -353,6 +365,8 @@ def _generator_main(argv) -> int:
     while monotonic() < deadline:
         while len(live) < cap:
             role = rng.choice(roles)
+            if role == "pass" and len(live) + 2 > cap:
+                role = _role_plain
             if role == "pass":
                 t_pair = monotonic()
                 a, b = socket.socketpair()   # stream: the receiver sees EOF if the sender fails

@@ -16,10 +16,14 @@ PROCNET_LEAK_SNAPSHOTS=100000 (the long run) catches about 22 bytes.
   max(2 000, N / 10) snapshots per backend after 500 of warm-up.
 
 RSS, growth and the growth trace are printed (-s) and recorded as properties.
+Under AddressSanitizer (ci/sanitize.sh preloads it) RSS measures its
+quarantine of freed memory, not leaks: the fd and thread checks still run,
+then the test skips the RSS bound, saying so.
 """
 import ctypes
 import gc
 import os
+import socket
 import threading
 import time
 
@@ -39,6 +43,19 @@ try:
     _malloc_trim = ctypes.CDLL(None).malloc_trim      # glibc: hand free heap memory back
 except (OSError, AttributeError):
     _malloc_trim = None
+
+
+def _asan() -> bool:
+    with open("/proc/self/maps") as f:
+        return "libasan" in f.read()
+
+
+def _sock_diag_works() -> bool:
+    try:
+        socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 4).close()     # NETLINK_SOCK_DIAG
+    except OSError:
+        return False            # e.g. under qemu-user, which forwards few netlink families
+    return True
 
 
 def _rss() -> int:
@@ -104,6 +121,9 @@ def _check(m: dict) -> None:
     assert m["fds"][1] == m["fds"][0], "open fds grew: %r" % (m["fds"],)
     assert m["tasks"][1] == m["tasks"][0], "threads (tasks) grew: %r" % (m["tasks"],)
     assert m["threads"][1] == m["threads"][0], "Python threads grew: %r" % (m["threads"],)
+    if _asan():
+        pytest.skip("RSS bound not checked under AddressSanitizer (its quarantine keeps freed "
+                    "memory resident): grew %d KiB" % (m["growth"] >> 10))
     assert m["growth"] <= LEAK_BOUND, "RSS grew by %d KiB (bound %d KiB); trace %r" % (
         m["growth"] >> 10, LEAK_BOUND >> 10, m["trace_kib"])
 
@@ -152,7 +172,8 @@ def test_fixture_snapshots_do_not_leak(impl, tree, record_property):
 @pytest.mark.live
 def test_live_snapshots_do_not_leak(impl, live, record_property):
     first = impl.connections("all", owners=True, source="auto")
-    assert "netlink" in first.sources.values(), first.sources   # the netlink path is covered
+    if _sock_diag_works():
+        assert "netlink" in first.sources.values(), first.sources   # the netlink path is covered
     assert any(c.owners for c in first)                          # and the owner walk
 
     def call():
