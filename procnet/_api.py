@@ -6,7 +6,7 @@ from typing import Iterable, Optional, Union
 from . import _backend
 from ._contract import Snapshot, build
 from ._errors import ProcNetError, ProcRootError
-from ._query import SOURCES, Query, make_query
+from ._query import SOURCES, Query, make_query, pids_hidden
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -83,6 +83,8 @@ def _connections(q: Query, backend: Optional[str]) -> Snapshot:
             raise ProcNetError("source='netlink' cannot dump %s (%s); use source='auto' to fall "
                                "back to /proc/net text" % (", ".join(failed), "; ".join(
                                    "%s: %s" % kv for kv in failed.items())))
+    if q.owners:
+        meta["pids_hidden"] = pids_hidden(q.proc_root)
     conns = build(records, ctx)
     if q.states is not None:
         states = q.states

@@ -304,14 +304,17 @@ class Snapshot(List[Connection]):
             source served it (``source="auto"`` falls back per table).
         backend: ``"native"`` or ``"pure"``.
         processes: fd directories walked (0 without owners).
+        pids_hidden: the procfs hides other users' processes from this caller
+            (mounted with ``hidepid=invisible``): their sockets show no owner
+            and no pid in ``denied_pids`` says why.
     """
 
-    __slots__ = ("denied_pids", "skipped", "tables", "sources", "backend", "processes")
+    __slots__ = ("denied_pids", "skipped", "tables", "sources", "backend", "processes", "pids_hidden")
 
     def __init__(self, conns: Iterable[Connection] = (), *, denied_pids: Tuple[int, ...] = (),
                  skipped: Optional[Dict[str, int]] = None, tables: Optional[Dict[str, str]] = None,
                  sources: Optional[Dict[str, str]] = None, backend: str = "",
-                 processes: int = 0) -> None:
+                 processes: int = 0, pids_hidden: bool = False) -> None:
         super().__init__(conns)
         self.denied_pids = denied_pids
         self.skipped = skipped or {}
@@ -319,11 +322,12 @@ class Snapshot(List[Connection]):
         self.sources = sources or {}
         self.backend = backend
         self.processes = processes
+        self.pids_hidden = pids_hidden
 
     @property
     def complete(self) -> bool:
         """True when every process, table and line could be read."""
-        return not self.denied_pids and not self.skipped and all(
+        return not self.denied_pids and not self.pids_hidden and not self.skipped and all(
             v in ("read", "missing") for v in self.tables.values())
 
     def __repr__(self) -> str:

@@ -120,6 +120,35 @@ def is_live_proc(root: str) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
+# hidepid values under which other users' processes are not listed at all
+_HIDING = {"2", "invisible", "4", "ptraceable"}
+
+
+def pids_hidden(root: str) -> bool:
+    """Does the procfs at `root` hide other users' processes from us (hidepid)?
+
+    Then their sockets show no owner and no denied pid says why, so the
+    snapshot cannot call itself complete. Root (CAP_SYS_PTRACE) sees through
+    hidepid; a tree that is not a proc mount hides nothing.
+    """
+    if os.geteuid() == 0:
+        return False
+    try:
+        real = os.path.realpath(root)
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                fields = line.split()
+                sep = fields.index(b"-")
+                if fields[4].decode("utf-8", "surrogateescape") != real or fields[sep + 1] != b"proc":
+                    continue
+                for opt in fields[-1].split(b","):
+                    if opt.startswith(b"hidepid=") and opt[8:].decode() in _HIDING:
+                        return True
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        pass
+    return False
+
+
 def resolve_source(source: Optional[str], root: str) -> int:
     """The PN_SRC_* for this call: argument, else $PROCNET_SOURCE, else auto."""
     if source is None:

@@ -68,6 +68,7 @@ for source in ("auto", "procfs"):
             uids[p] = None          # gone since
     out["runs"][key] = {
         "n": len(s), "denied": list(s.denied_pids), "complete": s.complete,
+        "pids_hidden": s.pids_hidden,
         "tables": s.tables, "sources": s.sources, "skipped": s.skipped,
         "processes": s.processes, "mine": by.get(my_ino),
         "theirs": {str(i): by.get(i) for i in theirs},
@@ -215,6 +216,8 @@ def test_hidepid_hides_other_users(impl, mode, root_sockets, record_property):
         assert 1 not in r["denied"] and os.getpid() not in r["denied"], (key, r["denied"])
         assert res["me"][0] in r["listed"]
         assert r["processes"] <= len(r["listed"])
+        # nothing is denied, yet other users' owners are unknown: not complete
+        assert r["complete"] is False and r["pids_hidden"] is True, key
         record_property("denied_" + key.replace("/", "_"), len(r["denied"]))
         record_property("complete_" + key.replace("/", "_"), r["complete"])
 

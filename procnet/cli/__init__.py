@@ -93,7 +93,8 @@ def _run(argv: Sequence[str]) -> int:
         def refresh() -> None:
             snap, conns, _ = take(opts)
             text = clear + table.render(conns)
-            warn = opts.program and bool(snap.denied_pids) and (bool(clear) or not warned)
+            warn = opts.program and bool(snap.denied_pids or snap.pids_hidden) and (
+                bool(clear) or not warned)
             if warn and not clear:
                 _warn()
                 warned.append(True)

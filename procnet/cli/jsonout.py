@@ -24,9 +24,10 @@ def document(snap: Snapshot, conns: Sequence[Connection], tables: Dict[str, str]
         "version": __version__,
         "backend": snap.backend,
         "time": round(time.time(), 6),
-        "complete": not snap.denied_pids and not skipped
+        "complete": not snap.denied_pids and not snap.pids_hidden and not skipped
         and all(st in ("read", "missing") for st in tables.values()),
         "denied_pids": list(snap.denied_pids),
+        "pids_hidden": snap.pids_hidden,
         "skipped": skipped,
         "tables": tables,
     }
