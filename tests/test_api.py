@@ -160,3 +160,19 @@ def test_bad_laddr(impl):
     with pytest.raises(ValueError) as ei:
         impl.connections("tcp", laddr="localhost")
     assert "laddr" in str(ei.value)
+
+
+def test_gc_state_is_restored(impl, small_tree):
+    import gc
+    assert gc.isenabled()
+    impl.connections("all", proc_root=small_tree)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        impl.connections("all", proc_root=small_tree)
+        assert not gc.isenabled()          # a caller's choice is left alone
+    finally:
+        gc.enable()
+    with pytest.raises(ValueError):
+        impl.connections("bogus")
+    assert gc.isenabled()
