@@ -103,11 +103,64 @@ def plot(series: Dict[str, List[Tuple[int, float]]], path: str) -> Optional[str]
     return None
 
 
+# (what, group prefix, contender a, contender b, bound): target met when a/b <= bound
+# (a "x faster" target is written as slower/faster >= n, i.e. b/a <= 1/n).
+TARGETS = [
+    ("native snapshot with owners <= 1.10x the C floor (issue 3)", "owners", "owners_native", "owners_floor", 1.10),
+    ("same, text source, one thread (like for like with the floor)", "owners",
+     "owners_native_procfs_single_thread", "owners_floor", 1.10),
+    ("native >= 2.5x faster than psutil (issue 3)", "owners", "owners_native", "owners_psutil", 1 / 2.5),
+    ("pure no slower than psutil (issue 3)", "owners", "owners_pure", "owners_psutil", 1.0),
+    ("netlink listing, C part <= 0.3x text (issue 7)", "no owners", "no_owners_core[auto]",
+     "no_owners_core[procfs]", 0.3),
+    ("netlink listing through the API <= 0.5x text (issue 7)", "no owners", "no_owners_native[auto]",
+     "no_owners_native[procfs]", 0.5),
+    ("netlink snapshot with owners <= 0.85x the floor (issue 7)", "owners", "owners_native", "owners_floor", 0.85),
+    ("netlink snapshot >= 3x faster than psutil (issue 7)", "owners", "owners_native", "owners_psutil", 1 / 3),
+    ("procnet -tuaxnp faster than ss -tuaxnp (issue 3; 10k and up)", "cli -tuaxnp", "cli_procnet",
+     "cli_peer[ss--tuaxnp]", 1.0),
+    ("procnet -tulnp >= 2x faster than ss -tulnp (issue 7; at 50k)", "cli -tulnp", "listen_procnet",
+     "listen_ss", 0.5),
+    ("import procnet no slower than import psutil (issue 3)", "import", "import[procnet]", "import[psutil]", 1.0),
+]
+
+
+def targets(groups: Dict[str, Dict[str, dict]]) -> List[str]:
+    lines = ["| target | scale | measured ratio | bound | met |", "|---|---|---|---|---|"]
+    for what, prefix, a, b, bound in TARGETS:
+        for group in sorted(groups, key=lambda g: SCALE_ORDER.index(g.rsplit(" ", 1)[-1])
+                            if g.rsplit(" ", 1)[-1] in SCALE_ORDER else 99):
+            head, _, scale = group.rpartition(" ")
+            if head != prefix or scale not in SCALE_ORDER:
+                if not group.startswith(prefix + " ("):      # a group without scales
+                    continue
+                scale = "-"
+            g = groups[group]
+            if a in g and b in g:
+                r = median_ms(g[a]) / median_ms(g[b])
+                lines.append("| %s | %s | %.2f | %.2f | %s |" % (what, scale or "-", r, bound,
+                                                                 "yes" if r <= bound else "**no**"))
+    mem = [g for g in groups if g.startswith("peak memory")]
+    for group in mem:
+        e = {n: b.get("extra_info", {}).get("peak_kib") for n, b in groups[group].items()}
+        if e.get("peak_memory[native]") is not None and e.get("peak_memory[psutil]"):
+            r = e["peak_memory[native]"] / e["peak_memory[psutil]"]
+            lines.append("| peak memory <= psutil's (issue 3; at 50k) | %s | %.2f | 1.00 | %s |" % (
+                group.rsplit(" ", 1)[-1], r, "yes" if r <= 1 else "**no**"))
+    return lines
+
+
 def render(data: dict, groups: Dict[str, Dict[str, dict]], plot_path: str) -> str:
     out = ["# procnet benchmarks", "",
            "Machine: %s. Run: %s." % (machine(data), data.get("datetime", "?")[:19]),
            "Ratios are medians divided by the reference contender's median, same run "
-           "(lower is faster). Regenerate with `python benchmarks/run.py`.", ""]
+           "(lower is faster). Regenerate with `python benchmarks/run.py`.", "",
+           "## Targets", ""] + targets(groups) + [""]
+    analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
+    if os.path.exists(analysis):
+        with open(analysis) as f:
+            out += [f.read().rstrip("\n"), ""]
+    out += ["# The groups", ""]
 
     def key(group: str) -> Tuple[int, int, str]:
         scale = group.rsplit(" ", 1)[-1]
