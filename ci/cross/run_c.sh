@@ -30,7 +30,7 @@ for f in csrc/*.c; do
     case "$(basename "$f")" in *_bpf*) continue;; esac
     SRCS+=("$f")
 done
-SRCS+=(tests/c/test_core.c)
+SRCS+=(tests/c/*.c)
 if [ ! -f csrc/procnet.h ] || [ ${#SRCS[@]} -lt 2 ]; then
     echo "cross C tier: no C sources under csrc/" >&2
     exit 1
