@@ -113,6 +113,11 @@ int pn_keep_sock(const struct pn_query *q, const struct pn_sock *s);
 int pn_diag_open(uint64_t *own_inode);
 int pn_diag_table(int fd, int table, const struct pn_query *q, struct pn_sink *sink,
                   uint32_t *skipped, uint64_t own_inode, uint32_t *seq);
+/* Decode one received buffer of a dump: 1 = the dump is done, 0 = more to
+ * read, -1 = error (errno). Separate from the socket so it can be fuzzed. */
+int pn_diag_parse(const char *buf, size_t n, int table, const struct pn_query *q,
+                  struct pn_sink *sink, uint32_t *skipped, uint64_t own_inode, uint32_t seq,
+                  int *intr);
 
 /* Owner index (owners_proc.c walks /proc, owners_hash.c indexes). */
 struct pn_fd_entry {

@@ -72,7 +72,8 @@ static int join(const struct pn_query *q, struct pn_sink *sink, struct pn_owners
         }
         if (count == 0 && (q->flags & PN_Q_OWNED_ONLY))
             continue;
-        sort_owners((struct pn_owner *)owners->data + first, count);
+        if (count > 1)
+            sort_owners((struct pn_owner *)owners->data + first, count);
         s[i].owner_first = first;
         s[i].owner_count = count;
         s[kept++] = s[i];

@@ -17,6 +17,7 @@
 #include "pn_internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -313,6 +314,66 @@ static int decode_msg(int table, const struct nlmsghdr *h, struct pn_sock *s, st
     return 1;
 }
 
+int pn_diag_parse(const char *buf, size_t n, int table, const struct pn_query *q,
+                  struct pn_sink *sink, uint32_t *skipped, uint64_t own_inode, uint32_t seq,
+                  int *intr)
+{
+    /* Walk by offset, not with NLMSG_NEXT: an unaligned length in the last
+     * message would make its size_t remainder wrap around (found by fuzzing). */
+    const struct nlmsghdr *h;
+    for (size_t off = 0, step; n - off >= NLMSG_HDRLEN; off += step) {
+        h = (const struct nlmsghdr *)(buf + off);
+        if (h->nlmsg_len < NLMSG_HDRLEN || h->nlmsg_len > n - off)
+            break;                    /* truncated or garbage: nothing more to trust */
+        step = NLMSG_ALIGN(h->nlmsg_len);
+        if (step > n - off)
+            step = n - off;
+        if (h->nlmsg_seq != seq)
+            continue;                 /* a stale answer to an earlier request */
+        if (h->nlmsg_flags & NLM_F_DUMP_INTR)
+            *intr = 1;
+        if (h->nlmsg_type == NLMSG_DONE) {
+            int err = 0;
+            if (h->nlmsg_len >= NLMSG_LENGTH(sizeof err))
+                memcpy(&err, NLMSG_DATA(h), sizeof err);
+            if (err < 0) {
+                errno = err == INT_MIN ? EPROTO : -err;
+                return -1;
+            }
+            return 1;
+        }
+        if (h->nlmsg_type == NLMSG_ERROR) {
+            struct nlmsgerr e;
+            if (h->nlmsg_len < NLMSG_LENGTH(sizeof e)) {
+                errno = EPROTO;
+                return -1;
+            }
+            memcpy(&e, NLMSG_DATA(h), sizeof e);
+            errno = e.error < 0 && e.error != INT_MIN ? -e.error : EPROTO;
+            return -1;
+        }
+        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+            continue;
+        struct pn_sock *s = pn_vec_reserve(&sink->socks, sizeof *s, 1);
+        if (!s)
+            return -1;
+        size_t mark = sink->strings.len;
+        int r = decode_msg(table, h, s, sink);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            (*skipped)++;
+            continue;
+        }
+        if ((own_inode && s->inode == own_inode && table == PN_NETLINK) || !pn_keep_sock(q, s)) {
+            sink->strings.len = mark;   /* our own diag socket, or filtered out */
+            continue;
+        }
+        sink->socks.len++;
+    }
+    return 0;
+}
+
 /* One dump attempt. 0 done, 1 interrupted (retry), -1 error (errno). */
 static int dump_once(int fd, int table, const struct pn_query *q, struct pn_sink *sink,
                      uint32_t *skipped, uint64_t own_inode, uint32_t seq)
@@ -331,52 +392,11 @@ static int dump_once(int fd, int table, const struct pn_query *q, struct pn_sink
             errno = EPROTO;
             return -1;
         }
-        size_t left = (size_t)n;
-        for (const struct nlmsghdr *h = (const struct nlmsghdr *)sink->readbuf; NLMSG_OK(h, left);
-             h = NLMSG_NEXT(h, left)) {
-            if (h->nlmsg_seq != seq)
-                continue;                 /* a stale answer to an earlier request */
-            if (h->nlmsg_flags & NLM_F_DUMP_INTR)
-                intr = 1;
-            if (h->nlmsg_type == NLMSG_DONE) {
-                int err = 0;
-                if (h->nlmsg_len >= NLMSG_LENGTH(sizeof err))
-                    memcpy(&err, NLMSG_DATA(h), sizeof err);
-                if (err < 0) {
-                    errno = -err;
-                    return -1;
-                }
-                return intr;
-            }
-            if (h->nlmsg_type == NLMSG_ERROR) {
-                struct nlmsgerr e;
-                if (h->nlmsg_len < NLMSG_LENGTH(sizeof e)) {
-                    errno = EPROTO;
-                    return -1;
-                }
-                memcpy(&e, NLMSG_DATA(h), sizeof e);
-                errno = e.error ? -e.error : EPROTO;
-                return -1;
-            }
-            if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
-                continue;
-            struct pn_sock *s = pn_vec_reserve(&sink->socks, sizeof *s, 1);
-            if (!s)
-                return -1;
-            size_t mark = sink->strings.len;
-            int r = decode_msg(table, h, s, sink);
-            if (r < 0)
-                return -1;
-            if (r == 0) {
-                (*skipped)++;
-                continue;
-            }
-            if ((own_inode && s->inode == own_inode && table == PN_NETLINK) || !pn_keep_sock(q, s)) {
-                sink->strings.len = mark;   /* our own diag socket, or filtered out */
-                continue;
-            }
-            sink->socks.len++;
-        }
+        int r = pn_diag_parse(sink->readbuf, (size_t)n, table, q, sink, skipped, own_inode, seq, &intr);
+        if (r < 0)
+            return -1;
+        if (r > 0)
+            return intr;
     }
 }
 

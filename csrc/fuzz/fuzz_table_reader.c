@@ -1,0 +1,97 @@
+/* libFuzzer harness: a whole /proc/net table file through pn_snapshot (large
+ * reads, line splitting across reads, overlong lines, the header), and a
+ * process's comm and fd link in the same fixture tree.
+ * Input: byte 0 picks the table; then the table text up to the first 0xFF
+ * byte; then the comm text up to the next 0xFF; the rest is the link target. */
+#include "procnet.h"
+
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const names[PN_NTABLES] = {
+    "tcp", "tcp6", "udp", "udp6", "udplite", "udplite6", "raw", "raw6",
+    "icmp", "icmp6", "unix", "packet", "netlink",
+};
+static char root[64];
+
+static void put(const char *path, const uint8_t *p, size_t n)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0)
+        abort();
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w <= 0)
+            abort();
+        p += w;
+        n -= (size_t)w;
+    }
+    close(fd);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char path[128], target[512];
+    if (!root[0]) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(root, sizeof root, "%s/pnfuzz-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(root))
+            abort();
+        snprintf(path, sizeof path, "%s/net", root);
+        mkdir(path, 0755);
+        snprintf(path, sizeof path, "%s/42", root);
+        mkdir(path, 0755);
+        snprintf(path, sizeof path, "%s/42/fd", root);
+        mkdir(path, 0755);
+    }
+    if (size < 1)
+        return 0;
+    int table = data[0] % PN_NTABLES;
+    const uint8_t *p = data + 1, *end = data + size;
+    const uint8_t *cut = memchr(p, 0xFF, (size_t)(end - p));
+    const uint8_t *text_end = cut ? cut : end;
+    snprintf(path, sizeof path, "%s/net/%s", root, names[table]);
+    put(path, p, (size_t)(text_end - p));
+    p = cut ? cut + 1 : end;
+    cut = memchr(p, 0xFF, (size_t)(end - p));
+    snprintf(path, sizeof path, "%s/42/comm", root);
+    put(path, p, (size_t)((cut ? cut : end) - p));
+    p = cut ? cut + 1 : end;
+    size_t tlen = (size_t)(end - p) < sizeof target - 1 ? (size_t)(end - p) : sizeof target - 1;
+    memcpy(target, p, tlen);
+    target[tlen] = '\0';
+    snprintf(path, sizeof path, "%s/42/fd/3", root);
+    unlink(path);
+    if (tlen && !memchr(target, '\0', tlen))
+        (void)symlink(target, path);
+
+    struct pn_query q;
+    memset(&q, 0, sizeof q);
+    q.proc_root = root;
+    q.tables = 1u << table;
+    q.flags = PN_Q_OWNERS;
+    q.threads = 1;
+    q.source = PN_SRC_PROCFS;
+    q.lport = q.rport = -1;
+    q.uid = -1;
+    struct pn_result r;
+    if (pn_snapshot(&q, &r) == 0) {
+        for (size_t i = 0; i < r.nsocks; i++) {
+            const struct pn_sock *s = &r.socks[i];
+            if ((size_t)s->owner_first + s->owner_count > r.nowners)
+                abort();
+            if (table == PN_UNIX && (size_t)s->ext + s->ext_len > r.strings_len)
+                abort();
+        }
+        for (size_t i = 0; i < r.nowners; i++)
+            if ((size_t)r.owners[i].name_off + r.owners[i].name_len > r.strings_len)
+                abort();
+    }
+    pn_result_free(&r);
+    return 0;
+}
