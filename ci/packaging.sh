@@ -25,17 +25,17 @@ done
 echo "cibuildwheel: $(wc -l <<<"$ids") identifiers, manylinux+musllinux x 5 archs from cp39"
 
 mkdir -p "$work/src" && (cd "$work" && git -C "$OLDPWD" ls-files -z | (cd "$OLDPWD" && xargs -0 cp --parents -t "$work/src" --))
-PROCNET_REQUIRE_NATIVE=1 "$pip" wheel -q --no-deps -w "$work/wheels" "$work/src"
+PROCNET_REQUIRE_NATIVE=1 "$pip" wheel -q --no-cache-dir --no-deps -w "$work/wheels" "$work/src"
 whl=$(ls "$work"/wheels/procnet-*.whl)
 unzip -l "$whl" | grep -q 'procnet/_core\..*\.so' || { echo "wheel has no C core: $whl"; exit 1; }
 "$work/venv/bin/auditwheel" show "$whl"
 
 # the fallback, and its strict refusal
 rm -rf "$work/src/build"
-CC=/bin/false "$pip" wheel -q --no-deps -w "$work/pure" "$work/src" >/dev/null 2>&1 || { echo "non-strict build without a compiler failed"; exit 1; }
+env -u PROCNET_REQUIRE_NATIVE CC=/bin/false "$pip" wheel -q --no-cache-dir --no-deps -w "$work/pure" "$work/src" >/dev/null 2>&1 || { echo "non-strict build without a compiler failed"; exit 1; }
 unzip -l "$work"/pure/procnet-*.whl | grep -q '_core\..*\.so' && { echo "a compiler-less build shipped a core?"; exit 1; }
 rm -rf "$work/src/build"
-if CC=/bin/false PROCNET_REQUIRE_NATIVE=1 "$pip" wheel -q --no-deps -w "$work/strict" "$work/src" >/dev/null 2>&1; then
+if CC=/bin/false PROCNET_REQUIRE_NATIVE=1 "$pip" wheel -q --no-cache-dir --no-deps -w "$work/strict" "$work/src" >/dev/null 2>&1; then
   echo "PROCNET_REQUIRE_NATIVE=1 did not make a compiler-less build fail"; exit 1
 fi
 echo "packaging: strict wheel has the core; fallback to pure works; strict mode refuses it"
