@@ -122,6 +122,8 @@ TARGETS = [
     ("procnet -tulnp >= 2x faster than ss -tulnp (issue 7; at 50k)", "cli -tulnp", "listen_procnet",
      "listen_ss", 0.5),
     ("import procnet no slower than import psutil (issue 3)", "import", "import[procnet]", "import[psutil]", 1.0),
+    ("2 threads x 3 snapshots < 2x the time of 1 thread: GIL released (issue 9)",
+     "threads (3 snapshots per thread)", "gil_two_threads", "gil_one_thread", 1.6),
 ]
 
 
@@ -178,6 +180,8 @@ def render(data: dict, groups: Dict[str, Dict[str, dict]], plot_path: str) -> st
         elif group.startswith("no owners"):
             out += table(groups, group, ["no_owners_core[procfs]", "no_owners_native[procfs]",
                                          "owners_floor"])
+        elif group.startswith("threads"):
+            out += table(groups, group, ["gil_one_thread"])
         elif group.startswith("listeners"):
             out += table(groups, group, ["listeners_native[procfs]"])
         else:
