@@ -8,8 +8,9 @@ from typing import Any, Dict, Tuple
 
 from ._contract import OWNER_STRUCT, SOCK_STRUCT, _Context
 from ._core import ffi, lib  # type: ignore[import-not-found]
-from ._errors import ProcNetError, ProcRootError
+from ._errors import ProcRootError
 from ._query import SOURCE_NAMES, Query
+from ._tables import TABLES
 from ._version import __version__
 
 if lib.pn_abi_version() != 3 or ffi.sizeof("struct pn_sock") != SOCK_STRUCT.size \
@@ -57,7 +58,6 @@ def snapshot(q: Query) -> Tuple[Any, _Context, Dict[str, Any]]:
         tables: Dict[str, str] = {}
         sources: Dict[str, str] = {}
         skipped: Dict[str, int] = {}
-        from ._tables import TABLES
         for t in sorted(q.tables):
             st = res.table_status[t]
             tables[TABLES[t]] = _STATUS.get(st) or "error: " + os.strerror(res.table_errno[t])
@@ -73,9 +73,4 @@ def snapshot(q: Query) -> Tuple[Any, _Context, Dict[str, Any]]:
     return SOCK_STRUCT.iter_unpack(socks), ctx, meta
 
 
-def version() -> str:
-    """The compiled core's version string."""
-    return CORE_VERSION
-
-
-__all__ = ["snapshot", "version", "ProcNetError"]
+__all__ = ["snapshot", "CORE_VERSION"]

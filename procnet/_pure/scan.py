@@ -3,13 +3,10 @@
 C skips blanks (space, tab) before a field, reads a maximal run of digits and
 fails if the run is too long; ``(?!...)`` lookaheads make each regex run maximal
 too, so backtracking can never split a field the way C would not.
-Decimal bounds (C's ``max`` argument) are checked after matching by fits().
+Decimal bounds (C's ``max`` argument) are checked by each decoder after matching.
 """
-from typing import Iterable, Tuple
-
 BLANK = rb"[ \t]*"
 DEC = BLANK + rb"([0-9]+)(?![0-9])"
-SKIP_DEC = BLANK + rb"[0-9]+(?![0-9])"
 NEG_DEC = BLANK + rb"-?" + DEC          # C: skip blanks, optional '-', scan_dec
 
 
@@ -23,8 +20,3 @@ def hexf(lo: int, hi: int, capture: bool = True) -> bytes:
 U8 = 0xFF
 U32 = 0xFFFFFFFF
 U64 = 0xFFFFFFFFFFFFFFFF
-
-
-def fits(pairs: Iterable[Tuple[int, int]]) -> bool:
-    """C's overflow checks: every (value, max) within bounds."""
-    return all(v <= m for v, m in pairs)
