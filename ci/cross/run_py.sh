@@ -361,7 +361,7 @@ one_arch() {
     # Emulation is ~5x slower: the leak and churn tests run shorter here (the
     # host tier runs them at full length).
     (cd "$stage" && PATH="$bin:$PATH" PYTHONNOUSERSITE=1 PROCNET_BACKEND='' \
-        PROCNET_LEAK_SNAPSHOTS=4000 PROCNET_CHURN_SECONDS=4 \
+        PROCNET_LEAK_SNAPSHOTS=4000 PROCNET_CHURN_SECONDS=4 PROCNET_EMULATED=qemu-user \
         PYTHONPATH="$stage:$CROSS_DIR" PYTEST_PLUGINS=pytest_qemu \
         timeout -k 10 "$PYTEST_TIMEOUT" "$wrapper" -m pytest tests -q -p no:cacheprovider \
         "${marker[@]}") >"$OUT/$arch.log" 2>&1 || rc=$?
