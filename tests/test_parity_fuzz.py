@@ -97,3 +97,50 @@ def test_socket_link_parsers_agree(both):
             return
         assert c_parse(s) == parse_socket_link(s), s
     check()
+
+
+# -- whole fixture trees: tables, fd links and process names, hostile included --
+
+SEED_INODES = [0, 5, 6, 7, 77, 111, 9001, 31337, 24410, 24411]     # the inodes in SEEDS
+TARGETS = st.one_of(
+    st.builds(lambda i: "socket:[%d]" % i, st.sampled_from(SEED_INODES)),
+    st.sampled_from(["pipe:[3]", "/dev/null", "anon_inode:[eventfd]", "socket:[]", "socket:[1x]",
+                     "socket:[%s]" % ("9" * 30), "socket:[ 7]", "/tmp/a b\n"]),
+    st.text(min_size=1, max_size=40).filter(lambda t: "\0" not in t and "/" not in t[:1]))
+COMMS = st.one_of(st.none(), st.binary(max_size=20).filter(lambda b: b"\0" not in b),
+                  st.sampled_from([b"nginx", b"pn\x1b[2J\nfa\tke\xff", b"", b"\n\n"]))
+
+
+@st.composite
+def trees(draw):
+    tables = {}
+    for table in draw(st.lists(st.sampled_from(sorted(SEEDS)), unique=True, min_size=1, max_size=4)):
+        lines = draw(st.lists(st.one_of(mutated(table), st.sampled_from([s.encode() for s in SEEDS[table]])),
+                              max_size=5))
+        tables[table] = b"header\n" + b"\n".join(lines) + draw(st.sampled_from([b"\n", b""]))
+    procs = {}
+    for pid in draw(st.lists(st.integers(1, 60), unique=True, max_size=6)):
+        fds = draw(st.dictionaries(st.integers(0, 40), TARGETS, max_size=5))
+        procs[pid] = {"comm": draw(COMMS), "fd": fds, "fd_dir": draw(st.booleans()) or bool(fds)}
+    return tables, procs
+
+
+def test_whole_trees_agree(both):
+    native, pure = both
+    tmp = tempfile.mkdtemp(prefix="procnet-trees-")
+    try:
+        @settings(max_examples=int(os.environ.get("PROCNET_FUZZ_EXAMPLES", "150")), deadline=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(trees(), st.sampled_from(["little", "big"]))
+        def check(tree, order):
+            tables, procs = tree
+            root = os.path.join(tmp, "p")
+            shutil.rmtree(root, ignore_errors=True)
+            make_tree(root, net=tables, procs=procs)
+            a, b = (i.connections("all", proc_root=root, byteorder=order) for i in (native, pure))
+            assert [c.as_tuple() for c in a] == [c.as_tuple() for c in b]
+            assert (a.skipped, a.tables, a.denied_pids, a.processes) == \
+                (b.skipped, b.tables, b.denied_pids, b.processes)
+        check()
+    finally:
+        shutil.rmtree(tmp)
