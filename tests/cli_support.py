@@ -16,6 +16,7 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
+from live_sockets import dgram, listener
 from procnet.cli.names import escape
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -122,19 +123,6 @@ class CliSockets:
 
     def open(self) -> "CliSockets":
         S = socket
-
-        def listener(af, addr):
-            s = S.socket(af, S.SOCK_STREAM)
-            s.bind((addr, 0))
-            s.listen(8)
-            return s
-
-        def dgram(af, addr, proto=0, connect=False):
-            s = S.socket(af, S.SOCK_DGRAM, proto)
-            s.bind((addr, 0))
-            if connect:
-                s.connect(s.getsockname())
-            return s
 
         def unix(kind, name, listen=True):
             s = S.socket(S.AF_UNIX, kind)

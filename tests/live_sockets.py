@@ -12,6 +12,23 @@ ETH_P_ALL = 3
 IPPROTO_UDPLITE = 136
 
 
+def listener(af: int, addr: str) -> socket.socket:
+    """A listening TCP socket on a kernel-chosen port."""
+    s = socket.socket(af, socket.SOCK_STREAM)
+    s.bind((addr, 0))
+    s.listen(8)
+    return s
+
+
+def dgram(af: int, addr: str, proto: int = 0, connect: bool = False) -> socket.socket:
+    """A bound datagram socket, connected to itself if asked."""
+    s = socket.socket(af, socket.SOCK_DGRAM, proto)
+    s.bind((addr, 0))
+    if connect:
+        s.connect(s.getsockname())
+    return s
+
+
 class LiveSockets:
     """Opens the sockets; `expected` maps inode -> (proto, {(pid, fd)})."""
 
@@ -29,12 +46,6 @@ class LiveSockets:
 
     def open(self) -> "LiveSockets":
         S = socket
-        def listener(af, addr):
-            s = S.socket(af, S.SOCK_STREAM)
-            s.bind((addr, 0))
-            s.listen(8)
-            return s
-
         self._add("tcp_listen", lambda: listener(S.AF_INET, "127.0.0.1"))
         self._add("tcp6_listen", lambda: listener(S.AF_INET6, "::1"))
         for fam, addr, tag in ((S.AF_INET, "127.0.0.1", "tcp"), (S.AF_INET6, "::1", "tcp6")):
@@ -53,12 +64,6 @@ class LiveSockets:
             return s
         self._add("tcp6_mapped", mapped)
 
-        def dgram(af, addr, proto=0, connect=False):
-            s = S.socket(af, S.SOCK_DGRAM, proto)
-            s.bind((addr, 0))
-            if connect:
-                s.connect(s.getsockname())
-            return s
         self._add("udp", lambda: dgram(S.AF_INET, "127.0.0.1"))
         self._add("udp_connected", lambda: dgram(S.AF_INET, "127.0.0.1", connect=True))
         self._add("udp6", lambda: dgram(S.AF_INET6, "::1"))
