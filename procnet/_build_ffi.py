@@ -51,14 +51,32 @@ def _link_args() -> list:
     return args
 
 
+def _bpf() -> tuple:
+    """(macros, include dirs) for the optional BPF owner source: its program is
+    compiled with clang's BPF target into a generated header when a clang can
+    (procnet/_build_bpf.py); without one the core reports BPF unavailable."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("_pn_build_bpf", os.path.join(HERE, "_build_bpf.py"))
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    gen = os.path.join("build", "bpf")          # relative to the project root, like the sources
+    if os.environ.get("PROCNET_NO_BPF") or not mod.build_bpf_header(gen):
+        return [], []
+    return [("PN_HAVE_BPF_OBJ", None)], [gen]
+
+
+_BPF_MACROS, _BPF_INCLUDES = _bpf()
+
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef())
 ffibuilder.set_source(
     "procnet._core",
     '#include "procnet.h"',
     sources=_sources(),
-    include_dirs=["csrc"],
-    define_macros=[("PN_VERSION", '"%s"' % _read_version())],
+    include_dirs=["csrc"] + _BPF_INCLUDES,
+    define_macros=[("PN_VERSION", '"%s"' % _read_version())] + _BPF_MACROS,
+    libraries=["dl"],          # dlopen(libbpf): in libc since glibc 2.34, -ldl before
     extra_compile_args=_compile_args(),
     extra_link_args=_link_args(),
 )
