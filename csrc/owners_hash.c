@@ -66,6 +66,8 @@ void pn_owners_free(struct pn_owners *o)
     pn_vec_free(&o->procs);
     pn_vec_free(&o->strings);
     pn_vec_free(&o->denied);
+    pn_vec_free(&o->seen);
+    pn_vec_free(&o->tasks);
     free(o->slots);
     o->slots = NULL;
     o->nslots = 0;

@@ -75,6 +75,14 @@ int pn_parse_socket_link(const char *s, size_t len, uint64_t *inode)
     return 1;
 }
 
+/* A process directory of the root: its pid and inode number (which a new
+ * process reusing the pid never shares: proc gives it a new inode). */
+struct pn_pid_ent {
+    int32_t  pid;
+    uint32_t reserved;
+    uint64_t ino;
+};
+
 /* Per-thread results, merged at the end. */
 struct pn_worker {
     struct pn_walk *walk;
@@ -87,7 +95,8 @@ struct pn_worker {
 struct pn_walk {
     int rootfd;
     const struct pn_query *q;
-    int32_t *pids;
+    const struct pn_cache *cache;   /* read-only during the walk; NULL: walk everything */
+    struct pn_pid_ent *pids;        /* numeric entries of the root, with their d_ino */
     size_t npids;
     atomic_size_t next;
     int nworkers;
@@ -148,13 +157,67 @@ static int add_denied(struct pn_owners *part, int32_t pid)
     return 0;
 }
 
+/* With a cache: note the process's identity, and replay its cached fds if
+ * none of its threads ran since the last poll (it cannot have changed its fd
+ * table then). 1 = served from the cache, 0 = walk it, -1 = ENOMEM.
+ * The identity is read before the fd walk, so a change during the walk shows
+ * at the next poll as a changed identity. */
+static int try_cache(struct pn_walk *w, struct pn_owners *part, const struct pn_pid_ent *pe,
+                     size_t *seen_idx)
+{
+    int32_t pid = pe->pid;
+    uint64_t start;
+    uint32_t ntasks, task_first = (uint32_t)part->tasks.len;
+    const struct pn_cproc *cp = pn_cache_find(w->cache, pid);
+    int r = cp ? pn_cache_quick(w->rootfd, cp, pe->ino, part, &start, &ntasks) : 0;
+    if (r < 0)
+        return -1;
+    if (r == 0 && pn_proc_ident(w->rootfd, pid, part, &start, &ntasks) < 0)
+        return -1;
+    struct pn_seen *sn = pn_vec_reserve(&part->seen, sizeof *sn, 1);
+    if (!sn)
+        return -1;
+    memset(sn, 0, sizeof *sn);
+    sn->pid = pid;
+    sn->status = PN_SEEN_WALKED;
+    sn->start = start;
+    sn->task_first = task_first;
+    sn->ntasks = ntasks;
+    sn->ent_first = (uint32_t)part->entries.len;
+    sn->proc = UINT32_MAX;
+    sn->ino = pe->ino;
+    *seen_idx = part->seen.len++;
+    if (!cp || !ntasks || !pn_cache_same(cp, part, start, task_first, ntasks))
+        return 0;
+    uint32_t proc_idx;
+    if (pn_cache_replay(cp, part, &proc_idx) < 0)
+        return -1;
+    sn = (struct pn_seen *)part->seen.data + *seen_idx;
+    sn->status = PN_SEEN_REUSED;
+    sn->ent_count = (uint32_t)part->entries.len - sn->ent_first;
+    sn->proc = proc_idx;
+    part->nreused++;
+    part->nprocs++;
+    return 1;
+}
+
 /* Walk one process; -1 only on ENOMEM. */
-static int walk_pid(struct pn_walk *w, struct pn_owners *part, int32_t pid, char *dents)
+static int walk_pid(struct pn_walk *w, struct pn_owners *part, const struct pn_pid_ent *pe,
+                    char *dents)
 {
     char path[32], target[64];
+    int32_t pid = pe->pid;
+    size_t seen_idx = (size_t)-1;
+    if (w->cache) {
+        int r = try_cache(w, part, pe, &seen_idx);
+        if (r != 0)
+            return r < 0 ? -1 : 0;
+    }
     snprintf(path, sizeof path, "%d/fd", (int)pid);
     int dfd = openat(w->rootfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (dfd < 0) {
+        if (seen_idx != (size_t)-1)
+            ((struct pn_seen *)part->seen.data)[seen_idx].status = PN_SEEN_DROP;
         if (errno == ENOENT || errno == ESRCH)
             return 0;                  /* exited, or a kernel thread's leftovers */
         return add_denied(part, pid);  /* EACCES, hidepid, ENOTDIR, EMFILE...: incomplete */
@@ -162,11 +225,14 @@ static int walk_pid(struct pn_walk *w, struct pn_owners *part, int32_t pid, char
     part->nprocs++;
     int32_t proc_idx = -1;
     int rc = 0;
+    int denied = 0;
     for (;;) {
         long n = pn_getdents64(dfd, dents, PN_DENTS_BUF);
         if (n <= 0) {
-            if (n < 0 && errno != ENOENT && errno != ESRCH)
+            if (n < 0 && errno != ENOENT && errno != ESRCH) {
                 rc = add_denied(part, pid);   /* listing failed part-way */
+                denied = 1;
+            }
             break;
         }
         for (long off = 0; off < n;) {
@@ -175,8 +241,17 @@ static int walk_pid(struct pn_walk *w, struct pn_owners *part, int32_t pid, char
             int32_t fdnum;
             if (!parse_num(d->d_name, &fdnum))
                 continue;                    /* "." and ".." */
+            part->nreadlink++;
             ssize_t len = readlinkat(dfd, d->d_name, target, sizeof target);
             uint64_t inode;
+            if (len < 0 && (errno == EACCES || errno == EPERM) && !denied) {
+                /* listable but not readable (an LSM, a process out of reach):
+                 * what its fds hold is unknown, and the result must say so */
+                if ((rc = add_denied(part, pid)) < 0)
+                    goto out;
+                denied = 1;
+                continue;
+            }
             if (len <= 0 || (size_t)len >= sizeof target ||
                 !pn_parse_socket_link(target, (size_t)len, &inode))
                 continue;                    /* closed meanwhile, or not a socket */
@@ -200,6 +275,13 @@ static int walk_pid(struct pn_walk *w, struct pn_owners *part, int32_t pid, char
     }
 out:
     close(dfd);
+    if (seen_idx != (size_t)-1 && rc == 0) {
+        struct pn_seen *sn = (struct pn_seen *)part->seen.data + seen_idx;
+        /* a listing that failed part-way is not a table worth remembering */
+        sn->status = denied ? PN_SEEN_DROP : PN_SEEN_WALKED;
+        sn->ent_count = (uint32_t)part->entries.len - sn->ent_first;
+        sn->proc = proc_idx < 0 ? UINT32_MAX : (uint32_t)proc_idx;
+    }
     return rc;
 }
 
@@ -218,7 +300,7 @@ static void *worker_main(void *arg)
             break;
         size_t stop = i + PN_BATCH < w->npids ? i + PN_BATCH : w->npids;
         for (; i < stop; i++) {
-            if (walk_pid(w, &wk->part, w->pids[i], dents) < 0) {
+            if (walk_pid(w, &wk->part, &w->pids[i], dents) < 0) {
                 wk->failed = ENOMEM;
                 atomic_store(&w->next, w->npids);   /* stop the others too */
                 break;
@@ -253,10 +335,12 @@ static int list_pids(struct pn_walk *w)
                 continue;
             if (!parse_num(d->d_name, &pid) || pid == 0 || !pid_wanted(w->q, pid))
                 continue;
-            int32_t *slot = pn_vec_reserve(&pids, sizeof *slot, 1);
+            struct pn_pid_ent *slot = pn_vec_reserve(&pids, sizeof *slot, 1);
             if (!slot)
                 goto out;
-            *slot = pid;
+            slot->pid = pid;
+            slot->reserved = 0;
+            slot->ino = d->d_ino;
             pids.len++;
         }
     }
@@ -295,6 +379,7 @@ int pn_walk_start(int rootfd, const struct pn_query *q, struct pn_walk **out)
         return -1;
     w->rootfd = rootfd;
     w->q = q;
+    w->cache = q->cache;
     atomic_init(&w->next, 0);
     if (list_pids(w) < 0) {
         int e = errno;
@@ -322,11 +407,28 @@ int pn_walk_start(int rootfd, const struct pn_query *q, struct pn_walk **out)
 static int merge_part(struct pn_owners *dst, struct pn_owners *src)
 {
     uint32_t proc_base = (uint32_t)dst->procs.len, str_base = (uint32_t)dst->strings.len;
+    uint32_t ent_base = (uint32_t)dst->entries.len, task_base = (uint32_t)dst->tasks.len;
     if (!pn_vec_reserve(&dst->entries, sizeof(struct pn_fd_entry), src->entries.len) ||
         !pn_vec_reserve(&dst->procs, sizeof(struct pn_proc_info), src->procs.len) ||
         !pn_vec_reserve(&dst->denied, sizeof(int32_t), src->denied.len) ||
+        !pn_vec_reserve(&dst->seen, sizeof(struct pn_seen), src->seen.len) ||
+        !pn_vec_reserve(&dst->tasks, sizeof(struct pn_task), src->tasks.len) ||
         pn_vec_append_bytes(&dst->strings, src->strings.data, src->strings.len) == (size_t)-1)
         return -1;
+    struct pn_seen *sn = (struct pn_seen *)dst->seen.data + dst->seen.len;
+    pn_copy(sn, src->seen.data, src->seen.len * sizeof *sn);
+    for (size_t i = 0; i < src->seen.len; i++) {
+        sn[i].ent_first += ent_base;
+        sn[i].task_first += task_base;
+        if (sn[i].proc != UINT32_MAX)
+            sn[i].proc += proc_base;
+    }
+    dst->seen.len += src->seen.len;
+    pn_copy((struct pn_task *)dst->tasks.data + dst->tasks.len, src->tasks.data,
+            src->tasks.len * sizeof(struct pn_task));
+    dst->tasks.len += src->tasks.len;
+    dst->nreused += src->nreused;
+    dst->nreadlink += src->nreadlink;
     struct pn_fd_entry *e = (struct pn_fd_entry *)dst->entries.data + dst->entries.len;
     pn_copy(e, src->entries.data, src->entries.len * sizeof *e);
     for (size_t i = 0; i < src->entries.len; i++)

@@ -133,12 +133,39 @@ struct pn_proc_info {
     uint32_t name_len;
     uint32_t flags;  /* PN_SF_NO_NAME */
 };
+/* What a process's threads had run when it was last looked at (cache.c). */
+struct pn_task {
+    int32_t  tid;
+    uint32_t reserved;
+    uint64_t runtime;  /* ns on CPU (schedstat field 1) */
+    uint64_t pcount;   /* times scheduled in (schedstat field 3) */
+};
+/* How the walk treated one process (kept for the cache's update). */
+#define PN_SEEN_WALKED  0      /* fd directory read */
+#define PN_SEEN_REUSED  1      /* not run since the last poll: cached fds used */
+#define PN_SEEN_DROP    2      /* gone or denied: forget it */
+struct pn_seen {
+    int32_t  pid;
+    uint32_t status;       /* PN_SEEN_* */
+    uint64_t start;        /* start time (clock ticks after boot); 0 = unknown */
+    uint32_t task_first;   /* into pn_owners.tasks */
+    uint32_t ntasks;       /* 0 = unknown: never reused */
+    uint32_t ent_first;    /* its entries in pn_owners.entries (contiguous) */
+    uint32_t ent_count;
+    uint32_t proc;         /* into pn_owners.procs, or UINT32_MAX (no socket) */
+    uint32_t reserved;
+    uint64_t ino;          /* inode number of <root>/PID */
+};
 struct pn_owners {
     struct pn_vec entries;  /* struct pn_fd_entry */
     struct pn_vec procs;    /* struct pn_proc_info */
     struct pn_vec strings;  /* process names */
     struct pn_vec denied;   /* int32_t pids */
+    struct pn_vec seen;     /* struct pn_seen, only when walking with a cache */
+    struct pn_vec tasks;    /* struct pn_task, referenced by seen */
     uint32_t nprocs;        /* fd directories walked */
+    uint32_t nreused;       /* processes served from the cache */
+    uint64_t nreadlink;     /* readlinkat calls */
     /* hash: inode -> first entry (owners_hash.c) */
     uint32_t *slots;
     size_t    nslots;
@@ -149,7 +176,36 @@ struct pn_walk;
 int  pn_walk_start(int rootfd, const struct pn_query *q, struct pn_walk **out);
 int  pn_walk_finish(struct pn_walk *w, struct pn_owners *o);
 int  pn_owners_index(struct pn_owners *o);
+/* Owner cache (cache.c), read by the walk's threads, updated after it. */
+struct pn_cproc;
+const struct pn_cproc *pn_cache_find(const struct pn_cache *c, int32_t pid);
+/* Read PID's start time and its threads' run counters into o->tasks:
+ * 1 ok (*ntasks 0 when not known), 0 process gone, -1 ENOMEM. */
+int  pn_proc_ident(int rootfd, int32_t pid, struct pn_owners *o, uint64_t *start,
+                   uint32_t *ntasks);
+/* The cheap check for a cached single-threaded process whose <root>/PID
+ * directory is the same inode (so the same process): its one schedstat.
+ * 1 = identity filled in (start, the one task), 0 = do the full check. */
+int  pn_cache_quick(int rootfd, const struct pn_cproc *cp, uint64_t ino, struct pn_owners *o,
+                    uint64_t *start, uint32_t *ntasks);
+/* Does the cached process have exactly this identity (and did it not run)? */
+int  pn_cache_same(const struct pn_cproc *cp, const struct pn_owners *o, uint64_t start,
+                   uint32_t task_first, uint32_t ntasks);
+/* Append the cached process's socket fds (and its name) to o as if walked. */
+int  pn_cache_replay(const struct pn_cproc *cp, struct pn_owners *o, uint32_t *proc_idx);
+/* After a walk: remember what it saw (a pid filter keeps the others). */
+int  pn_cache_update(struct pn_cache *c, const struct pn_owners *o, int filtered);
+/* Is the cache about this root? Resets it when not. */
+void pn_cache_bind(struct pn_cache *c, uint64_t dev, uint64_t ino);
+/* The poll's diff: replace out's records by the new/changed ones, fill d,
+ * keep the full result as the next poll's previous one. -1 on ENOMEM. */
+int  pn_cache_diff(struct pn_cache *c, struct pn_result *out, struct pn_delta *d);
 uint32_t pn_owners_first(const struct pn_owners *o, uint64_t inode);
 void pn_owners_free(struct pn_owners *o);
+
+/* The BPF owner source (owners_bpf.c): one kernel-side scan into o (entries,
+ * procs with names, nprocs; q->pids respected). -1 with errno on failure,
+ * and the caller falls back to the /proc walk unless BPF was insisted on. */
+int  pn_bpf_scan(struct pn_bpf *b, const struct pn_query *q, struct pn_owners *o);
 
 #endif /* PN_INTERNAL_H */

@@ -24,7 +24,7 @@ extern "C" {
 /* PN_CDEF_BEGIN */
 
 /* Bump when any struct below changes; Python refuses a core that disagrees. */
-#define PN_ABI_VERSION 3
+#define PN_ABI_VERSION 4
 
 /* Socket tables, in the order /proc/net lists them to users. */
 #define PN_TCP       0
@@ -51,6 +51,17 @@ extern "C" {
 #define PN_SRC_AUTO     0      /* netlink per table where it works, else the text */
 #define PN_SRC_PROCFS   1      /* <root>/net/<table> text */
 #define PN_SRC_NETLINK  2      /* NETLINK_SOCK_DIAG dumps (the caller's netns) */
+
+/* pn_query.owner_source / pn_result.owner_source: how owners are found */
+#define PN_OWN_AUTO     0      /* BPF when a loaded program is passed in, else the /proc walk */
+#define PN_OWN_PROCFS   1      /* <root>/PID/fd walk (getdents64 + readlinkat) */
+#define PN_OWN_BPF      2      /* the kernel's iter/task_file walk (owners_bpf.c) */
+
+/* pn_delta.kind[]: what a record handed over by pn_poll is, against the last poll */
+#define PN_CH_SAME      0      /* identical to the previous record prev[] (after a rebase) */
+#define PN_CH_OPENED    1      /* a socket the previous poll did not have */
+#define PN_CH_OWNERS    2      /* the same socket with another owner set (other fields may differ too) */
+#define PN_CH_MODIFIED  3      /* the same socket and owners; state, queues or names differ */
 
 /* pn_result.table_status[] */
 #define PN_TABLE_NOT_ASKED 0
@@ -104,6 +115,9 @@ struct pn_owner {
     uint32_t reserved;
 };
 
+struct pn_bpf;     /* below: the BPF owner source */
+struct pn_cache;   /* below: a Poller's state */
+
 /* What to read and what to keep. Filters run while decoding, before the join. */
 struct pn_query {
     const char *proc_root;     /* "/proc", or any tree laid out like it */
@@ -121,6 +135,9 @@ struct pn_query {
     size_t   npids;
     int32_t  source;           /* PN_SRC_*; netlink reads the caller's netns, not proc_root */
     uint32_t netlink_deny;     /* tests: bit per table whose dump is refused (EPERM) */
+    int32_t  owner_source;     /* PN_OWN_*; PN_OWN_BPF needs bpf */
+    struct pn_bpf *bpf;        /* a loaded BPF owner source (pn_bpf_open), or NULL */
+    struct pn_cache *cache;    /* a Poller's owner cache (pn_cache_new), or NULL */
 };
 
 struct pn_result {
@@ -137,6 +154,9 @@ struct pn_result {
     int32_t          table_errno[PN_NTABLES];
     uint32_t         skipped[PN_NTABLES];  /* malformed lines (or messages) per table */
     uint8_t          table_source[PN_NTABLES]; /* PN_SRC_PROCFS or PN_SRC_NETLINK */
+    uint8_t          owner_source; /* PN_OWN_PROCFS or PN_OWN_BPF (0 without owners) */
+    uint32_t         procs_cached; /* processes whose owners came from the cache unread */
+    uint32_t         fds_read;     /* readlinkat calls made (0 with BPF) */
     void            *priv;        /* allocation bookkeeping; do not touch */
 };
 
@@ -154,6 +174,47 @@ int  pn_decode_line(int table, const char *line, size_t len, int byte_order,
 
 /* Parse a readlink target "socket:[12345]". 1 and *inode on success, else 0. */
 int  pn_parse_socket_link(const char *s, size_t len, uint64_t *inode);
+
+/*
+ * The BPF owner source (owners_bpf.c): an iter/task_file program run by the
+ * kernel instead of one readlinkat per fd. Load once per process and pass it
+ * in pn_query.bpf from any number of threads; libbpf is loaded at run time.
+ * pn_bpf_open returns 0, or -1 with errno and a reason in why[] (NUL-ended).
+ */
+struct pn_bpf;
+int  pn_bpf_open(struct pn_bpf **out, char *why, size_t whylen);
+void pn_bpf_close(struct pn_bpf *b);
+
+/*
+ * A Poller's state (cache.c): per process (pid + start time) the socket fds
+ * the last walk found and what its threads had run, so a process that has
+ * not run since is not walked again; and the last poll's records, so a poll
+ * hands over only what changed. One call at a time per cache.
+ */
+struct pn_cache;
+struct pn_cache *pn_cache_new(void);
+void pn_cache_free(struct pn_cache *c);
+
+/* What pn_poll adds to a pn_result, whose records are then only the new or
+ * changed ones (all of them after a rebase). */
+struct pn_delta {
+    uint32_t *take;       /* per socket of the poll, in order: index into the previous
+                             poll's list followed by this result's records */
+    size_t    ntake;
+    uint32_t *prev;       /* per record: the same socket's index in the previous list,
+                             or UINT32_MAX (opened) */
+    uint8_t  *kind;       /* per record: PN_CH_* */
+    uint32_t *closed;     /* indices in the previous list of sockets gone */
+    size_t    nclosed;
+    uint32_t  rebased;    /* 1: take refers to this result's records only */
+    uint32_t  nprev;      /* length of the previous list take/prev refer to */
+};
+
+/* One poll: a snapshot with the owner cache, diffed against the last poll.
+ * Same errors as pn_snapshot; free with pn_result_free and pn_delta_free. */
+int  pn_poll(const struct pn_query *q, struct pn_cache *c, struct pn_result *out,
+             struct pn_delta *d);
+void pn_delta_free(struct pn_delta *d);
 
 /* The version the core was built as (PN_VERSION in the build). */
 const char *pn_version(void);

@@ -162,6 +162,17 @@ fail:
     return -1;
 }
 
+/* Which owner source serves: the BPF program when asked for, or (auto) when
+ * the caller loaded one and the root is this host's /proc; else the walk. */
+static int owner_source(const struct pn_query *q, int rootfd)
+{
+    if (q->owner_source == PN_OWN_BPF)
+        return PN_OWN_BPF;
+    if (q->owner_source == PN_OWN_AUTO && q->bpf && is_live_proc(rootfd))
+        return PN_OWN_BPF;
+    return PN_OWN_PROCFS;
+}
+
 int pn_snapshot(const struct pn_query *q, struct pn_result *out)
 {
     struct pn_sink sink = {0};
@@ -170,6 +181,7 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     struct pn_walk *walk = NULL;
     int rootfd = -1, netfd = -1, rc = -1;
     int want_owners = (q->flags & PN_Q_OWNERS) != 0;
+    int use_bpf = 0;
 
     memset(out, 0, sizeof *out);
     rootfd = open(q->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -178,7 +190,21 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     netfd = openat(rootfd, "net", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (netfd < 0)
         goto out;
-    if (want_owners && pn_walk_start(rootfd, q, &walk) < 0)
+    if (want_owners) {
+        use_bpf = owner_source(q, rootfd) == PN_OWN_BPF;
+        if (use_bpf && (!q->bpf || !is_live_proc(rootfd))) {
+            errno = q->bpf ? EXDEV : EINVAL;   /* Python says why before it gets here */
+            goto out;
+        }
+        out->owner_source = use_bpf ? PN_OWN_BPF : PN_OWN_PROCFS;
+        if (q->cache && !use_bpf) {
+            struct stat st;
+            if (fstat(rootfd, &st) < 0)
+                goto out;
+            pn_cache_bind(q->cache, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+        }
+    }
+    if (want_owners && !use_bpf && pn_walk_start(rootfd, q, &walk) < 0)
         goto out;
 
     sink.readbuf = malloc(PN_READ_CHUNK + PN_MAX_LINE + 1);
@@ -190,9 +216,16 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     sink.readbuf = NULL;
 
     uint32_t name_base = (uint32_t)sink.strings.len;
-    if (walk) {
-        int r = pn_walk_finish(walk, &own);
-        walk = NULL;
+    if (walk || use_bpf) {
+        int r;
+        if (use_bpf) {
+            r = pn_bpf_scan(q->bpf, q, &own);
+        } else {
+            r = pn_walk_finish(walk, &own);
+            walk = NULL;
+            if (r == 0 && q->cache && pn_cache_update(q->cache, &own, q->pids != NULL) < 0)
+                r = -1;
+        }
         if (r < 0 || pn_owners_index(&own) < 0)
             goto out;
         if (pn_vec_append_bytes(&sink.strings, own.strings.data, own.strings.len) == (size_t)-1 ||
@@ -213,6 +246,8 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     out->denied_pids = own.denied.data;
     out->ndenied = own.denied.len;
     out->nprocs = own.nprocs;
+    out->procs_cached = own.nreused;
+    out->fds_read = own.nreadlink > UINT32_MAX ? UINT32_MAX : (uint32_t)own.nreadlink;
     sink.socks.data = sink.strings.data = owners.data = own.denied.data = NULL;
     rc = 0;
 out:
@@ -235,6 +270,22 @@ out:
         errno = e;
     }
     return rc;
+}
+
+int pn_poll(const struct pn_query *q, struct pn_cache *c, struct pn_result *out,
+            struct pn_delta *d)
+{
+    memset(d, 0, sizeof *d);
+    if (!c) {
+        memset(out, 0, sizeof *out);
+        errno = EINVAL;
+        return -1;
+    }
+    struct pn_query qc = *q;
+    qc.cache = c;
+    if (pn_snapshot(&qc, out) < 0)
+        return -1;
+    return pn_cache_diff(c, out, d);
 }
 
 void pn_result_free(struct pn_result *r)
