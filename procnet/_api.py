@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator, Optional, Union
 
 from . import _backend
-from ._contract import Snapshot, build
+from ._contract import Connection, Snapshot, build
 from ._errors import ProcNetError, ProcRootError
 from ._query import SOURCES, Query, make_query, pids_hidden
 
@@ -18,7 +18,8 @@ def connections(kind: Union[str, Iterable[str]] = "inet", *, owners: bool = True
                 state: Union[str, Iterable[str], None] = None, lport: Optional[int] = None,
                 rport: Optional[int] = None, pid: Union[int, Iterable[int], None] = None,
                 uid: Optional[int] = None, threads: Optional[int] = None,
-                source: Optional[str] = None, laddr: Optional[str] = None) -> Snapshot:
+                source: Optional[str] = None, laddr: Optional[str] = None,
+                owner_source: Optional[str] = None) -> Snapshot:
     """Every socket of the host (of `kind`) with every process that holds it.
 
     Args:
@@ -53,6 +54,16 @@ def connections(kind: Union[str, Iterable[str]] = "inet", *, owners: bool = True
             proc_root that is not this host's /proc); ``"netlink"`` insists;
             ``"procfs"`` reads the text. ``Snapshot.sources`` says which served
             each table. Fields the two report differently: see the README.
+        owner_source: how owners are found: ``"auto"`` (default, or
+            $PROCNET_OWNER_SOURCE) uses the BPF owner source when it can be
+            loaded (root or CAP_BPF+CAP_PERFMON, libbpf, kernel 5.8+ with BTF)
+            and pays here -- once loaded in this process, or when the host has
+            more than ``BPF_BREAK_EVEN`` sockets -- and the /proc/PID/fd walk
+            otherwise; ``"bpf"`` insists (native backend, this host's /proc);
+            ``"procfs"`` always walks. ``Snapshot.owner_source`` says which served.
+            A filtered call (``lport=8080``) still has to look at every fd of
+            every process to find all owners: it costs a whole walk (or one
+            BPF scan); only a :class:`Poller` can do less.
 
     Returns:
         A :class:`Snapshot` (a list of :class:`Connection`) that also says what
@@ -66,7 +77,8 @@ def connections(kind: Union[str, Iterable[str]] = "inet", *, owners: bool = True
     """
     return _connections(make_query(
         kind, owners=owners, proc_root=proc_root, byteorder=byteorder, threads=threads, state=state,
-        lport=lport, rport=rport, pid=pid, uid=uid, source=source, laddr=laddr), backend)
+        lport=lport, rport=rport, pid=pid, uid=uid, source=source, laddr=laddr,
+        owner_source=owner_source), backend)
 
 
 @contextmanager
@@ -95,13 +107,25 @@ def _connections(q: Query, backend: Optional[str]) -> Snapshot:
 
 def _take(q: Query, backend: Optional[str]) -> Snapshot:
     name, impl = _backend.resolve(backend)
-    try:
+    with _root_errors(q):
         records, ctx, meta = impl.snapshot(q)
+    return _finish(q, name, build(records, ctx), meta)
+
+
+@contextmanager
+def _root_errors(q: Query) -> Iterator[None]:
+    try:
+        yield
     except ProcRootError:
         raise
     except OSError as e:   # the root vanished or changed between the check and the walk
         raise ProcRootError(e.errno or errno.EIO, e.strerror or "cannot read proc_root",
                             q.proc_root) from None
+
+
+def _check_meta(q: Query, meta: dict) -> None:
+    """Raise for what the caller insisted on and did not get; add pids_hidden."""
+    meta.pop("_stats", None)
     if q.source == SOURCES["netlink"]:
         failed = {t: st for t, st in meta["tables"].items() if st.startswith("error")}
         if failed:
@@ -110,7 +134,10 @@ def _take(q: Query, backend: Optional[str]) -> Snapshot:
                                    "%s: %s" % kv for kv in failed.items())))
     if q.owners:
         meta["pids_hidden"] = pids_hidden(q.proc_root)
-    conns = build(records, ctx)
+
+
+def _finish(q: Query, name: str, conns: Iterable[Connection], meta: dict) -> Snapshot:
+    _check_meta(q, meta)
     if q.states is not None:
         states = q.states
         conns = (c for c in conns if c.state in states)

@@ -307,15 +307,20 @@ class Snapshot(List[Connection]):
         pids_hidden: the procfs hides other users' processes from this caller
             (mounted with ``hidepid=invisible``): their sockets show no owner
             and no pid in ``denied_pids`` says why.
+        owner_source: how owners were found: ``"procfs"`` (the /proc/PID/fd
+            walk), ``"bpf"`` (the kernel's task_file iterator), or ``""``
+            without owners.
     """
 
-    __slots__ = ("denied_pids", "skipped", "tables", "sources", "backend", "processes", "pids_hidden")
+    __slots__ = ("denied_pids", "skipped", "tables", "sources", "backend", "processes", "pids_hidden",
+                 "owner_source")
 
     def __init__(self, conns: Iterable[Connection] = (), *, denied_pids: Tuple[int, ...] = (),
                  skipped: Optional[Dict[str, int]] = None, tables: Optional[Dict[str, str]] = None,
                  sources: Optional[Dict[str, str]] = None, backend: str = "",
-                 processes: int = 0, pids_hidden: bool = False) -> None:
+                 processes: int = 0, pids_hidden: bool = False, owner_source: str = "") -> None:
         super().__init__(conns)
+        self.owner_source = owner_source
         self.denied_pids = denied_pids
         self.skipped = skipped or {}
         self.tables = tables or {}

@@ -10,6 +10,9 @@ BYTE_ORDERS: Dict[Optional[str], int] = {None: 0, "native": 0, "little": 1, "big
 # PN_SRC_* in csrc/procnet.h
 SOURCES: Dict[str, int] = {"auto": 0, "procfs": 1, "netlink": 2}
 SOURCE_NAMES = {1: "procfs", 2: "netlink"}
+# PN_OWN_* in csrc/procnet.h: how owners are found
+OWNER_SOURCES: Dict[str, int] = {"auto": 0, "procfs": 1, "bpf": 2}
+OWNER_SOURCE_NAMES = {0: "", 1: "procfs", 2: "bpf"}
 
 # C flags (PN_Q_* in csrc/procnet.h)
 Q_OWNERS = 1
@@ -34,6 +37,7 @@ class Query(NamedTuple):
     laddr_family: int = 0                # socket.AF_INET / AF_INET6, 0 = any address
     laddr: bytes = bytes(16)             # network order, IPv4 in the first 4 bytes
     netlink_deny: int = 0                # tests: tables whose dump is refused
+    owner_source: int = 0                # OWNER_SOURCES value
 
     @property
     def flags(self) -> int:
@@ -165,12 +169,29 @@ def resolve_source(source: Optional[str], root: str) -> int:
     return SOURCES[source]
 
 
+def resolve_owner_source(owner_source: Optional[str], root: str) -> int:
+    """The PN_OWN_* for this call: argument, else $PROCNET_OWNER_SOURCE, else auto."""
+    if owner_source is None:
+        owner_source = os.environ.get("PROCNET_OWNER_SOURCE") or "auto"
+        if owner_source not in OWNER_SOURCES:
+            raise ProcNetError("PROCNET_OWNER_SOURCE=%r: must be one of %s"
+                               % (owner_source, ", ".join(OWNER_SOURCES)))
+    elif owner_source not in OWNER_SOURCES:
+        raise ValueError("owner_source must be one of %s, not %r"
+                         % (", ".join(OWNER_SOURCES), owner_source))
+    if owner_source == "bpf" and not is_live_proc(root):
+        raise ProcNetError("owner_source='bpf' finds the owners of this host's sockets; it cannot "
+                           "serve proc_root=%r (use owner_source='procfs' or 'auto')" % root)
+    return OWNER_SOURCES[owner_source]
+
+
 def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Union[str, "os.PathLike[str]"],
                byteorder: Optional[str] = None, threads: Optional[int] = None,
                source: Optional[str] = None, netlink_deny: Iterable[str] = (),
                state: Union[str, Iterable[str], None] = None, lport: Optional[int] = None,
                rport: Optional[int] = None, pid: Union[int, Iterable[int], None] = None,
-               uid: Optional[int] = None, laddr: Optional[str] = None) -> Query:
+               uid: Optional[int] = None, laddr: Optional[str] = None,
+               owner_source: Optional[str] = None) -> Query:
     """Validate the public arguments; every error names the bad one."""
     tables = resolve_kind(kind)
     if byteorder not in BYTE_ORDERS:
@@ -212,4 +233,5 @@ def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Unio
         laddr_family=laddr_family,
         laddr=laddr_bytes,
         netlink_deny=sum(1 << T.TABLE_INDEX[t] for t in netlink_deny),
+        owner_source=resolve_owner_source(owner_source, root),
     )

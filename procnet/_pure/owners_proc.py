@@ -7,11 +7,13 @@ skipped; a process whose fd directory we may not read is reported as denied.
 """
 import errno
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .._contract import Owner
+from . import cache as _cache
 
 _GONE = (errno.ENOENT, errno.ESRCH)
+_UNREADABLE = (errno.EACCES, errno.EPERM)
 LINK_BUF = 64      # C reads links into 64 bytes: a longer target is no socket
 
 
@@ -34,7 +36,8 @@ def _num(name: str) -> Optional[int]:
     return v if v <= 0x7FFFFFFF else None
 
 
-def list_pids(rootfd: int, pids: Optional[Sequence[int]]) -> List[int]:
+def list_pids(rootfd: int, pids: Optional[Sequence[int]]) -> List[Tuple[int, int]]:
+    """(pid, inode number of its directory) of every process directory, by pid."""
     wanted = set(pids) if pids is not None else None
     out = []
     with os.scandir(rootfd) as it:
@@ -48,7 +51,7 @@ def list_pids(rootfd: int, pids: Optional[Sequence[int]]) -> List[int]:
                     continue
             except OSError:
                 continue
-            out.append(pid)
+            out.append((pid, e.inode()))
     out.sort()
     return out
 
@@ -74,14 +77,43 @@ class Owners:
         self.by_inode: Dict[int, List[Owner]] = {}
         self.denied: List[int] = []
         self.nprocs = 0
+        self.nreused = 0         # processes served from a cache
+        self.nreadlink = 0
 
 
-def walk(rootfd: int, pids: Optional[Sequence[int]]) -> Owners:
+def _add(by_inode: Dict[int, List[Owner]], inode: int, owner: Owner) -> None:
+    lst = by_inode.get(inode)
+    if lst is None:
+        by_inode[inode] = [owner]
+    else:
+        lst.append(owner)
+
+
+def walk(rootfd: int, pids: Optional[Sequence[int]], cache: "Optional[_cache.Cache]" = None) -> Owners:
+    """Every socket fd of every process (of `pids`); with a cache, processes
+    that did not run since the last poll are replayed from it (cache.c)."""
     o = Owners()
     by_inode = o.by_inode
     readlink, new = os.readlink, tuple.__new__
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
-    for pid in list_pids(rootfd, pids):
+    seen: Dict[int, Optional[_cache.CachedProc]] = {}
+    for pid, ino in list_pids(rootfd, pids):
+        found: Optional[List[Tuple[int, Owner]]] = None
+        if cache is not None:
+            # identity first: a change during the walk shows at the next poll
+            cp = cache.procs.get(pid)
+            quick = _cache.quick_ident(rootfd, pid, cp, ino) if cp is not None else None
+            start, tasks = quick if quick is not None else _cache.proc_ident(rootfd, pid)
+            if cp is not None and tasks and start and cp.start == start and cp.tasks == tasks:
+                for inode, owner in cp.owners:
+                    _add(by_inode, inode, owner)
+                cp.ino = ino          # the same process, maybe a new dentry
+                seen[pid] = cp
+                o.nreused += 1
+                o.nprocs += 1
+                continue
+            seen[pid] = None
+            found = []
         try:
             dfd = os.open(b"%d/fd" % pid, flags, dir_fd=rootfd)
         except OSError as e:
@@ -91,6 +123,7 @@ def walk(rootfd: int, pids: Optional[Sequence[int]]) -> Owners:
         o.nprocs += 1
         name: Optional[str] = None
         named = False
+        unreadable = False
         try:
             try:
                 entries = os.listdir(dfd)
@@ -98,13 +131,22 @@ def walk(rootfd: int, pids: Optional[Sequence[int]]) -> Owners:
                 if e.errno not in _GONE:
                     o.denied.append(pid)
                 continue
+            if found is not None and tasks and start:
+                seen[pid] = _cache.CachedProc(start, tasks, found, ino)
             for ent in entries:
                 # (this loop runs once per fd on the host: cheap tests first)
                 if not (ent.isdigit() and ent.isascii()):
                     continue
+                o.nreadlink += 1
                 try:
                     target = readlink(ent, dir_fd=dfd)
-                except OSError:
+                except OSError as e:
+                    if e.errno in _UNREADABLE and not unreadable:
+                        # listable but not readable: its fds are unknown, say so
+                        o.denied.append(pid)
+                        unreadable = True
+                        seen[pid] = None      # and not worth caching
+                        found = None
                     continue            # closed meanwhile
                 if target[:8] != "socket:[":
                     continue            # the common case: a file, pipe, anon inode...
@@ -116,14 +158,23 @@ def walk(rootfd: int, pids: Optional[Sequence[int]]) -> Owners:
                     name = None if comm is None else comm.decode("utf-8", "surrogateescape")
                     named = True
                 owner = new(Owner, (pid, fdnum, name))
-                lst = by_inode.get(inode)
-                if lst is None:
-                    by_inode[inode] = [owner]
-                else:
-                    lst.append(owner)
+                _add(by_inode, inode, owner)
+                if found is not None:
+                    found.append((inode, owner))
         finally:
             os.close(dfd)
+    if cache is not None:
+        _update(cache, seen, pids is not None)
     o.denied.sort()
     return o
+
+
+def _update(cache: "_cache.Cache", seen: "Dict[int, Optional[_cache.CachedProc]]", filtered: bool) -> None:
+    """pn_cache_update: remember what this walk saw; a pid filter keeps the rest."""
+    procs = {pid: cp for pid, cp in cache.procs.items() if pid not in seen} if filtered else {}
+    for pid, cp in seen.items():
+        if cp is not None:
+            procs[pid] = cp
+    cache.procs = procs
 
 

@@ -6,8 +6,10 @@ import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from .._contract import Owner, _Context
-from .._query import SOURCES, Query
+from .._errors import ProcNetError
+from .._query import OWNER_SOURCES, SOURCES, Query
 from .._tables import TABLES, UNIX, V6_TABLES
+from . import cache as _cache
 from . import owners_proc, sock_diag, table_reader
 
 _HOST_BIG = sys.byteorder == "big"
@@ -103,16 +105,16 @@ def read_tables(q: Query, netfd: int, big: bool, recs: List[tuple], strings: byt
 class _Walker:
     """owners_proc.walk() on a thread of its own; result() joins it."""
 
-    def __init__(self, rootfd: int, q: Query) -> None:
+    def __init__(self, rootfd: int, q: Query, cache: Optional[_cache.Cache]) -> None:
         import threading
         self._owners: Optional[owners_proc.Owners] = None
         self._error: Optional[BaseException] = None
-        self._thread = threading.Thread(target=self._run, args=(rootfd, q.pids), daemon=True)
+        self._thread = threading.Thread(target=self._run, args=(rootfd, q.pids, cache), daemon=True)
         self._thread.start()
 
-    def _run(self, rootfd: int, pids) -> None:
+    def _run(self, rootfd: int, pids, cache) -> None:
         try:
-            self._owners = owners_proc.walk(rootfd, pids)
+            self._owners = owners_proc.walk(rootfd, pids, cache)
         except BaseException as e:     # handed to the caller's thread in result()
             self._error = e
 
@@ -124,16 +126,21 @@ class _Walker:
         return self._owners
 
 
-def snapshot(q: Query) -> Tuple[List[tuple], _Context, Dict[str, Any]]:
+def snapshot(q: Query, cache: Optional[_cache.Cache] = None) -> Tuple[List[tuple], _Context, Dict[str, Any]]:
     """Run one snapshot; returns (raw records, context, metadata) like _native."""
+    if q.owners and q.owner_source == OWNER_SOURCES["bpf"]:
+        raise ProcNetError("owner_source='bpf' needs the native backend (the pure one walks /proc)")
     big = q.byte_order == 2 or (q.byte_order == 0 and _HOST_BIG)
     rootfd = os.open(q.proc_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         netfd = os.open("net", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=rootfd)
         try:
+            if cache is not None and q.owners:
+                st = os.fstat(rootfd)
+                cache.bind((st.st_dev, st.st_ino))
             # As in C, the owner walk runs beside the table reading: its
             # readlinkat/getdents calls release the GIL while decoding holds it.
-            walker = _Walker(rootfd, q) if q.owners and q.threads != 1 else None
+            walker = _Walker(rootfd, q, cache) if q.owners and q.threads != 1 else None
             recs: List[tuple] = []
             strings = bytearray()
             tables, sources, skipped = read_tables(q, netfd, big, recs, strings)
@@ -142,7 +149,7 @@ def snapshot(q: Query) -> Tuple[List[tuple], _Context, Dict[str, Any]]:
         if walker is not None:
             owners = walker.result()
         else:
-            owners = owners_proc.walk(rootfd, q.pids) if q.owners else owners_proc.Owners()
+            owners = owners_proc.walk(rootfd, q.pids, cache) if q.owners else owners_proc.Owners()
     finally:
         os.close(rootfd)
 
@@ -163,5 +170,16 @@ def snapshot(q: Query) -> Tuple[List[tuple], _Context, Dict[str, Any]]:
         extend(sorted(held) if len(held) > 1 else held)      # Owner sorts by (pid, fd, ...)
         append(r[:6] + (first, len(held)) + r[8:])
     meta = {"denied_pids": tuple(owners.denied), "skipped": skipped, "tables": tables, "sources": sources,
-            "processes": owners.nprocs}
+            "processes": owners.nprocs, "owner_source": "procfs" if q.owners else "",
+            "_stats": {"procs_cached": owners.nreused, "fds_read": owners.nreadlink}}
     return out, _Context(bytes(strings), owner_list), meta
+
+
+Cache = _cache.Cache
+
+
+def poll(q: Query, cache: _cache.Cache) -> Tuple[List[tuple], _Context, Dict[str, Any], Dict[str, Any]]:
+    """One poll (pn_poll): the new or changed records, and how to assemble the rest."""
+    recs, ctx, meta = snapshot(q, cache)
+    out, out_ctx, delta = _cache.diff(cache, recs, ctx)
+    return out, out_ctx, meta, delta
