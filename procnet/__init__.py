@@ -19,14 +19,20 @@ KINDS = tuple(sorted(_KINDS))
 """The valid values of connections(kind=...)."""
 
 __all__ = [
-    "Address", "BackendUnavailable", "Connection", "KINDS", "Owner", "ProcNetError",
-    "ProcRootError", "Snapshot", "__version__", "backend", "connections",
+    "Address", "BackendUnavailable", "Change", "Connection", "KINDS", "Owner", "Poll", "Poller",
+    "ProcNetError", "ProcRootError", "Snapshot", "__version__", "backend", "connections",
 ]
+
+_LAZY = {"Poller", "Poll", "Change"}
 
 
 def __getattr__(name: str) -> Any:
-    # `backend` is resolved on first use so that importing procnet stays cheap.
+    # `backend` is resolved on first use so that importing procnet stays cheap;
+    # the poller module (threading, time) is loaded when first named.
     if name == "backend":
         from ._backend import resolve
         return resolve()[0]
+    if name in _LAZY:
+        from . import poller
+        return getattr(poller, name)
     raise AttributeError("module 'procnet' has no attribute %r" % name)

@@ -195,3 +195,57 @@ def test_live_snapshots_do_not_leak(impl, live, record_property):
     m = _measure(call, LIVE_SNAPSHOTS + LIVE_WARMUP, LIVE_WARMUP)
     _report("live", impl, m, record_property)
     _check(m)
+
+
+@pytest.mark.live
+def test_poller_under_churn_does_not_grow(impl, live, record_property):
+    """A long-lived Poller: sockets and processes come and go between polls; its
+    owner cache and its kept records must stay proportional to what exists."""
+    import procnet
+    poller = procnet.Poller("all", backend=impl.name)
+    held = []
+    n = [0]
+
+    def call():
+        n[0] += 1
+        for s in held:
+            s.close()
+        held[:] = []
+        for _ in range(20):                       # 20 sockets replaced per poll
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+        if n[0] % 10 == 0:                        # and a process that comes and goes
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+        p = poller.poll()
+        for c in p.changes:
+            c.conn.as_tuple()
+        return p
+
+    total = LIVE_SNAPSHOTS if impl.name == "native" else LIVE_SNAPSHOTS // 4
+    m = _measure(call, total + LIVE_WARMUP, LIVE_WARMUP)
+    _report("poller", impl, m, record_property)
+    for s in held:
+        s.close()
+    poller.close()
+    _check(m)
+
+
+def test_pollers_release_their_state(impl, tree, record_property):
+    """Pollers made, used and closed (or dropped) one after another: nothing stays."""
+    import procnet
+
+    def call():
+        p = procnet.Poller(KINDS, proc_root=tree, backend=impl.name)
+        p.poll()
+        p.poll()
+        if len(p.last) % 2:
+            p.close()
+        return p          # dropped otherwise: the cache is freed with the object
+
+    m = _measure(call, SNAPSHOTS // 4, WARMUP // 4)
+    _report("pollers", impl, m, record_property)
+    _check(m)

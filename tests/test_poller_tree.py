@@ -1,0 +1,286 @@
+"""The Poller's owner cache and diff on fixture trees: no live process needed.
+
+A fixture process "runs" when its schedstat counters change; pid reuse is a
+new start time in PID/stat. The cache must replay a process exactly when its
+identity (start time, threads, counters) is unchanged, walk it otherwise, and
+every poll must equal a fresh connections() on the same tree.
+"""
+import os
+import shutil
+
+import pytest
+
+import procnet
+from procfs_tree import inet_line, make_tree, sock, unix_line
+
+LO = "0100007F"
+
+
+def tcp(sl, port, inode, st=0x0A, tx=0):
+    return inet_line(sl, "%s:%04X" % (LO, port), "00000000:0000", st, inode, tx=tx)
+
+
+def write_ident(root, pid, *, start=1000, counters=((None, 5000, 7),), state="S", comm="p"):
+    """PID/stat with this start time and thread count, and schedstat per thread.
+
+    counters: (tid or None for the leader, runtime ns, pcount) per thread."""
+    pdir = os.path.join(root, str(pid))
+    fields = ["0"] * 50
+    fields[20 - 4] = str(len(counters))     # field 20: num_threads
+    fields[22 - 4] = str(start)             # field 22: starttime
+    with open(os.path.join(pdir, "stat"), "w") as f:
+        f.write("%d (%s) %s %s\n" % (pid, comm, state, " ".join(fields)))
+    shutil.rmtree(os.path.join(pdir, "task"), ignore_errors=True)
+    for tid, run, count in counters:
+        tid = pid if tid is None else tid
+        tdir = os.path.join(pdir, "task", str(tid))
+        os.makedirs(tdir)
+        with open(os.path.join(tdir, "schedstat"), "w") as f:
+            f.write("%d 0 %d\n" % (run, count))
+        if tid == pid:
+            with open(os.path.join(pdir, "schedstat"), "w") as f:
+                f.write("%d 0 %d\n" % (run, count))
+
+
+def relink(root, pid, fd, target):
+    path = os.path.join(root, str(pid), "fd", str(fd))
+    if os.path.lexists(path):
+        os.unlink(path)
+    if target is not None:
+        os.symlink(target, path)
+
+
+def write_tcp(root, lines):
+    from procfs_tree import HEADERS
+    with open(os.path.join(root, "net", "tcp"), "w") as f:
+        f.write(HEADERS["tcp"] + "\n" + "".join(l + "\n" for l in lines))
+
+
+@pytest.fixture
+def tree(tmp_path):
+    root = str(tmp_path / "proc")
+    make_tree(root, {"tcp": [tcp(0, 80, 111), tcp(1, 81, 222), tcp(2, 82, 333)],
+                     "unix": [unix_line(444, "/run/a b")]},
+              {100: {"comm": "web", "fd": {3: sock(111), 4: "/dev/null", 5: sock(444)}},
+               200: {"comm": "db", "fd": {3: sock(222), 7: sock(111)}}})
+    write_ident(root, 100)
+    write_ident(root, 200)
+    return root
+
+
+def pair(tree, impl, kind=("tcp", "unix")):
+    p = procnet.Poller(kind, proc_root=tree, backend=impl.name)
+    return p, (lambda: impl.connections(kind, proc_root=tree))
+
+
+def owners_of(snap, inode):
+    return [(o.pid, o.fd, o.name) for c in snap if c.inode == inode for o in c.owners]
+
+
+def test_first_poll_walks_then_replays(tree, impl):
+    p, fresh = pair(tree, impl)
+    r = p.poll()
+    assert sorted(r.snapshot, key=lambda c: c.inode) == sorted(fresh(), key=lambda c: c.inode)
+    assert {c.event for c in r.changes} == {"open"} and len(r.changes) == 4
+    assert r.procs_cached == 0 and r.fds_read == 5
+    r2 = p.poll()
+    assert r2.changes == () and r2.procs_cached == 2 and r2.fds_read == 0
+    assert list(r2.snapshot) == list(r.snapshot)
+    # unchanged sockets keep their objects
+    assert all(a is b for a, b in zip(r.snapshot, r2.snapshot))
+    assert r2.snapshot.processes == fresh().processes == 2
+
+
+def test_a_process_that_ran_is_walked_again(tree, impl):
+    p, fresh = pair(tree, impl)
+    p.poll()
+    # fd 3 of pid 100 now holds socket 333; socket 111 lives on in pid 200
+    relink(tree, 100, 3, sock(333))
+    # ... but its counters did not move: by the model it cannot have happened
+    r = p.poll()
+    assert r.procs_cached == 2 and owners_of(r.snapshot, 333) == []
+    write_ident(tree, 100, counters=((None, 5001, 8),))       # it ran
+    r = p.poll()
+    assert r.procs_cached == 1 and r.fds_read == 3
+    assert sorted(r.snapshot, key=lambda c: c.inode) == sorted(fresh(), key=lambda c: c.inode)
+    assert owners_of(r.snapshot, 333) == [(100, 3, "web")]
+    assert owners_of(r.snapshot, 111) == [(200, 7, "db")]
+    ev = sorted((c.event, c.conn.inode, [o[:2] for o in c.conn.owners],
+                 [o[:2] for o in (c.old.owners if c.old else ())]) for c in r.changes)
+    assert ev == [("owners", 111, [(200, 7)], [(100, 3), (200, 7)]),
+                  ("owners", 333, [(100, 3)], [])]
+    assert p.poll().changes == ()
+
+
+@pytest.mark.parametrize("change", ["start", "threads", "pcount_only", "runtime_only"])
+def test_identity_changes_force_a_walk(tree, impl, change):
+    if change == "threads":
+        write_ident(tree, 200, counters=((None, 5000, 7), (201, 10, 1)))
+    p, fresh = pair(tree, impl)
+    p.poll()
+    relink(tree, 200, 9, sock(333))
+    if change == "start":          # the pid was reused by another process: a new directory
+        os.rename(os.path.join(tree, "200"), os.path.join(tree, "old200"))
+        shutil.copytree(os.path.join(tree, "old200"), os.path.join(tree, "200"), symlinks=True)
+        shutil.rmtree(os.path.join(tree, "old200"))
+        write_ident(tree, 200, start=2000)
+    elif change == "threads":      # a thread appeared, the others did not run
+        write_ident(tree, 200, counters=((None, 5000, 7), (201, 10, 1), (202, 3, 1)))
+    elif change == "pcount_only":
+        write_ident(tree, 200, counters=((None, 5000, 8),))
+    else:
+        write_ident(tree, 200, counters=((None, 5100, 7),))
+    r = p.poll()
+    assert r.procs_cached == 1
+    assert owners_of(r.snapshot, 333) == [(200, 9, "db")]
+    assert sorted(r.snapshot, key=lambda c: c.inode) == sorted(fresh(), key=lambda c: c.inode)
+
+
+@pytest.mark.parametrize("what", ["no_stat", "zero_schedstat", "zombie_leader", "bad_stat"])
+def test_unknown_identity_is_always_walked(tree, impl, what):
+    if what == "no_stat":
+        os.unlink(os.path.join(tree, "100", "stat"))
+    elif what == "zero_schedstat":   # a kernel without schedstats prints 0 0 0
+        write_ident(tree, 100, counters=((None, 0, 0),))
+    elif what == "zombie_leader":    # one thread left, and not the leader: list the tasks
+        write_ident(tree, 100, state="Z", counters=((None, 0, 0), (101, 5, 5)))
+    else:
+        with open(os.path.join(tree, "100", "stat"), "w") as f:
+            f.write("100 (web) S 1 2 3\n")
+    p, fresh = pair(tree, impl)
+    p.poll()
+    relink(tree, 100, 6, sock(333))
+    r = p.poll()
+    assert r.procs_cached == 1            # pid 200 only
+    assert owners_of(r.snapshot, 333) == [(100, 6, "web")]
+
+
+def test_comm_with_parens_and_spaces(tree, impl):
+    write_ident(tree, 100, comm="a) (b c")   # the name may hold ')' and blanks
+    p, _ = pair(tree, impl)
+    p.poll()
+    assert p.poll().procs_cached == 2
+
+
+def test_open_close_and_exit_events(tree, impl):
+    p, fresh = pair(tree, impl)
+    p.poll()
+    write_tcp(tree, [tcp(0, 80, 111), tcp(2, 82, 333), tcp(3, 90, 555)])   # 222 closed, 555 new
+    relink(tree, 200, 3, None)
+    relink(tree, 200, 8, sock(555))
+    write_ident(tree, 200, counters=((None, 9000, 9),))
+    r = p.poll()
+    got = sorted((c.event, c.conn.inode, [o[:2] for o in c.conn.owners]) for c in r.changes)
+    assert got == [("close", 222, [(200, 3)]), ("open", 555, [(200, 8)])]
+    # the process exits: its sockets lose it as an owner
+    shutil.rmtree(os.path.join(tree, "200"))
+    r = p.poll()
+    got = sorted((c.event, c.conn.inode, [o[:2] for o in c.conn.owners]) for c in r.changes)
+    assert got == [("owners", 111, [(100, 3)]), ("owners", 555, [])]
+    assert sorted(r.snapshot, key=lambda c: c.inode) == sorted(fresh(), key=lambda c: c.inode)
+    assert p.poll().changes == ()
+
+
+def test_state_and_queue_changes_are_not_events_but_show(tree, impl):
+    p, fresh = pair(tree, impl)
+    first = p.poll().snapshot
+    write_tcp(tree, [tcp(0, 80, 111, tx=5), tcp(1, 81, 222, st=1), tcp(2, 82, 333)])
+    r = p.poll()
+    assert r.changes == ()
+    by = {c.inode: c for c in r.snapshot}
+    assert by[111].tx_queue == 5 and by[222].state == "ESTABLISHED"
+    assert by[333] is [c for c in first if c.inode == 333][0]
+    assert sorted(r.snapshot, key=lambda c: c.inode) == sorted(fresh(), key=lambda c: c.inode)
+
+
+def test_rename_is_a_modification(tree, impl):
+    p, fresh = pair(tree, impl)
+    p.poll()
+    with open(os.path.join(tree, "100", "comm"), "w") as f:
+        f.write("web2\n")
+    write_ident(tree, 100, counters=((None, 6000, 9),))
+    r = p.poll()
+    assert r.changes == ()
+    assert owners_of(r.snapshot, 111)[0] == (100, 3, "web2")
+    assert sorted(r.snapshot, key=lambda c: c.inode) == sorted(fresh(), key=lambda c: c.inode)
+
+
+def test_time_wait_rows_match_by_address(tree, impl):
+    write_tcp(tree, [tcp(0, 80, 111), tcp(1, 81, 0, st=6), tcp(2, 82, 0, st=6)])
+    p, _ = pair(tree, impl)
+    r1 = p.poll().snapshot
+    write_tcp(tree, [tcp(0, 82, 0, st=6), tcp(1, 80, 111)])
+    r = p.poll()
+    assert sorted((c.event, c.conn.laddr.port) for c in r.changes) == [("close", 81)]
+    tw = [c for c in r.snapshot if c.inode == 0]
+    assert tw[0] is [c for c in r1 if c.proto == "tcp" and c.laddr.port == 82][0]
+
+
+def test_backends_agree_poll_by_poll(tree, both):
+    native, pure = both
+    pn = procnet.Poller(("tcp", "unix"), proc_root=tree, backend="native")
+    pp = procnet.Poller(("tcp", "unix"), proc_root=tree, backend="pure")
+
+    def same():
+        a, b = pn.poll(), pp.poll()
+        assert list(a.snapshot) == list(b.snapshot)
+        assert [(c.event, c.conn, c.old) for c in a.changes] == [(c.event, c.conn, c.old) for c in b.changes]
+        assert (a.procs_cached, a.fds_read) == (b.procs_cached, b.fds_read)
+    same()
+    same()
+    relink(tree, 100, 9, sock(222))
+    write_ident(tree, 100, counters=((None, 1, 1),))
+    write_tcp(tree, [tcp(0, 80, 111, tx=3), tcp(1, 81, 222), tcp(4, 99, 777)])
+    same()
+    write_ident(tree, 200, start=5)
+    same()
+
+
+def test_rebase_keeps_results_exact_and_memory_bounded(tree, impl):
+    # every poll changes one socket: after more than (sockets + slack) records
+    # were handed over, the poll is rebased -- and still equals a fresh one
+    from procnet import _backend
+    p, fresh = pair(tree, impl, kind="tcp")
+    p.poll()
+    mod = _backend.resolve(impl.name)[1]
+    cache = p._cache
+    q = p._q
+    rebased = 0
+    for i in range(1, 1100):
+        write_tcp(tree, [tcp(0, 80, 111, tx=i), tcp(1, 81, 222), tcp(2, 82, 333)])
+        _, _, _, delta = mod.poll(q, cache)
+        rebased += delta["rebased"]
+    assert rebased == 1
+    p._all = []          # (the raw calls above bypassed the Poller's list)
+    p._cache.close()
+    p._cache = mod.Cache()
+    p.poll()
+    r = p.poll()
+    assert sorted(r.snapshot, key=lambda c: c.inode) == sorted(fresh(), key=lambda c: c.inode)
+
+
+def test_lookup_and_lifecycle(tree, impl):
+    p, _ = pair(tree, impl)
+    p.poll()
+    got = p.lookup(lport=81)
+    assert [(c.inode, [o[:2] for o in c.owners]) for c in got] == [(222, [(200, 3)])]
+    assert p.lookup(pid=100, kind="tcp")[0].inode == 111
+    with pytest.raises(TypeError):
+        p.lookup(bogus=1)
+    p.close()
+    with pytest.raises(procnet.ProcNetError):
+        p.poll()
+
+
+def test_watch_yields_changes_until_stopped(tree, impl):
+    p, _ = pair(tree, impl)
+    seen = []
+    for change in p.watch(interval=0):
+        seen.append(change.event)
+        if len(seen) == 4:
+            p.stop()
+    assert seen == ["open"] * 4
+    # stopped from another thread while it waits; nothing changed meanwhile
+    import threading
+    threading.Timer(0.3, p.stop).start()
+    assert list(p.watch(interval=0.05, initial=False)) == []
