@@ -20,6 +20,7 @@ import time
 import pytest
 
 import procnet
+from conftest import unreadable_pids
 from procnet.cli import PARTIAL_WARNING
 
 from cli_support import (ENV, HOSTILE_COMM, ME, MY_COMM, hosts_file_name, inet_by, me, netstat_inet, nobody_python, ok,
@@ -358,7 +359,8 @@ def test_json_matches_the_api(socks):
     assert doc["backend"] == procnet.backend and doc["version"] == procnet.__version__
     assert set(doc["tables"]) <= {"tcp", "tcp6", "udp", "udp6", "udplite", "udplite6", "raw", "raw6", "unix"}
     if os.geteuid() == 0:
-        assert doc["denied_pids"] == []
+        # the BPF owner source sees every process; the /proc walk not those it may not read
+        assert doc["denied_pids"] == (unreadable_pids() if doc["owner_source"] == "procfs" else [])
     got = {c["inode"]: c for c in doc["connections"]}
     api = {c.inode: c.as_dict() for c in procnet.connections("all")}
     for name in socks.socks:
@@ -406,7 +408,9 @@ def test_continuous_into_a_closed_pipe_ends_quietly(socks):
         heads += line.startswith(b"Active Internet")
     p.stdout.close()
     _, err = p.communicate(timeout=20)
-    assert p.returncode == 0 and err == b"", err
+    # quiet: nothing but the partial warning, where some process's fds are unreadable even to us
+    allowed = [b"(Not all processes could be identified"] if unreadable_pids() else []
+    assert p.returncode == 0 and all(any(l.startswith(a) for a in allowed) for l in err.splitlines()), err
     # the shell way: | head -n 3, with pipefail so procnet's own status counts
     bash = shutil.which("bash")
     if bash:

@@ -1,9 +1,10 @@
 """procnet's command line: ``procnet -tulpn`` (console script) and ``python -m procnet``.
 
 main() parses the options (cli.args), takes a snapshot (cli.selection), renders
-it as netstat's table (cli.table) or JSON (cli.jsonout) and writes it in one
-piece; with -c it repeats that in continuous(), the one small loop a later
-Poller-based version replaces. See ``procnet --help``.
+it as netstat's table (cli.table), JSON (cli.jsonout) or change events
+(cli.events) and writes it in one piece; with -c it repeats that in
+continuous(), on a procnet.Poller whose owner cache makes every refresh after
+the first cheap. See ``procnet --help``.
 """
 import os
 import sys
@@ -16,6 +17,8 @@ __all__ = ["main", "continuous"]
 
 PARTIAL_WARNING = ("(Not all processes could be identified, non-owned process info will not be "
                    "shown, you would have to be root to see it all.)")
+# root too can be refused a process's fds (an LSM, a process beyond its reach)
+ROOT_PARTIAL_WARNING = "(Not all processes could be identified: the fds of pid %s could not be read.)"
 _CLEAR = "\x1b[H\x1b[2J"
 
 
@@ -68,20 +71,45 @@ def _quiet_stdout() -> None:
         pass
 
 
+def _version(opts) -> str:
+    from .. import _backend
+    from .._version import __version__
+    name = _backend.resolve(opts.backend)[0]
+    text = "procnet %s (backend: %s)\n" % (__version__, name)
+    if name == "native":
+        from .._native import bpf_status
+        ok, why = bpf_status()
+        text += "BPF owner source: %s\n" % ("available" if ok else "unavailable (%s)" % why)
+    else:
+        text += "BPF owner source: unavailable (the pure backend walks /proc)\n"
+    return text
+
+
 def _run(argv: Sequence[str]) -> int:
     opts = parse(argv)
     if opts.version:
-        from .. import _backend
-        from .._version import __version__
-        sys.stdout.write("procnet %s (backend: %s)\n" % (__version__, _backend.resolve(opts.backend)[0]))
+        sys.stdout.write(_version(opts))
         return 0
-    from .selection import take
+    from .selection import make_poller, take
     out = _Output()
-    if opts.json:
+    poller = None
+    if opts.events or (opts.interval is not None and (opts.program or opts.json)):
+        # the owner cache pays from the second refresh on; --events needs the diff
+        poller = make_poller(opts)
+    if opts.events:
+        from .events import render_events
+
+        def refresh() -> None:
+            t = take(opts, poller)
+            text = render_events(t.changes, opts)
+            if text:
+                out.write(text)
+    elif opts.json:
         from .jsonout import document, dumps
 
         def refresh() -> None:
-            out.write(dumps(document(*take(opts))))
+            t = take(opts, poller)
+            out.write(dumps(document(t.snapshot, t.connections, t.tables)))
     else:
         from .table import Table
         table = Table(opts)
@@ -91,16 +119,16 @@ def _run(argv: Sequence[str]) -> int:
         warned: List[bool] = []
 
         def refresh() -> None:
-            snap, conns, _ = take(opts)
+            snap, conns, _, _ = take(opts, poller)
             text = clear + table.render(conns)
             warn = opts.program and bool(snap.denied_pids or snap.pids_hidden) and (
                 bool(clear) or not warned)
             if warn and not clear:
-                _warn()
+                _warn(snap)
                 warned.append(True)
             out.write(text)
             if warn and clear:
-                _warn()
+                _warn(snap)
 
     if opts.interval is None:
         refresh()
@@ -109,8 +137,12 @@ def _run(argv: Sequence[str]) -> int:
     return 0
 
 
-def _warn() -> None:
-    sys.stderr.write(PARTIAL_WARNING + "\n")
+def _warn(snap) -> None:
+    if os.geteuid() == 0 and snap.denied_pids and not snap.pids_hidden:
+        pids = ", ".join(map(str, snap.denied_pids[:10])) + (", ..." if len(snap.denied_pids) > 10 else "")
+        sys.stderr.write(ROOT_PARTIAL_WARNING % pids + "\n")
+    else:
+        sys.stderr.write(PARTIAL_WARNING + "\n")
     sys.stderr.flush()
 
 

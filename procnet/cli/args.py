@@ -95,6 +95,7 @@ class Options(NamedTuple):
     extend: bool                    # -e
     interval: Optional[float]       # -c; None: once
     json: bool
+    events: bool                    # --events: one line per change (open/close/owners)
     ports: Tuple[int, ...]          # --port (local or remote)
     pids: Tuple[int, ...]           # --pid
     uids: Tuple[int, ...]           # --user, resolved
@@ -186,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-c", "--continuous", dest="interval", nargs="?", const=1.0, type=_seconds,
                    metavar="SECONDS", help="refresh every SECONDS (default 1) until interrupted")
     g.add_argument("--json", action="store_true", help="JSON (with -c: one line per refresh)")
+    g.add_argument("--events", action="store_true",
+                   help="one line per change instead of whole tables: open, close, owners "
+                        "(a socket's owner set changed); with -c, every change since the "
+                        "last refresh (the first lists every socket as opened); JSON lines "
+                        "with --json")
     g = p.add_argument_group("filters", "beyond netstat; combinable; any of them without -l or -a implies -a")
     g.add_argument("--port", action="append", type=_port, default=[], metavar="N",
                    help="local or remote port N (repeatable: any of them)")
@@ -292,6 +298,7 @@ def parse(argv: Sequence[str]) -> Options:
         extend=ns.extend,
         interval=ns.interval,
         json=ns.json,
+        events=ns.events,
         ports=tuple(sorted(set(ns.port))),
         pids=tuple(sorted(set(ns.pid))),
         uids=tuple(sorted(set(ns.user))),

@@ -35,6 +35,7 @@ def document(snap: Snapshot, conns: Sequence[Connection], tables: Dict[str, str]
     if sources:
         doc["sources"] = {t: s for t, s in sources.items() if t in tables}
     doc["processes"] = snap.processes
+    doc["owner_source"] = getattr(snap, "owner_source", "")
     doc["connections"] = [c.as_dict() for c in conns]
     return doc
 

@@ -4,11 +4,12 @@ The call names exactly the tables shown, and filters go into it wherever the
 core can apply them before owners are joined (state, pid, one uid, and a port
 in listening mode); the rest is applied here, in Python, on the records.
 """
-from typing import Any, Dict, FrozenSet, List, NamedTuple, Tuple
+from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 
 from .. import _tables as T
 from .._api import connections
 from .._contract import Connection, Snapshot
+from ..poller import Change, Poller
 from .args import TCP, Options
 
 def api_arguments(opts: Options, tables: FrozenSet[str]) -> Tuple[Dict[str, Any], bool]:
@@ -44,14 +45,35 @@ class Taken(NamedTuple):
     snapshot: Snapshot              # for its completeness: denied_pids, skipped, backend
     connections: List[Connection]   # filtered, in table order
     tables: Dict[str, str]          # status of every table shown ("read", "missing", "error: ...")
+    changes: Sequence[Change] = ()  # with a poller: what changed since its last poll (filtered)
 
 
-def take(opts: Options) -> Taken:
+def make_poller(opts: Options) -> Poller:
+    """The Poller behind -c: the same call, with the owner cache kept between refreshes."""
+    kw, _ = api_arguments(opts, opts.tables)
+    del kw["owners"]
+    return Poller(sorted(T.EXACT_KIND[t] for t in opts.tables), **kw)
+
+
+def take(opts: Options, poller: Optional[Poller] = None) -> Taken:
     """The snapshot and the connections the options select."""
     tables = opts.tables
     kw, port_in_core = api_arguments(opts, tables)
-    snap = connections(sorted(T.EXACT_KIND[t] for t in tables), **kw)   # exactly the tables shown
-    conns: List[Connection] = snap
+    changes: Sequence[Change] = ()
+    if poller is not None:
+        polled = poller.poll()
+        snap, changes = polled.snapshot, polled.changes
+    else:
+        snap = connections(sorted(T.EXACT_KIND[t] for t in tables), **kw)   # exactly the tables shown
+    conns = _select(opts, port_in_core, snap)
+    if changes:
+        kept = set(map(id, _select(opts, port_in_core, [ch.conn for ch in changes])))
+        changes = [ch for ch in changes if id(ch.conn) in kept]
+    return Taken(snap, conns, dict(snap.tables), changes)
+
+
+def _select(opts: Options, port_in_core: bool, conns: List[Connection]) -> List[Connection]:
+    """The filters the core cannot apply."""
     if opts.mode == "listening":
         conns = [c for c in conns if c.listening]
     elif opts.mode == "connected":
@@ -63,4 +85,4 @@ def take(opts: Options) -> Taken:
     if len(opts.uids) > 1:
         uids = frozenset(opts.uids)
         conns = [c for c in conns if c.uid in uids]
-    return Taken(snap, conns, dict(snap.tables))
+    return conns
