@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -162,6 +163,37 @@ fail:
     return -1;
 }
 
+/* The BPF scan on a thread of its own while the caller reads the tables
+ * (both are mostly kernel time, so two cores halve the wait). */
+struct bpf_job {
+    const struct pn_query *q;
+    struct pn_owners *own;
+    pthread_t thread;
+    int started;
+    int rc;
+    int err;
+};
+
+static void *bpf_main(void *arg)
+{
+    struct bpf_job *j = arg;
+    j->rc = pn_bpf_scan(j->q->bpf, j->q, j->own);
+    j->err = j->rc < 0 ? errno : 0;
+    return NULL;
+}
+
+/* Join the scan (or run it here if no thread could start); its rc, errno set. */
+static int bpf_finish(struct bpf_job *j)
+{
+    if (j->started)
+        pthread_join(j->thread, NULL);
+    else
+        bpf_main(j);
+    j->started = 0;
+    errno = j->err;
+    return j->rc;
+}
+
 /* Which owner source serves: the BPF program when asked for, or (auto) when
  * the caller loaded one and the root is this host's /proc; else the walk. */
 static int owner_source(const struct pn_query *q, int rootfd)
@@ -182,6 +214,7 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     int rootfd = -1, netfd = -1, rc = -1;
     int want_owners = (q->flags & PN_Q_OWNERS) != 0;
     int use_bpf = 0;
+    struct bpf_job bpf = { .q = q, .own = &own };
 
     memset(out, 0, sizeof *out);
     rootfd = open(q->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -206,6 +239,8 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     }
     if (want_owners && !use_bpf && pn_walk_start(rootfd, q, &walk) < 0)
         goto out;
+    if (use_bpf && q->threads != 1)
+        bpf.started = pthread_create(&bpf.thread, NULL, bpf_main, &bpf) == 0;
 
     sink.readbuf = malloc(PN_READ_CHUNK + PN_MAX_LINE + 1);
     if (!sink.readbuf)
@@ -219,7 +254,7 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     if (walk || use_bpf) {
         int r;
         if (use_bpf) {
-            r = pn_bpf_scan(q->bpf, q, &own);
+            r = bpf_finish(&bpf);
         } else {
             r = pn_walk_finish(walk, &own);
             walk = NULL;
@@ -253,6 +288,8 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
 out:
     {
         int e = errno;
+        if (bpf.started)
+            bpf_finish(&bpf);          /* its result goes with own, freed below */
         if (walk) {
             struct pn_owners discard;
             if (pn_walk_finish(walk, &discard) == 0)
