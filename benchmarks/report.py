@@ -124,7 +124,36 @@ TARGETS = [
     ("import procnet no slower than import psutil (issue 3)", "import", "import[procnet]", "import[psutil]", 1.0),
     ("2 threads x 3 snapshots < 2x the time of 1 thread: GIL released (issue 9)",
      "threads (3 snapshots per thread)", "gil_two_threads", "gil_one_thread", 1.6),
+    ("steady poll <= 1/5 of a full snapshot (issue 8; aim 1/10)", "poll", "poll_steady", "poll_full", 0.2),
+    ("poll after 1% of sockets replaced <= 1/5 of a full snapshot (issue 8)", "poll",
+     "poll_churn_1pct", "poll_full", 0.2),
+    ("warm lookup of one port <= 1/20 of a full snapshot (issue 8)", "poll", "lookup_warm", "poll_full",
+     0.05),
+    ("BPF owner scan >= 8x faster than the /proc walk (issue 10)", "owner scan", "owner_scan[bpf]",
+     "owner_scan[procfs]", 1 / 8),
+    ("netlink listing + BPF owners <= 0.3x the C floor (issue 10)", "owners", "owners_native_bpf",
+     "owners_floor", 0.3),
+    ("procnet -tuaxnp >= 4x faster than ss -tuaxnp (issue 10; at 50k)", "cli -tuaxnp", "cli_procnet",
+     "cli_peer[ss--tuaxnp]", 0.25),
 ]
+
+
+def break_even(groups: Dict[str, Dict[str, dict]]) -> List[str]:
+    """One-shot break-even of the BPF owner source: the load (once per process)
+    against what each socket saves (walk minus BPF scan, per socket)."""
+    lines = []
+    for scale in SCALE_ORDER:
+        scan, load = groups.get("owner scan " + scale, {}), groups.get("bpf load " + scale, {})
+        if "owner_scan[bpf]" not in scan or "owner_scan[procfs]" not in scan or "bpf_load" not in load:
+            continue
+        n = scan["owner_scan[bpf]"].get("extra_info", {}).get("sockets") or 0
+        saved = (median_ms(scan["owner_scan[procfs]"]) - median_ms(scan["owner_scan[bpf]"])) / max(n, 1)
+        lo = median_ms(load["bpf_load"])
+        lines.append("| %s | %.1f ms | %.2f µs | %s |" % (
+            scale, lo, saved * 1000, "%d sockets" % (lo / saved) if saved > 0 else "never"))
+    if lines:
+        lines = ["| scale | load (once) | saved per socket | break-even |", "|---|---|---|---|"] + lines
+    return lines
 
 
 def targets(groups: Dict[str, Dict[str, dict]]) -> List[str]:
@@ -158,6 +187,9 @@ def render(data: dict, groups: Dict[str, Dict[str, dict]], plot_path: str) -> st
            "Ratios are medians divided by the reference contender's median, same run "
            "(lower is faster). Regenerate with `python benchmarks/run.py`.", "",
            "## Targets", ""] + targets(groups) + [""]
+    be = break_even(groups)
+    if be:
+        out += ["## BPF owner source: one-shot break-even", ""] + be + [""]
     analysis = os.path.join(os.path.dirname(os.path.abspath(__file__)), "analysis.md")
     if os.path.exists(analysis):
         with open(analysis) as f:

@@ -1,0 +1,110 @@
+"""The Poller (issue 8): steady polls, polls under churn and warm lookups vs a full snapshot.
+
+Group "poll" per scale, all native, netlink listing (the same socket source):
+- poll_full: procnet.connections("all") -- the reference;
+- poll_steady: Poller("all").poll() with nothing changed since the last poll;
+- poll_churn_1pct: the same after 1 % of the host's sockets were replaced
+  (closed, and as many new ones bound) by one process -- a busy server among
+  idle ones; the replacing is not timed;
+- lookup_warm: Poller.lookup(lport=P, kind="tcp") for one listening port,
+  after a poll.
+"""
+import os
+import socket
+
+import pytest
+
+import procnet
+
+from conftest import group
+
+
+class Churner:
+    """A child process holding n bound UDP sockets, replacing them all on request."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.ctl, theirs = socket.socketpair()
+        self.pid = os.fork()
+        if self.pid == 0:
+            self.ctl.close()
+            self._serve(theirs)
+        theirs.close()
+        self.ctl.recv(1)
+
+    @staticmethod
+    def _serve(ctl: socket.socket) -> None:
+        import resource
+        n = int(os.environ.get("_PN_CHURN", "0"))
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        held = []
+        try:
+            while True:
+                for s in held:
+                    s.close()
+                held = []
+                for _ in range(n):
+                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    s.bind(("127.0.0.1", 0))
+                    held.append(s)
+                ctl.send(b"k")
+                if not ctl.recv(1):
+                    break
+        finally:
+            os._exit(0)
+
+    def replace(self) -> None:
+        self.ctl.send(b"r")
+        self.ctl.recv(1)
+
+    def close(self) -> None:
+        self.ctl.close()
+        os.waitpid(self.pid, 0)
+
+
+@pytest.fixture(scope="module")
+def churner(workload):
+    os.environ["_PN_CHURN"] = str(max(1, workload.host_sockets // 100))
+    c = Churner(int(os.environ["_PN_CHURN"]))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def poller():
+    p = procnet.Poller("all", backend="native")
+    p.poll()
+    p.poll()
+    yield p
+    p.close()
+
+
+def test_poll_full(benchmark, workload, churner):
+    group(benchmark, "poll", workload)
+    benchmark(procnet.connections, "all", backend="native")
+
+
+def test_poll_steady(benchmark, workload, churner, poller):
+    group(benchmark, "poll", workload)
+    r = benchmark(poller.poll)
+    benchmark.extra_info["procs_cached"] = r.procs_cached
+    benchmark.extra_info["fds_read"] = r.fds_read
+    assert set(workload.expected) <= {c.inode for c in r.snapshot}
+
+
+def test_poll_churn_1pct(benchmark, workload, churner, poller):
+    group(benchmark, "poll", workload)
+    r = benchmark.pedantic(poller.poll, setup=churner.replace, rounds=20, iterations=1)
+    benchmark.extra_info["procs_cached"] = r.procs_cached
+    benchmark.extra_info["fds_read"] = r.fds_read
+    benchmark.extra_info["changes"] = len(r.changes)
+    assert len(r.opened) >= churner.n
+
+
+def test_lookup_warm(benchmark, workload, churner, poller):
+    group(benchmark, "poll", workload)
+    port = next(c.laddr.port for c in poller.last
+                if c.inode in workload.expected and c.proto == "tcp" and c.state == "LISTEN")
+    got = benchmark(poller.lookup, kind="tcp", lport=port, state="LISTEN")
+    assert len(got) == 1 and got[0].owners
