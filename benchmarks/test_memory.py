@@ -31,7 +31,7 @@ print(json.dumps({"kib": peak - before, "n": len(snap)}))
 # nothing, so the growth measured is the snapshot's own: the same for all.
 CONTENDERS = {
     "native": ("import procnet; procnet.connections('udplite', owners=False, backend='native')",
-               "procnet.connections('all', backend='native')"),
+               "procnet.connections('all', backend='native', owner_source='procfs')"),
     "pure": ("import procnet; procnet.connections('udplite', owners=False, backend='pure')",
              "procnet.connections('all', backend='pure')"),
     "psutil": ("import psutil; psutil.net_connections('udp6')", "psutil.net_connections('all')"),

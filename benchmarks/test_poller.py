@@ -1,7 +1,8 @@
 """The Poller (issue 8): steady polls, polls under churn and warm lookups vs a full snapshot.
 
 Group "poll" per scale, all native, netlink listing (the same socket source):
-- poll_full: procnet.connections("all") -- the reference;
+- poll_full: procnet.connections("all") with the /proc walk -- the reference;
+- poll_full_bpf: the same with the BPF owner source (for comparison);
 - poll_steady: Poller("all").poll() with nothing changed since the last poll;
 - poll_churn_1pct: the same after 1 % of the host's sockets were replaced
   (closed, and as many new ones bound) by one process -- a busy server among
@@ -82,7 +83,15 @@ def poller():
 
 def test_poll_full(benchmark, workload, churner):
     group(benchmark, "poll", workload)
-    benchmark(procnet.connections, "all", backend="native")
+    benchmark(procnet.connections, "all", backend="native", owner_source="procfs")
+
+
+def test_poll_full_bpf(benchmark, workload, churner):
+    from procnet import _native
+    if not _native.bpf_status()[0]:
+        pytest.skip("BPF owner source unavailable")
+    group(benchmark, "poll", workload)
+    benchmark(procnet.connections, "all", backend="native", owner_source="bpf")
 
 
 def test_poll_steady(benchmark, workload, churner, poller):

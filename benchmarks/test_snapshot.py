@@ -5,7 +5,9 @@ fields" -- the same, with every field of every record read back (what a
 consumer of psutil's eager records gets); "no owners" -- listing only.
 psutil.net_connections("all") reads tcp/udp (v4+v6) and unix; procnet's "all"
 reads every table (also udplite, raw, icmp, packet, netlink), so procnet does
-at least the work psutil does.
+at least the work psutil does. Owners come from the /proc walk here
+(owner_source="procfs", like for like with the floor and psutil); the BPF
+owner source has its own contender (test_bpf.py).
 """
 import pytest
 
@@ -25,23 +27,24 @@ def touch_all(snap):
 
 def test_owners_native(benchmark, workload):
     group(benchmark, "owners", workload)
-    snap = benchmark(procnet.connections, "all", backend="native")
+    snap = benchmark(procnet.connections, "all", backend="native", owner_source="procfs")
     assert set(workload.expected) <= {c.inode for c in snap}
 
 
 def test_owners_native_single_thread(benchmark, workload):
     group(benchmark, "owners", workload)
-    benchmark(procnet.connections, "all", backend="native", threads=1)
+    benchmark(procnet.connections, "all", backend="native", threads=1, owner_source="procfs")
 
 
 def test_owners_native_procfs(benchmark, workload):
     group(benchmark, "owners", workload)
-    benchmark(procnet.connections, "all", backend="native", source="procfs")
+    benchmark(procnet.connections, "all", backend="native", source="procfs", owner_source="procfs")
 
 
 def test_owners_native_procfs_single_thread(benchmark, workload):
     group(benchmark, "owners", workload)
-    benchmark(procnet.connections, "all", backend="native", source="procfs", threads=1)
+    benchmark(procnet.connections, "all", backend="native", source="procfs", threads=1,
+              owner_source="procfs")
 
 
 def test_owners_pure(benchmark, workload):
@@ -63,7 +66,7 @@ def test_owners_floor(benchmark, workload, floor_lib):
 
 def test_fields_native(benchmark, workload):
     group(benchmark, "owners, all fields", workload)
-    benchmark(lambda: touch_all(procnet.connections("all", backend="native")))
+    benchmark(lambda: touch_all(procnet.connections("all", backend="native", owner_source="procfs")))
 
 
 def test_fields_pure(benchmark, workload):

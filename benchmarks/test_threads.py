@@ -17,7 +17,8 @@ K = 3
 def _run(threads: int) -> None:
     def work():
         for _ in range(K):
-            procnet.connections("all", backend="native", source="procfs", threads=1, owners=True)
+            procnet.connections("all", backend="native", source="procfs", threads=1, owners=True,
+                                owner_source="procfs")
     ts = [threading.Thread(target=work) for _ in range(threads)]
     for t in ts:
         t.start()

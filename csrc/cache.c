@@ -681,6 +681,9 @@ int pn_cache_diff(struct pn_cache *c, struct pn_result *out, struct pn_delta *d)
     }
     d->ntake = n;
     d->nprev = (uint32_t)np;
+    d->unchanged = !d->rebased && nsel == 0 && n == np;
+    for (size_t i = 0; d->unchanged && i < n; i++)
+        d->unchanged = d->take[i] == i;
     c->handed_since_rebase = d->rebased ? n : c->handed_since_rebase + nsel;
 
     /* keep the whole poll for the next diff; hand over the selection */

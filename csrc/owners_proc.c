@@ -244,13 +244,13 @@ static int walk_pid(struct pn_walk *w, struct pn_owners *part, const struct pn_p
             part->nreadlink++;
             ssize_t len = readlinkat(dfd, d->d_name, target, sizeof target);
             uint64_t inode;
-            if (len < 0 && (errno == EACCES || errno == EPERM) && !denied) {
+            if (len < 0 && (errno == EACCES || errno == EPERM)) {
                 /* listable but not readable (an LSM, a process out of reach):
-                 * what its fds hold is unknown, and the result must say so */
-                if ((rc = add_denied(part, pid)) < 0)
-                    goto out;
+                 * what its fds hold is unknown, and the result must say so;
+                 * the other links would be refused alike */
+                rc = add_denied(part, pid);
                 denied = 1;
-                continue;
+                goto out;
             }
             if (len <= 0 || (size_t)len >= sizeof target ||
                 !pn_parse_socket_link(target, (size_t)len, &inode))

@@ -208,6 +208,7 @@ struct pn_delta {
     size_t    nclosed;
     uint32_t  rebased;    /* 1: take refers to this result's records only */
     uint32_t  nprev;      /* length of the previous list take/prev refer to */
+    uint32_t  unchanged;  /* 1: nothing handed over and take[i] == i: the previous list as is */
 };
 
 /* One poll: a snapshot with the owner cache, diffed against the last poll.

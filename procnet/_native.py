@@ -30,7 +30,7 @@ _STATUS = {lib.PN_TABLE_READ: "read", lib.PN_TABLE_MISSING: "missing"}
 # A one-shot call loads the BPF program (~15 ms, once per process) only when
 # the host has at least this many sockets: below it the /proc walk is as fast
 # (benchmarks/test_bpf.py measures the break-even; BENCHMARKS.md has it).
-BPF_BREAK_EVEN = 4000
+BPF_BREAK_EVEN = 20000
 
 
 class _Bpf:
@@ -197,7 +197,7 @@ def poll(q: Query, cache: Cache) -> Tuple[Any, _Context, Dict[str, Any], Dict[st
         delta = {"take": _u32(d.take, d.ntake), "prev": _u32(d.prev, res.nsocks),
                  "kind": ffi.buffer(d.kind, res.nsocks)[:] if res.nsocks else b"",
                  "closed": _u32(d.closed, d.nclosed), "rebased": bool(d.rebased),
-                 "nprev": d.nprev}
+                 "nprev": d.nprev, "unchanged": bool(d.unchanged)}
         return records, ctx, meta, delta
     finally:
         lib.pn_result_free(res)

@@ -19,6 +19,13 @@ from ._errors import ProcNetError
 from ._query import OWNER_SOURCES, Query, make_query
 
 _OPENED, _OWNERS = 1, 2     # PN_CH_* in csrc/procnet.h
+# "auto" moves a Poller to the BPF owner source after _HEAVY_POLLS polls in a
+# row each read more fd links than a BPF scan would cost: a link read costs
+# ~_LINK_VS_BPF times a socket's share of the scan, which has a fixed part
+# worth ~_BPF_FIXED_SOCKETS sockets (benchmarks/: owner scan, poll groups).
+_HEAVY_POLLS = 3
+_LINK_VS_BPF = 10
+_BPF_FIXED_SOCKETS = 2000
 
 
 class Change(NamedTuple):
@@ -103,6 +110,8 @@ class Poller:
         self._all: List[Connection] = []     # the last poll, in the core's order, unfiltered
         self._last: Optional[Snapshot] = None
         self._last_stats: Optional[Tuple[int, int]] = None
+        self._bpf_for_good = False
+        self._heavy_polls = 0
 
     @property
     def backend(self) -> str:
@@ -116,14 +125,15 @@ class Poller:
 
     def _owner_query(self) -> Query:
         """Owner source for the next poll, under "auto": the cached /proc walk,
-        unless the last poll had to read so many fd links (many processes ran)
-        that one BPF scan of every fd is cheaper (~0.4 µs per socket against
-        ~4 µs per link read); the cache is primed by the first poll."""
+        until polls keep reading so many fd links (many processes run all the
+        time) that one BPF scan of every fd is cheaper (~0.4 µs per socket
+        against ~4 µs per link read): from then on BPF, for good -- switching back and forth
+        would show the processes only BPF can see (whose fd links even root
+        may not read) gaining and losing owners."""
         q = self._q
-        if q.owner_source != OWNER_SOURCES["auto"]:
+        if q.owner_source != OWNER_SOURCES["auto"] or self._bpf_for_good:
             return q
-        last = self._last_stats
-        if last is not None and last[1] * 10 > max(len(self._all), 1000):
+        if self._heavy_polls >= _HEAVY_POLLS:
             return q
         return q._replace(owner_source=OWNER_SOURCES["procfs"])
 
@@ -137,10 +147,19 @@ class Poller:
                 recs, ctx, meta, delta = self._impl.poll(q, self._cache)
                 new = list(build(recs, ctx))
             prev = self._all
-            combined = prev + new if new else prev
-            current = list(map(combined.__getitem__, delta["take"]))
+            if delta["unchanged"]:
+                current = prev                  # the common steady state: nothing to assemble
+            else:
+                combined = prev + new if new else prev
+                current = list(map(combined.__getitem__, delta["take"]))
             stats = meta.pop("_stats")
+            # a warm poll that read more links than a BPF scan of every socket
+            # would cost (the first poll fills the cache and does not count)
+            heavy = self._last_stats is not None and \
+                stats["fds_read"] * _LINK_VS_BPF > len(current) + _BPF_FIXED_SOCKETS
+            self._heavy_polls = self._heavy_polls + 1 if heavy else 0
             self._last_stats = (stats["procs_cached"], stats["fds_read"])
+            self._bpf_for_good = self._bpf_for_good or meta["owner_source"] == "bpf"
             changes = self._changes(q, prev, new, delta)
             self._all = current
             snap = _finish(q, self._backend, current, meta)

@@ -329,3 +329,22 @@ def test_poller_with_bpf(bpf_ready, work):
             got = poller.poll().snapshot
             assert got.owner_source == "bpf"
             assert owner_map(got, skip, work.pids) == owner_map(snap("procfs"), skip, work.pids)
+
+
+@pytest.mark.live
+def test_poller_auto_moves_to_bpf_for_good_when_walks_stay_heavy(bpf_ready, monkeypatch):
+    # A quiet host stays on the cached walk; a Poller whose polls keep reading
+    # more links than a BPF scan costs moves to BPF after a few polls, and stays.
+    from procnet import poller as poller_mod
+    quiet = procnet.Poller("all", backend="native")
+    assert {quiet.poll().snapshot.owner_source for _ in range(6)} == {"procfs"}
+    monkeypatch.setattr(poller_mod, "_LINK_VS_BPF", 10 ** 9)     # every link read is "heavy"
+    monkeypatch.setattr(poller_mod, "_BPF_FIXED_SOCKETS", 0)
+    busy = procnet.Poller("all", backend="native")
+    sources = [busy.poll().snapshot.owner_source for _ in range(7)]
+    first_bpf = sources.index("bpf")
+    assert first_bpf >= 1 + poller_mod._HEAVY_POLLS - 1 and set(sources[first_bpf:]) == {"bpf"}, sources
+    monkeypatch.setattr(poller_mod, "_LINK_VS_BPF", 10)
+    assert busy.poll().snapshot.owner_source == "bpf"              # for good
+    quiet.close()
+    busy.close()

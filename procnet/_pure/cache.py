@@ -220,6 +220,7 @@ def diff(c: Cache, recs: List[tuple], ctx: _Context) -> Tuple[List[tuple], _Cont
             out_owners.extend(owners[r[6]:r[6] + r[7]])
             out_recs.append(r[:6] + (first, r[7], ext) + r[9:])
         out_ctx = _Context(bytes(out_strings), out_owners)
+    unchanged = not rebased and not sel and n == np and take == list(range(n))
     delta = {"take": take, "prev": out_prev, "kind": bytes(out_kind), "closed": closed,
-             "rebased": rebased, "nprev": np}
+             "rebased": rebased, "nprev": np, "unchanged": unchanged}
     return out_recs, out_ctx, delta

@@ -123,7 +123,6 @@ def walk(rootfd: int, pids: Optional[Sequence[int]], cache: "Optional[_cache.Cac
         o.nprocs += 1
         name: Optional[str] = None
         named = False
-        unreadable = False
         try:
             try:
                 entries = os.listdir(dfd)
@@ -141,12 +140,12 @@ def walk(rootfd: int, pids: Optional[Sequence[int]], cache: "Optional[_cache.Cac
                 try:
                     target = readlink(ent, dir_fd=dfd)
                 except OSError as e:
-                    if e.errno in _UNREADABLE and not unreadable:
+                    if e.errno in _UNREADABLE:
                         # listable but not readable: its fds are unknown, say so
+                        # (the other links would be refused alike)
                         o.denied.append(pid)
-                        unreadable = True
                         seen[pid] = None      # and not worth caching
-                        found = None
+                        break
                     continue            # closed meanwhile
                 if target[:8] != "socket:[":
                     continue            # the common case: a file, pipe, anon inode...
