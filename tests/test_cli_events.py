@@ -31,6 +31,7 @@ def read_lines(p, want, timeout=20.0):
     return lines
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("backend", ["native", "pure"])
 def test_json_events_follow_a_connection(backend):
     srv = socket.socket()

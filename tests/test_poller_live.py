@@ -19,6 +19,8 @@ import pytest
 
 import procnet
 
+pytestmark = pytest.mark.live
+
 ACTOR = os.path.join(os.path.dirname(__file__), "poller_actor.py")
 KIND = ("tcp", "udp", "unix")
 
