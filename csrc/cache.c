@@ -8,8 +8,9 @@
  * CPU and times scheduled in). When a poll finds the same threads with the
  * same counters, the process has not run since: its cached fds are exact and
  * its fd directory is not read. Anything else -- new or vanished threads, a
- * counter that moved, unreadable counters, another start time -- and the
- * whole fd directory is read again. (Re-reading only new fd numbers would not
+ * counter that moved, unreadable counters, another start time, a thread found
+ * running (its counters may lag: see read_thread) -- and the whole fd
+ * directory is read again. (Re-reading only new fd numbers would not
  * be exact: an fd number reused for another socket keeps its /proc dentry,
  * so the listing does not show it, and the socket it held may live on in
  * another process.) Blind spot: a process sharing its fd table with another
@@ -29,7 +30,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define EMPTY UINT32_MAX
@@ -45,10 +45,8 @@ struct pn_cproc {
     int32_t  pid;
     uint32_t flags;       /* PN_SF_NO_NAME */
     uint64_t start;
-    uint64_t ino;         /* of <root>/PID when last read */
     uint32_t ntasks;
     uint32_t nfds;
-    uint32_t has_name;    /* the walk found a socket, so it read the name */
     uint32_t name_len;
     char     name[64];
     struct pn_task *tasks;  /* ntasks, then the fds in the same allocation */
@@ -61,6 +59,7 @@ struct pn_cache {
     uint32_t *slots;
     size_t nslots;
     uint64_t root_dev, root_ino;
+    uid_t euid;                 /* whose rights the cached walks had */
     /* the previous poll, whole */
     struct pn_sock *socks;
     size_t nsocks;
@@ -113,8 +112,11 @@ void pn_cache_free(struct pn_cache *c)
 
 void pn_cache_bind(struct pn_cache *c, uint64_t dev, uint64_t ino)
 {
-    if (c->root_dev == dev && c->root_ino == ino)
+    /* another root, or other rights to read it: nothing cached still holds */
+    uid_t euid = geteuid();
+    if (c->root_dev == dev && c->root_ino == ino && c->euid == euid)
         return;
+    c->euid = euid;
     free_procs(c->procs, c->nprocs);
     free(c->slots);
     c->procs = NULL;
@@ -177,13 +179,12 @@ static int read_schedstat(int dirfd, const char *path, struct pn_task *t)
     return 1;
 }
 
-/* From PID/stat: state (field 3), num_threads (20), starttime (22). The
+/* From a stat file: state (field 3), num_threads (20), starttime (22). The
  * command name (field 2) may hold anything, ')' included: skip to the last ')'. */
-static int read_stat(int rootfd, int32_t pid, char *state, uint64_t *threads, uint64_t *start)
+static int read_stat(int dirfd, const char *path, char *state, uint64_t *threads, uint64_t *start)
 {
-    char path[32], buf[1024];
-    snprintf(path, sizeof path, "%d/stat", (int)pid);
-    ssize_t n = read_small(rootfd, path, buf, sizeof buf);
+    char buf[1024];
+    ssize_t n = read_small(dirfd, path, buf, sizeof buf);
     if (n <= 0)
         return 0;
     const char *p = NULL, *end = buf + n;
@@ -214,24 +215,36 @@ static int read_stat(int rootfd, int32_t pid, char *state, uint64_t *threads, ui
     return 1;
 }
 
-struct pn_dirent64_c {
-    uint64_t       d_ino;
-    int64_t        d_off;
-    unsigned short d_reclen;
-    unsigned char  d_type;
-    char           d_name[];
-};
-
 static int cmp_task(const void *a, const void *b)
 {
     const struct pn_task *x = a, *y = b;
     return (x->tid > y->tid) - (x->tid < y->tid);
 }
 
-/* Every thread of PID (PID/task/TID/schedstat); 1 ok, 0 unknown, -1 ENOMEM. */
+/* A thread's counters, then its state: one found not running after its
+ * counters were read can run again only by being switched in, which moves
+ * pcount; one found running ('R') may run on without either counter moving
+ * (the runtime is brought up to date only at a tick or a switch): unknown. */
+static int read_thread(int dirfd, int32_t tid, int32_t leader, struct pn_task *t)
+{
+    char path[40], state = 0;
+    uint64_t threads, start;
+    t->tid = tid;
+    snprintf(path, sizeof path, "%d/schedstat", (int)tid);
+    if (!read_schedstat(dirfd, path, t))
+        return 0;
+    snprintf(path, sizeof path, "%d/stat", (int)tid);
+    if (!read_stat(dirfd, path, &state, &threads, &start))
+        return 0;
+    /* a zombie leader's counters are frozen; the others must be asleep */
+    return state != 'R' && (tid == leader || (state != 'Z' && state != 'X' && state != 'x'));
+}
+
+/* Every thread of PID (PID/task/TID); 1 ok, 0 unknown, -1 ENOMEM. */
 static int read_tasks(int rootfd, int32_t pid, struct pn_owners *o)
 {
-    char path[32], dents[4096];
+    char path[32];
+    union { char b[4096]; uint64_t align; } dents;
     snprintf(path, sizeof path, "%d/task", (int)pid);
     int dfd = openat(rootfd, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
     if (dfd < 0)
@@ -239,7 +252,7 @@ static int read_tasks(int rootfd, int32_t pid, struct pn_owners *o)
     size_t first = o->tasks.len;
     int rc = 1;
     for (;;) {
-        long n = syscall(SYS_getdents64, dfd, dents, sizeof dents);
+        long n = pn_getdents64(dfd, dents.b, sizeof dents.b);
         if (n < 0) {
             rc = 0;
             break;
@@ -247,7 +260,7 @@ static int read_tasks(int rootfd, int32_t pid, struct pn_owners *o)
         if (n == 0)
             break;
         for (long off = 0; off < n && rc == 1;) {
-            struct pn_dirent64_c *d = (struct pn_dirent64_c *)(dents + off);
+            struct pn_dirent64 *d = (struct pn_dirent64 *)(dents.b + off);
             off += d->d_reclen;
             const char *q = d->d_name, *end = q + strlen(q);
             uint64_t tid;
@@ -258,11 +271,8 @@ static int read_tasks(int rootfd, int32_t pid, struct pn_owners *o)
                 rc = -1;
                 break;
             }
-            char sub[40];
-            snprintf(sub, sizeof sub, "%d/schedstat", (int)tid);
-            t->tid = (int32_t)tid;
-            if (!read_schedstat(dfd, sub, t))
-                rc = 0;                        /* a thread ended meanwhile, or no schedstats */
+            if (!read_thread(dfd, (int32_t)tid, pid, t))
+                rc = 0;           /* running, ended meanwhile, or no schedstats */
             else
                 o->tasks.len++;
         }
@@ -283,54 +293,49 @@ static int read_tasks(int rootfd, int32_t pid, struct pn_owners *o)
 int pn_proc_ident(int rootfd, int32_t pid, struct pn_owners *o, uint64_t *start,
                   uint32_t *ntasks)
 {
-    char state = 0;
-    uint64_t threads = 0;
+    char path[32], state = 0;
+    uint64_t threads = 0, threads2 = 0, start2 = 0;
     size_t first = o->tasks.len;
+    struct pn_task leader;
     *start = 0;
     *ntasks = 0;
-    if (!read_stat(rootfd, pid, &state, &threads, start) || *start == 0) {
+    /* the leader's counters before its state (see read_thread) */
+    snprintf(path, sizeof path, "%d/schedstat", (int)pid);
+    int have_leader = read_schedstat(rootfd, path, &leader);
+    leader.tid = pid;
+    snprintf(path, sizeof path, "%d/stat", (int)pid);
+    if (!read_stat(rootfd, path, &state, &threads, start) || *start == 0) {
         *start = 0;
         return 1;                              /* unknown: walk it */
     }
     if (threads == 1 && state != 'Z' && state != 'X' && state != 'x') {
-        /* the common single-threaded process: its one thread is the leader */
-        char path[32];
+        /* the common single-threaded process: its one thread is the leader,
+         * and a thread made after the stat read would have made it run */
+        if (!have_leader || state == 'R')
+            return 1;
         struct pn_task *t = pn_vec_reserve(&o->tasks, sizeof *t, 1);
         if (!t)
             return -1;
-        snprintf(path, sizeof path, "%d/schedstat", (int)pid);
-        t->tid = pid;
-        if (read_schedstat(rootfd, path, t))
-            o->tasks.len++;
-    } else {
-        if (read_tasks(rootfd, pid, o) < 0)
-            return -1;
+        *t = leader;
+        o->tasks.len++;
+        *ntasks = 1;
+        return 1;
+    }
+    int r = read_tasks(rootfd, pid, o);
+    if (r < 0)
+        return -1;
+    /* every thread listed (num_threads counts a zombie leader too), and none
+     * made while the list was read (it would not be in it): else not trusted */
+    if (r == 1 && o->tasks.len - first != threads)
+        r = 0;
+    if (r == 1 && (!read_stat(rootfd, path, &state, &threads2, &start2) || threads2 != threads ||
+                   start2 != *start))
+        r = 0;
+    if (r != 1) {
+        o->tasks.len = first;
+        return 1;
     }
     *ntasks = (uint32_t)(o->tasks.len - first);
-    return 1;
-}
-
-int pn_cache_quick(int rootfd, const struct pn_cproc *cp, uint64_t ino, struct pn_owners *o,
-                   uint64_t *start, uint32_t *ntasks)
-{
-    /* One thread, the leader, last time: any new thread would have been made
-     * by it, so its counters would have moved. Same directory inode: the same
-     * process (proc flushes a dead process's dentries; a reused pid gets a
-     * new inode). Then its schedstat alone says whether it ran. */
-    if (!ino || cp->ino != ino || cp->ntasks != 1 || cp->tasks[0].tid != cp->pid)
-        return 0;
-    char path[32];
-    struct pn_task t = { .tid = cp->pid };
-    snprintf(path, sizeof path, "%d/schedstat", (int)cp->pid);
-    if (!read_schedstat(rootfd, path, &t) || memcmp(&t, cp->tasks, sizeof t) != 0)
-        return 0;                               /* it ran, or cannot tell: look again fully */
-    struct pn_task *slot = pn_vec_reserve(&o->tasks, sizeof *slot, 1);
-    if (!slot)
-        return -1;
-    *slot = t;
-    o->tasks.len++;
-    *start = cp->start;
-    *ntasks = 1;
     return 1;
 }
 
@@ -382,7 +387,6 @@ static int make_cproc(const struct pn_owners *o, const struct pn_seen *sn, struc
     memset(cp, 0, sizeof *cp);
     cp->pid = sn->pid;
     cp->start = sn->start;
-    cp->ino = sn->ino;
     cp->ntasks = sn->ntasks;
     cp->nfds = sn->ent_count;
     size_t bytes = sn->ntasks * sizeof(struct pn_task) + sn->ent_count * sizeof(struct pn_cfd);
@@ -401,7 +405,6 @@ static int make_cproc(const struct pn_owners *o, const struct pn_seen *sn, struc
     if (sn->proc != EMPTY) {
         const struct pn_proc_info *pi = (const struct pn_proc_info *)o->procs.data + sn->proc;
         cp->flags = pi->flags;
-        cp->has_name = 1;
         cp->name_len = pi->name_len <= sizeof cp->name ? pi->name_len : (uint32_t)sizeof cp->name;
         pn_copy(cp->name, (const char *)o->strings.data + pi->name_off, cp->name_len);
     }
@@ -445,8 +448,7 @@ int pn_cache_update(struct pn_cache *c, const struct pn_owners *o, int filtered)
         const struct pn_seen *sn = &seen[i];
         struct pn_cproc *old = (struct pn_cproc *)pn_cache_find(c, sn->pid);
         if (sn->status == PN_SEEN_REUSED && old && old->tasks) {
-            procs[n] = *old;
-            procs[n++].ino = sn->ino;   /* the same process, maybe a new dentry */
+            procs[n++] = *old;
             old->tasks = NULL;
             old->pid = -1;              /* visited: not carried over below */
             continue;
@@ -467,10 +469,23 @@ int pn_cache_update(struct pn_cache *c, const struct pn_owners *o, int filtered)
             c->procs[i].tasks = NULL;
         }
     }
-    free_procs(c->procs, c->nprocs);
+    struct pn_cproc *old_procs = c->procs;
+    size_t old_n = c->nprocs;
     c->procs = procs;
     c->nprocs = n;
-    return index_procs(c);
+    if (index_procs(c) < 0) {
+        /* keep nothing rather than an index into the wrong array */
+        free_procs(procs, n);
+        free(c->slots);
+        c->procs = NULL;
+        c->slots = NULL;
+        c->nprocs = c->nslots = 0;
+        free_procs(old_procs, old_n);
+        errno = ENOMEM;
+        return -1;
+    }
+    free_procs(old_procs, old_n);
+    return 0;
 }
 
 /* ---- the diff against the previous poll ---- */
@@ -481,9 +496,10 @@ static uint64_t sock_key(const struct pn_sock *s)
     if (s->inode)
         return (h ^ s->inode) * 0x9E3779B97F4A7C15ull;
     /* inode 0 (TIME_WAIT, SYN_RECV): the addresses are the identity */
-    const uint8_t *a = s->laddr;
-    for (int i = 0; i < 32; i++)
-        h = (h ^ a[i]) * 0x100000001B3ull;   /* laddr then raddr: adjacent */
+    for (int i = 0; i < 16; i++)
+        h = (h ^ s->laddr[i]) * 0x100000001B3ull;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ s->raddr[i]) * 0x100000001B3ull;
     h = (h ^ s->lport) * 0x100000001B3ull;
     h = (h ^ s->rport) * 0x100000001B3ull;
     return h * 0x9E3779B97F4A7C15ull;

@@ -417,23 +417,6 @@ fail:
 
 /* ---- one scan ------------------------------------------------------------ */
 
-static int pid_wanted(const struct pn_query *q, int32_t pid)
-{
-    size_t lo = 0, hi = q->npids;
-    if (!q->pids)
-        return 1;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (q->pids[mid] == pid)
-            return 1;
-        if (q->pids[mid] < pid)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return 0;
-}
-
 /* Where the records stand: the kernel hands a task's fds over consecutively
  * (tasks in tid order, fds ascending), so "a new tgid" = "a new process". */
 struct pn_bpf_parse {
@@ -451,7 +434,7 @@ static int take_records(const char *buf, size_t n, const struct pn_query *q,
         int32_t pid = (int32_t)r.tgid;
         if ((int64_t)pid != st->pid) {
             st->pid = pid;
-            st->wanted = pid > 0 && pid_wanted(q, pid);
+            st->wanted = pid > 0 && pn_pid_wanted(q, pid);
             st->proc = UINT32_MAX;
             if (st->wanted)
                 o->nprocs++;

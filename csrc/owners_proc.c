@@ -26,16 +26,7 @@
 #define PN_DENTS_BUF   (32 * 1024)
 #define PN_BATCH       4          /* pids taken per atomic increment */
 
-/* glibc < 2.30 and some musl builds lack a getdents64() wrapper. */
-struct pn_dirent64 {
-    uint64_t       d_ino;
-    int64_t        d_off;
-    unsigned short d_reclen;
-    unsigned char  d_type;
-    char           d_name[];
-};
-
-static long pn_getdents64(int fd, char *buf, size_t len)
+long pn_getdents64(int fd, char *buf, size_t len)
 {
     return syscall(SYS_getdents64, fd, buf, len);
 }
@@ -75,14 +66,6 @@ int pn_parse_socket_link(const char *s, size_t len, uint64_t *inode)
     return 1;
 }
 
-/* A process directory of the root: its pid and inode number (which a new
- * process reusing the pid never shares: proc gives it a new inode). */
-struct pn_pid_ent {
-    int32_t  pid;
-    uint32_t reserved;
-    uint64_t ino;
-};
-
 /* Per-thread results, merged at the end. */
 struct pn_worker {
     struct pn_walk *walk;
@@ -96,14 +79,14 @@ struct pn_walk {
     int rootfd;
     const struct pn_query *q;
     const struct pn_cache *cache;   /* read-only during the walk; NULL: walk everything */
-    struct pn_pid_ent *pids;        /* numeric entries of the root, with their d_ino */
+    int32_t *pids;                  /* numeric entries of the root */
     size_t npids;
     atomic_size_t next;
     int nworkers;
     struct pn_worker workers[PN_MAX_THREADS];
 };
 
-static int pid_wanted(const struct pn_query *q, int32_t pid)
+int pn_pid_wanted(const struct pn_query *q, int32_t pid)
 {
     size_t lo = 0, hi = q->npids;
     if (!q->pids)
@@ -162,17 +145,12 @@ static int add_denied(struct pn_owners *part, int32_t pid)
  * table then). 1 = served from the cache, 0 = walk it, -1 = ENOMEM.
  * The identity is read before the fd walk, so a change during the walk shows
  * at the next poll as a changed identity. */
-static int try_cache(struct pn_walk *w, struct pn_owners *part, const struct pn_pid_ent *pe,
-                     size_t *seen_idx)
+static int try_cache(struct pn_walk *w, struct pn_owners *part, int32_t pid, size_t *seen_idx)
 {
-    int32_t pid = pe->pid;
     uint64_t start;
     uint32_t ntasks, task_first = (uint32_t)part->tasks.len;
     const struct pn_cproc *cp = pn_cache_find(w->cache, pid);
-    int r = cp ? pn_cache_quick(w->rootfd, cp, pe->ino, part, &start, &ntasks) : 0;
-    if (r < 0)
-        return -1;
-    if (r == 0 && pn_proc_ident(w->rootfd, pid, part, &start, &ntasks) < 0)
+    if (pn_proc_ident(w->rootfd, pid, part, &start, &ntasks) < 0)
         return -1;
     struct pn_seen *sn = pn_vec_reserve(&part->seen, sizeof *sn, 1);
     if (!sn)
@@ -185,7 +163,6 @@ static int try_cache(struct pn_walk *w, struct pn_owners *part, const struct pn_
     sn->ntasks = ntasks;
     sn->ent_first = (uint32_t)part->entries.len;
     sn->proc = UINT32_MAX;
-    sn->ino = pe->ino;
     *seen_idx = part->seen.len++;
     if (!cp || !ntasks || !pn_cache_same(cp, part, start, task_first, ntasks))
         return 0;
@@ -202,14 +179,12 @@ static int try_cache(struct pn_walk *w, struct pn_owners *part, const struct pn_
 }
 
 /* Walk one process; -1 only on ENOMEM. */
-static int walk_pid(struct pn_walk *w, struct pn_owners *part, const struct pn_pid_ent *pe,
-                    char *dents)
+static int walk_pid(struct pn_walk *w, struct pn_owners *part, int32_t pid, char *dents)
 {
     char path[32], target[64];
-    int32_t pid = pe->pid;
     size_t seen_idx = (size_t)-1;
     if (w->cache) {
-        int r = try_cache(w, part, pe, &seen_idx);
+        int r = try_cache(w, part, pid, &seen_idx);
         if (r != 0)
             return r < 0 ? -1 : 0;
     }
@@ -300,7 +275,7 @@ static void *worker_main(void *arg)
             break;
         size_t stop = i + PN_BATCH < w->npids ? i + PN_BATCH : w->npids;
         for (; i < stop; i++) {
-            if (walk_pid(w, &wk->part, &w->pids[i], dents) < 0) {
+            if (walk_pid(w, &wk->part, w->pids[i], dents) < 0) {
                 wk->failed = ENOMEM;
                 atomic_store(&w->next, w->npids);   /* stop the others too */
                 break;
@@ -333,14 +308,12 @@ static int list_pids(struct pn_walk *w)
             /* a symlinked "pid" in a fixture tree would lead out of the root */
             if (d->d_type != DT_DIR && d->d_type != DT_UNKNOWN)
                 continue;
-            if (!parse_num(d->d_name, &pid) || pid == 0 || !pid_wanted(w->q, pid))
+            if (!parse_num(d->d_name, &pid) || pid == 0 || !pn_pid_wanted(w->q, pid))
                 continue;
-            struct pn_pid_ent *slot = pn_vec_reserve(&pids, sizeof *slot, 1);
+            int32_t *slot = pn_vec_reserve(&pids, sizeof *slot, 1);
             if (!slot)
                 goto out;
-            slot->pid = pid;
-            slot->reserved = 0;
-            slot->ino = d->d_ino;
+            *slot = pid;
             pids.len++;
         }
     }

@@ -77,6 +77,18 @@ static inline int pn_host_big_endian(void)
     return probe.b[0] == 0x01;
 }
 
+/* getdents64 directly: glibc < 2.30 and some musl builds lack a wrapper. */
+struct pn_dirent64 {
+    uint64_t       d_ino;
+    int64_t        d_off;
+    unsigned short d_reclen;
+    unsigned char  d_type;
+    char           d_name[];
+};
+long pn_getdents64(int fd, char *buf, size_t len);
+/* Is pid in q->pids (sorted), or is there no pid filter? */
+int  pn_pid_wanted(const struct pn_query *q, int32_t pid);
+
 /* Table line decoders (tables_*.c). Same contract as pn_decode_line. */
 int pn_decode_inet(int table, const char *line, size_t len, int big_endian,
                    struct pn_sock *out);
@@ -154,7 +166,6 @@ struct pn_seen {
     uint32_t ent_count;
     uint32_t proc;         /* into pn_owners.procs, or UINT32_MAX (no socket) */
     uint32_t reserved;
-    uint64_t ino;          /* inode number of <root>/PID */
 };
 struct pn_owners {
     struct pn_vec entries;  /* struct pn_fd_entry */
@@ -180,14 +191,9 @@ int  pn_owners_index(struct pn_owners *o);
 struct pn_cproc;
 const struct pn_cproc *pn_cache_find(const struct pn_cache *c, int32_t pid);
 /* Read PID's start time and its threads' run counters into o->tasks:
- * 1 ok (*ntasks 0 when not known), 0 process gone, -1 ENOMEM. */
+ * 1 (*ntasks 0 when they cannot be trusted: walk it), -1 ENOMEM. */
 int  pn_proc_ident(int rootfd, int32_t pid, struct pn_owners *o, uint64_t *start,
                    uint32_t *ntasks);
-/* The cheap check for a cached single-threaded process whose <root>/PID
- * directory is the same inode (so the same process): its one schedstat.
- * 1 = identity filled in (start, the one task), 0 = do the full check. */
-int  pn_cache_quick(int rootfd, const struct pn_cproc *cp, uint64_t ino, struct pn_owners *o,
-                    uint64_t *start, uint32_t *ntasks);
 /* Does the cached process have exactly this identity (and did it not run)? */
 int  pn_cache_same(const struct pn_cproc *cp, const struct pn_owners *o, uint64_t start,
                    uint32_t task_first, uint32_t ntasks);

@@ -206,7 +206,7 @@ struct pn_delta {
     uint8_t  *kind;       /* per record: PN_CH_* */
     uint32_t *closed;     /* indices in the previous list of sockets gone */
     size_t    nclosed;
-    uint32_t  rebased;    /* 1: take refers to this result's records only */
+    uint32_t  rebased;    /* 1: every socket handed over afresh (take[i] >= nprev) */
     uint32_t  nprev;      /* length of the previous list take/prev refer to */
     uint32_t  unchanged;  /* 1: nothing handed over and take[i] == i: the previous list as is */
 };

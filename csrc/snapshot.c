@@ -255,6 +255,15 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
         int r;
         if (use_bpf) {
             r = bpf_finish(&bpf);
+            if (r < 0 && errno != ENOMEM && q->owner_source == PN_OWN_AUTO) {
+                /* auto: a scan that fails falls back to the walk, recorded */
+                out->owner_source = PN_OWN_PROCFS;
+                r = pn_walk_start(rootfd, q, &walk);
+                if (r == 0) {
+                    r = pn_walk_finish(walk, &own);
+                    walk = NULL;
+                }
+            }
         } else {
             r = pn_walk_finish(walk, &own);
             walk = NULL;

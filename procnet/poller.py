@@ -10,7 +10,7 @@ or changed and keeps the others' objects. Every poll is exactly what a fresh
 """
 import threading
 import time
-from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
 
 from . import _backend
 from ._api import PathLike, _bulk_allocation, _finish, _root_errors
@@ -18,7 +18,7 @@ from ._contract import Connection, Snapshot, build
 from ._errors import ProcNetError
 from ._query import OWNER_SOURCES, Query, make_query
 
-_OPENED, _OWNERS = 1, 2     # PN_CH_* in csrc/procnet.h
+_OPENED, _OWNERS, _MODIFIED = 1, 2, 3     # PN_CH_* in csrc/procnet.h
 # "auto" moves a Poller to the BPF owner source after _HEAVY_POLLS polls in a
 # row each read more fd links than a BPF scan would cost: a link read costs
 # ~_LINK_VS_BPF times a socket's share of the scan, which has a fixed part
@@ -65,6 +65,14 @@ class Poll(NamedTuple):
     changes: Tuple[Change, ...]
     procs_cached: int
     fds_read: int
+    raw: "Optional[_RawChanges]" = None
+
+    def select(self, keep: Callable[[Connection], bool]) -> Tuple[Change, ...]:
+        """The changes as seen through a filter of one's own (`keep` on a
+        Connection): a socket that starts to pass it is opened, one that stops
+        is closed -- also when only its state or queues changed."""
+        assert self.raw is not None
+        return self.raw.select(keep)
 
     @property
     def opened(self) -> List[Connection]:
@@ -78,6 +86,36 @@ class Poll(NamedTuple):
     def owners_changed(self) -> List[Tuple[Connection, Connection]]:
         """(old, new) per socket whose owner set changed."""
         return [(c.old, c.conn) for c in self.changes if c.event == "owners"]  # type: ignore[misc]
+
+
+class _RawChanges:
+    """What the core said changed, before any filter of Python's."""
+
+    __slots__ = ("prev", "new", "delta")
+
+    def __init__(self, prev: List[Connection], new: List[Connection], delta: Dict[str, Any]) -> None:
+        self.prev, self.new, self.delta = prev, new, delta
+
+    def select(self, keep: Optional[Callable[[Connection], bool]]) -> Tuple[Change, ...]:
+        prev, new, delta = self.prev, self.new, self.delta
+        closed = [prev[j] for j in delta["closed"]]
+        out = [Change("close", c) for c in closed if keep is None or keep(c)]
+        prevs = delta["prev"]
+        for k, kind in enumerate(delta["kind"]):
+            if kind == _OPENED:
+                if keep is None or keep(new[k]):
+                    out.append(Change("open", new[k]))
+            elif kind in (_OWNERS, _MODIFIED):
+                old = prev[prevs[k]]
+                was, now = (True, True) if keep is None else (keep(old), keep(new[k]))
+                if was and now:
+                    if kind == _OWNERS:
+                        out.append(Change("owners", new[k], old))
+                elif now:
+                    out.append(Change("open", new[k]))       # it entered the filter
+                elif was:
+                    out.append(Change("close", old))         # it left it
+        return tuple(out)
 
 
 class Poller:
@@ -109,7 +147,7 @@ class Poller:
         self._stopped = threading.Event()
         self._all: List[Connection] = []     # the last poll, in the core's order, unfiltered
         self._last: Optional[Snapshot] = None
-        self._last_stats: Optional[Tuple[int, int]] = None
+        self._warm = False
         self._bpf_for_good = False
         self._heavy_polls = 0
 
@@ -140,52 +178,68 @@ class Poller:
     def poll(self) -> Poll:
         """Take the current snapshot and say what changed since the last poll."""
         with self._lock:
-            q = self._owner_query()
             if self._cache is None:
                 raise ProcNetError("this Poller is closed")
-            with _bulk_allocation(), _root_errors(q):
-                recs, ctx, meta, delta = self._impl.poll(q, self._cache)
-                new = list(build(recs, ctx))
-            prev = self._all
-            if delta["unchanged"]:
-                current = prev                  # the common steady state: nothing to assemble
-            else:
-                combined = prev + new if new else prev
-                current = list(map(combined.__getitem__, delta["take"]))
-            stats = meta.pop("_stats")
-            # a warm poll that read more links than a BPF scan of every socket
-            # would cost (the first poll fills the cache and does not count)
-            heavy = self._last_stats is not None and \
-                stats["fds_read"] * _LINK_VS_BPF > len(current) + _BPF_FIXED_SOCKETS
-            self._heavy_polls = self._heavy_polls + 1 if heavy else 0
-            self._last_stats = (stats["procs_cached"], stats["fds_read"])
-            self._bpf_for_good = self._bpf_for_good or meta["owner_source"] == "bpf"
-            changes = self._changes(q, prev, new, delta)
-            self._all = current
-            snap = _finish(q, self._backend, current, meta)
-            self._last = snap
-        return Poll(snap, changes, stats["procs_cached"], stats["fds_read"])
+            q = self._owner_query()
+            try:
+                return self._poll(q)
+            except BaseException:
+                # the core moved on and this side may not have: start afresh
+                self._reset()
+                raise
 
-    @staticmethod
-    def _changes(q: Query, prev: List[Connection], new: List[Connection],
-                 delta: Dict[str, Any]) -> Tuple[Change, ...]:
+    def _reset(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = self._impl.Cache()
+        self._all = []
+
+    def _poll(self, q: Query) -> Poll:
+        with _bulk_allocation(), _root_errors(q):
+            recs, ctx, meta, delta = self._impl.poll(q, self._cache)
+            new = list(build(recs, ctx))
+        prev = self._all
+        if delta["nprev"] != len(prev):
+            # the core kept another previous poll than this list: only a
+            # rebase (a new root or user) can say that, and it hands all over
+            if not delta["rebased"]:
+                raise ProcNetError("procnet: poller out of step with its core")
+            prev = []
+        if delta["unchanged"]:
+            current = prev                  # the common steady state: nothing to assemble
+        else:
+            combined = prev + new if new else prev
+            current = list(map(combined.__getitem__, delta["take"]))
+        stats = meta.pop("_stats")
+        self._note_cost(q, stats["fds_read"])
+        self._bpf_for_good = self._bpf_for_good or meta["owner_source"] == "bpf"
+        raw = _RawChanges(prev, new, delta)
+        self._all = current
+        snap = _finish(q, self._backend, current, meta)
+        self._last = snap
         states = q.states
-        out = [Change("close", prev[j]) for j in delta["closed"]]
-        kinds, prevs = delta["kind"], delta["prev"]
-        for k, kind in enumerate(kinds):
-            if kind == _OPENED:
-                out.append(Change("open", new[k]))
-            elif kind == _OWNERS:
-                out.append(Change("owners", new[k], prev[prevs[k]]))
-        if states is not None:
-            out = [c for c in out if c.conn.state in states]
-        return tuple(out)
+        return Poll(snap, raw.select(None if states is None else (lambda c: c.state in states)),
+                    stats["procs_cached"], stats["fds_read"], raw)
+
+    def _note_cost(self, q: Query, fds_read: int) -> None:
+        """Count warm polls that read more links than one BPF scan of the host
+        would cost (the first poll fills the cache and does not count)."""
+        if self._backend != "native" or q.owner_source != OWNER_SOURCES["procfs"]:
+            self._heavy_polls = 0
+            return
+        if not self._warm:
+            self._warm = True
+            return
+        from ._native import _expected_sockets
+        heavy = fds_read * _LINK_VS_BPF > _expected_sockets(q.proc_root) + _BPF_FIXED_SOCKETS
+        self._heavy_polls = self._heavy_polls + 1 if heavy else 0
 
     def lookup(self, **filters: Any) -> Snapshot:
         """Like :func:`procnet.connections` with this poller's arguments updated by
-        `filters` (``lport=8080``, ``pid=...``, ``kind=...``), served from the owner
-        cache: only processes that ran since they were last looked at are walked."""
-        bad = set(filters) - set(self._args)
+        `filters` (``lport=8080``, ``pid=...``, ``kind=...``; not ``proc_root``),
+        served from the owner cache: only processes that ran since they were last
+        looked at are walked."""
+        bad = set(filters) - set(self._args) | ({"proc_root"} & set(filters))
         if bad:
             raise TypeError("lookup() got unexpected argument(s): %s" % ", ".join(sorted(bad)))
         args = dict(self._args)
@@ -203,19 +257,26 @@ class Poller:
 
     def watch(self, interval: float = 1.0, *, initial: bool = True) -> Iterator[Change]:
         """Poll every `interval` seconds and yield each :class:`Change`, until
-        :meth:`stop` (or the caller stops iterating). With ``initial=False`` the
-        first poll's sockets are not reported as opened."""
+        :meth:`stop` or :meth:`close` (from any thread), or the caller stops
+        iterating. With ``initial=False`` the sockets that exist when a poller
+        polls for the first time are not reported as opened."""
         if interval < 0:
             raise ValueError("interval must be >= 0, not %r" % (interval,))
-        self._stopped.clear()
-        first = True
+        self._stopped.clear()           # now, not at the first next(): stop() may come first
+        return self._watch(interval, initial)
+
+    def _watch(self, interval: float, initial: bool) -> Iterator[Change]:
         while not self._stopped.is_set():
             t0 = time.monotonic()
-            p = self.poll()
+            first = self._last is None
+            try:
+                p = self.poll()
+            except ProcNetError:
+                if self._cache is None:     # closed meanwhile: the end, not an error
+                    return
+                raise
             if initial or not first:
-                for c in p.changes:
-                    yield c
-            first = False
+                yield from p.changes
             self._stopped.wait(max(0.0, interval - (time.monotonic() - t0)))
 
     def stop(self) -> None:

@@ -20,16 +20,22 @@ def tcp(sl, port, inode, st=0x0A, tx=0):
     return inet_line(sl, "%s:%04X" % (LO, port), "00000000:0000", st, inode, tx=tx)
 
 
-def write_ident(root, pid, *, start=1000, counters=((None, 5000, 7),), state="S", comm="p"):
-    """PID/stat with this start time and thread count, and schedstat per thread.
-
-    counters: (tid or None for the leader, runtime ns, pcount) per thread."""
-    pdir = os.path.join(root, str(pid))
+def stat_line(pid, comm, state, threads, start):
     fields = ["0"] * 50
-    fields[20 - 4] = str(len(counters))     # field 20: num_threads
+    fields[20 - 4] = str(threads)           # field 20: num_threads
     fields[22 - 4] = str(start)             # field 22: starttime
+    return "%d (%s) %s %s\n" % (pid, comm, state, " ".join(fields))
+
+
+def write_ident(root, pid, *, start=1000, counters=((None, 5000, 7),), state="S", comm="p",
+                states=None):
+    """PID/stat with this start time and thread count, and schedstat and stat
+    per thread. counters: (tid or None for the leader, runtime ns, pcount) per
+    thread; states: tid -> state of a thread (default "S")."""
+    pdir = os.path.join(root, str(pid))
+    live = len(counters)            # (the kernel counts a zombie leader too)
     with open(os.path.join(pdir, "stat"), "w") as f:
-        f.write("%d (%s) %s %s\n" % (pid, comm, state, " ".join(fields)))
+        f.write(stat_line(pid, comm, state, live, start))
     shutil.rmtree(os.path.join(pdir, "task"), ignore_errors=True)
     for tid, run, count in counters:
         tid = pid if tid is None else tid
@@ -37,6 +43,9 @@ def write_ident(root, pid, *, start=1000, counters=((None, 5000, 7),), state="S"
         os.makedirs(tdir)
         with open(os.path.join(tdir, "schedstat"), "w") as f:
             f.write("%d 0 %d\n" % (run, count))
+        tstate = state if tid == pid else (states or {}).get(tid, "S")
+        with open(os.path.join(tdir, "stat"), "w") as f:
+            f.write(stat_line(tid, comm, tstate, live, start))
         if tid == pid:
             with open(os.path.join(pdir, "schedstat"), "w") as f:
                 f.write("%d 0 %d\n" % (run, count))
@@ -142,7 +151,7 @@ def test_unknown_identity_is_always_walked(tree, impl, what):
         os.unlink(os.path.join(tree, "100", "stat"))
     elif what == "zero_schedstat":   # a kernel without schedstats prints 0 0 0
         write_ident(tree, 100, counters=((None, 0, 0),))
-    elif what == "zombie_leader":    # one thread left, and not the leader: list the tasks
+    elif what == "zombie_leader":    # a zombie leader without counters ("0 0 0"), one thread
         write_ident(tree, 100, state="Z", counters=((None, 0, 0), (101, 5, 5)))
     else:
         with open(os.path.join(tree, "100", "stat"), "w") as f:
@@ -284,3 +293,81 @@ def test_watch_yields_changes_until_stopped(tree, impl):
     import threading
     threading.Timer(0.3, p.stop).start()
     assert list(p.watch(interval=0.05, initial=False)) == []
+
+
+def test_multithreaded_process_is_replayed_while_its_threads_sleep(tree, impl):
+    write_ident(tree, 200, counters=((None, 5000, 7), (201, 10, 1), (202, 3, 1)))
+    p, fresh = pair(tree, impl)
+    p.poll()
+    assert p.poll().procs_cached == 2
+    write_ident(tree, 200, counters=((None, 5000, 7), (201, 10, 1), (202, 4, 1)))   # one ran
+    relink(tree, 200, 9, sock(333))
+    r = p.poll()
+    assert r.procs_cached == 1 and owners_of(r.snapshot, 333) == [(200, 9, "db")]
+
+
+@pytest.mark.parametrize("who", ["leader", "thread"])
+def test_a_running_thread_is_never_trusted(tree, impl, who):
+    # a thread on a CPU may run on with neither counter moving: always walked
+    if who == "leader":
+        write_ident(tree, 100, state="R")
+    else:
+        write_ident(tree, 100, counters=((None, 5000, 7), (101, 1, 1)), states={101: "R"})
+    p, fresh = pair(tree, impl)
+    p.poll()
+    relink(tree, 100, 6, sock(333))
+    r = p.poll()
+    assert r.procs_cached == 1 and owners_of(r.snapshot, 333) == [(100, 6, "web")]
+
+
+def test_a_thread_made_while_the_tasks_were_read_is_not_trusted(tree, impl):
+    write_ident(tree, 200, counters=((None, 5000, 7), (201, 10, 1)))
+    with open(os.path.join(tree, "200", "stat"), "w") as f:     # says 3 threads, 2 listed
+        f.write(stat_line(200, "db", "S", 3, 1000))
+    p, _ = pair(tree, impl)
+    p.poll()
+    assert p.poll().procs_cached == 1
+
+
+def test_events_follow_python_side_filters(tmp_path, impl):
+    # unix LISTEN and NONE share a kernel state code: the Python filter decides,
+    # and a socket that starts listening must be reported as opened
+    root = str(tmp_path / "proc")
+    make_tree(root, {"unix": [unix_line(444, "/run/s")]}, {100: {"comm": "srv", "fd": {3: sock(444)}}})
+    write_ident(root, 100)
+    p = procnet.Poller("unix", state="LISTEN", proc_root=root, backend=impl.name)
+    assert p.poll().changes == ()
+    with open(os.path.join(root, "net", "unix"), "w") as f:
+        from procfs_tree import HEADERS
+        f.write(HEADERS["unix"] + "\n" + unix_line(444, "/run/s", listening=True) + "\n")
+    r = p.poll()
+    assert [(c.event, c.conn.inode, c.conn.state) for c in r.changes] == [("open", 444, "LISTEN")]
+    with open(os.path.join(root, "net", "unix"), "w") as f:
+        f.write(HEADERS["unix"] + "\n" + unix_line(444, "/run/s") + "\n")
+    r = p.poll()
+    assert [(c.event, c.conn.inode) for c in r.changes] == [("close", 444)]
+    # and through a filter of the caller's own
+    assert [c.event for c in r.select(lambda c: True)] == []
+
+
+def test_watch_stopped_before_it_starts_and_lookup_keeps_the_root(tree, impl):
+    p, _ = pair(tree, impl)
+    it = p.watch(interval=0)
+    p.stop()
+    assert list(it) == []
+    with pytest.raises(TypeError):
+        p.lookup(proc_root="/proc")
+    p.poll()
+    it = p.watch(interval=0.01, initial=False)    # not the poller's first poll: nothing to hide
+    import threading
+    threading.Timer(0.2, p.close).start()
+    assert list(it) == []                        # closed meanwhile: the iteration just ends
+
+
+def test_zombie_leader_with_sleeping_threads_is_replayed(tree, impl):
+    # pthread_exit() in main: the leader is a zombie, its counters frozen; the
+    # process is what its other threads do
+    write_ident(tree, 100, state="Z", counters=((None, 70, 3), (101, 5, 5)))
+    p, _ = pair(tree, impl)
+    p.poll()
+    assert p.poll().procs_cached == 2

@@ -52,9 +52,9 @@ def _schedstat(rootfd: int, path: bytes) -> Optional[Tuple[int, int]]:
     return vals[0], vals[2]  # type: ignore[return-value]
 
 
-def _stat(rootfd: int, pid: int) -> Optional[Tuple[bytes, int, int]]:
-    """(state, num_threads, starttime) from PID/stat, or None."""
-    b = _read(rootfd, b"%d/stat" % pid, 1024)
+def _stat(rootfd: int, path: bytes) -> Optional[Tuple[bytes, int, int]]:
+    """(state, num_threads, starttime) from a stat file, or None."""
+    b = _read(rootfd, path, 1024)
     if not b:
         return None
     i = b.rfind(b")")
@@ -69,57 +69,66 @@ def _stat(rootfd: int, pid: int) -> Optional[Tuple[bytes, int, int]]:
     return fields[0][:1], threads, start
 
 
+def _thread(dfd: int, tid: int, leader: int) -> Optional[Tuple[int, int, int]]:
+    """read_thread(): counters, then the state; None when running or unknown."""
+    s = _schedstat(dfd, b"%d/schedstat" % tid)
+    if s is None:
+        return None
+    st = _stat(dfd, b"%d/stat" % tid)
+    if st is None or st[0] == b"R" or (tid != leader and st[0] in (b"Z", b"X", b"x")):
+        return None
+    return (tid, s[0], s[1])
+
+
 def proc_ident(rootfd: int, pid: int) -> Tuple[int, Optional[Tasks]]:
-    """(start time, sorted (tid, runtime, pcount) per thread); (0, None) if not known."""
-    st = _stat(rootfd, pid)
+    """(start time, sorted (tid, runtime, pcount) per thread); tasks None when the
+    counters cannot be trusted (see cache.c: counters before states)."""
+    leader = _schedstat(rootfd, b"%d/schedstat" % pid)
+    stat_path = b"%d/stat" % pid
+    st = _stat(rootfd, stat_path)
     if st is None or st[2] == 0:
         return 0, None
     state, threads, start = st
     if threads == 1 and state not in (b"Z", b"X", b"x"):
-        s = _schedstat(rootfd, b"%d/schedstat" % pid)
-        return start, None if s is None else ((pid, s[0], s[1]),)
+        if leader is None or state == b"R":
+            return start, None
+        return start, ((pid, leader[0], leader[1]),)
     try:
         dfd = os.open(b"%d/task" % pid, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW,
                       dir_fd=rootfd)
     except OSError:
         return start, None
     try:
-        names = [n.encode("utf-8", "surrogateescape") for n in os.listdir(dfd)]
+        tasks = []
+        for name in os.listdir(dfd):
+            tid = _dec(name.encode("utf-8", "surrogateescape"))
+            if tid is None or tid > 0x7FFFFFFF:
+                continue
+            t = _thread(dfd, tid, pid)
+            if t is None:
+                return start, None
+            tasks.append(t)
     except OSError:
         return start, None
     finally:
         os.close(dfd)
-    tasks = []
-    for name in names:
-        tid = _dec(name)
-        if tid is None or tid > 0x7FFFFFFF:
-            continue
-        s = _schedstat(rootfd, b"%d/task/%s/schedstat" % (pid, name))
-        if s is None:
-            return start, None
-        tasks.append((tid, s[0], s[1]))
-    return start, tuple(sorted(tasks)) or None
+    # every thread listed (num_threads counts a zombie leader too), and none
+    # made while the list was read (it would not be in it)
+    if not tasks or len(tasks) != threads:
+        return start, None
+    again = _stat(rootfd, stat_path)
+    if again is None or again[1] != threads or again[2] != start:
+        return start, None
+    return start, tuple(sorted(tasks))
 
 
 class CachedProc:
-    __slots__ = ("start", "tasks", "owners", "ino")
+    __slots__ = ("start", "tasks", "owners")
 
-    def __init__(self, start: int, tasks: Tasks, owners: List[Tuple[int, Owner]], ino: int) -> None:
+    def __init__(self, start: int, tasks: Tasks, owners: List[Tuple[int, Owner]]) -> None:
         self.start = start
         self.tasks = tasks
         self.owners = owners      # (inode, Owner) in walk order
-        self.ino = ino            # of <root>/PID
-
-
-def quick_ident(rootfd: int, pid: int, cp: CachedProc, ino: int) -> Optional[Tuple[int, Tasks]]:
-    """pn_cache_quick: a single-threaded process in the same directory inode
-    has run iff its one schedstat moved; None: do the full check."""
-    if not ino or cp.ino != ino or len(cp.tasks) != 1 or cp.tasks[0][0] != pid:
-        return None
-    s = _schedstat(rootfd, b"%d/schedstat" % pid)
-    if s is None or (pid,) + s != cp.tasks[0]:
-        return None
-    return cp.start, cp.tasks
 
 
 class Cache:
@@ -127,7 +136,7 @@ class Cache:
 
     def __init__(self) -> None:
         self.procs: Dict[int, CachedProc] = {}
-        self.root: Optional[Tuple[int, int]] = None
+        self.root: Optional[Tuple[int, int, int]] = None
         self.prev: Optional[Tuple[List[tuple], List[Owner], bytes]] = None
         self.handed_since_rebase = 0
 
@@ -136,10 +145,12 @@ class Cache:
         self.prev = None
 
     def bind(self, root: Tuple[int, int]) -> None:
-        if self.root != root:
+        """Another root, or other rights to read it: nothing cached still holds."""
+        key = root + (os.geteuid(),)
+        if self.root != key:
             self.procs.clear()
             self.prev = None
-            self.root = root
+            self.root = key
 
 
 def _identity(r: tuple) -> tuple:

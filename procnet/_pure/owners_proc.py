@@ -36,8 +36,7 @@ def _num(name: str) -> Optional[int]:
     return v if v <= 0x7FFFFFFF else None
 
 
-def list_pids(rootfd: int, pids: Optional[Sequence[int]]) -> List[Tuple[int, int]]:
-    """(pid, inode number of its directory) of every process directory, by pid."""
+def list_pids(rootfd: int, pids: Optional[Sequence[int]]) -> List[int]:
     wanted = set(pids) if pids is not None else None
     out = []
     with os.scandir(rootfd) as it:
@@ -51,7 +50,7 @@ def list_pids(rootfd: int, pids: Optional[Sequence[int]]) -> List[Tuple[int, int
                     continue
             except OSError:
                 continue
-            out.append((pid, e.inode()))
+            out.append(pid)
     out.sort()
     return out
 
@@ -97,17 +96,15 @@ def walk(rootfd: int, pids: Optional[Sequence[int]], cache: "Optional[_cache.Cac
     readlink, new = os.readlink, tuple.__new__
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW
     seen: Dict[int, Optional[_cache.CachedProc]] = {}
-    for pid, ino in list_pids(rootfd, pids):
+    for pid in list_pids(rootfd, pids):
         found: Optional[List[Tuple[int, Owner]]] = None
         if cache is not None:
             # identity first: a change during the walk shows at the next poll
             cp = cache.procs.get(pid)
-            quick = _cache.quick_ident(rootfd, pid, cp, ino) if cp is not None else None
-            start, tasks = quick if quick is not None else _cache.proc_ident(rootfd, pid)
+            start, tasks = _cache.proc_ident(rootfd, pid)
             if cp is not None and tasks and start and cp.start == start and cp.tasks == tasks:
                 for inode, owner in cp.owners:
                     _add(by_inode, inode, owner)
-                cp.ino = ino          # the same process, maybe a new dentry
                 seen[pid] = cp
                 o.nreused += 1
                 o.nprocs += 1
@@ -131,7 +128,7 @@ def walk(rootfd: int, pids: Optional[Sequence[int]], cache: "Optional[_cache.Cac
                     o.denied.append(pid)
                 continue
             if found is not None and tasks and start:
-                seen[pid] = _cache.CachedProc(start, tasks, found, ino)
+                seen[pid] = _cache.CachedProc(start, tasks, found)
             for ent in entries:
                 # (this loop runs once per fd on the host: cheap tests first)
                 if not (ent.isdigit() and ent.isascii()):

@@ -132,6 +132,7 @@ def snapshot(q: Query, cache: Optional[_cache.Cache] = None) -> Tuple[List[tuple
         raise ProcNetError("owner_source='bpf' needs the native backend (the pure one walks /proc)")
     big = q.byte_order == 2 or (q.byte_order == 0 and _HOST_BIG)
     rootfd = os.open(q.proc_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    walker: Optional[_Walker] = None
     try:
         netfd = os.open("net", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=rootfd)
         try:
@@ -147,10 +148,16 @@ def snapshot(q: Query, cache: Optional[_cache.Cache] = None) -> Tuple[List[tuple
         finally:
             os.close(netfd)
         if walker is not None:
-            owners = walker.result()
+            w, walker = walker, None
+            owners = w.result()
         else:
             owners = owners_proc.walk(rootfd, q.pids, cache) if q.owners else owners_proc.Owners()
     finally:
+        if walker is not None:      # the tables failed: the walk still uses rootfd (and the cache)
+            try:
+                walker.result()
+            except BaseException:
+                pass
         os.close(rootfd)
 
     # join: owners of each socket, sorted by (pid, fd)

@@ -66,9 +66,12 @@ def take(opts: Options, poller: Optional[Poller] = None) -> Taken:
     else:
         snap = connections(sorted(T.EXACT_KIND[t] for t in tables), **kw)   # exactly the tables shown
     conns = _select(opts, port_in_core, snap)
-    if changes:
-        kept = set(map(id, _select(opts, port_in_core, [ch.conn for ch in changes])))
-        changes = [ch for ch in changes if id(ch.conn) in kept]
+    if poller is not None:
+        # through the same filters, per socket, so that one that starts or stops
+        # passing them (a bind turning into a listen) is opened or closed
+        states = poller._q.states
+        changes = polled.select(lambda c: (states is None or c.state in states) and
+                                bool(_select(opts, port_in_core, [c])))
     return Taken(snap, conns, dict(snap.tables), changes)
 
 
