@@ -10,7 +10,7 @@ import time
 import pytest
 
 import procnet
-from procfs_tree import inet_line, make_tree, sock
+from procfs_tree import be_words, inet_line, le_words, make_tree, sock
 
 ENV = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(procnet.__file__)))
 
@@ -87,7 +87,8 @@ def test_json_events_follow_a_connection(backend):
 
 def test_text_events_on_a_fixture_tree(tmp_path):
     root = str(tmp_path / "proc")
-    make_tree(root, {"tcp": [inet_line(0, "0100007F:0050", "00000000:0000", 0x0A, 111)]},
+    lo = (le_words if sys.byteorder == "little" else be_words)(bytes([127, 0, 0, 1]))  # as this kernel prints
+    make_tree(root, {"tcp": [inet_line(0, lo + ":0050", "00000000:0000", 0x0A, 111)]},
               {42: {"comm": "web", "fd": {3: sock(111)}}})
     r = subprocess.run([sys.executable, "-m", "procnet", "--events", "-tlnp", "--proc-root", root],
                        capture_output=True, text=True, env=ENV, timeout=60)
