@@ -203,6 +203,19 @@ int  pn_cache_replay(const struct pn_cproc *cp, struct pn_owners *o, uint32_t *p
 int  pn_cache_update(struct pn_cache *c, const struct pn_owners *o, int filtered);
 /* Is the cache about this root? Resets it when not. */
 void pn_cache_bind(struct pn_cache *c, uint64_t dev, uint64_t ino);
+/* The last poll, kept whole for the next diff (poll_diff.c). */
+struct pn_prev {
+    struct pn_sock  *socks;
+    size_t           nsocks;
+    struct pn_owner *owners;
+    size_t           nowners;
+    char            *strings;
+    size_t           strings_len;
+    int              have;
+    size_t           handed_since_rebase;
+};
+struct pn_prev *pn_cache_prev(struct pn_cache *c);
+void pn_prev_free(struct pn_prev *p);
 /* The poll's diff: replace out's records by the new/changed ones, fill d,
  * keep the full result as the next poll's previous one. -1 on ENOMEM. */
 int  pn_cache_diff(struct pn_cache *c, struct pn_result *out, struct pn_delta *d);
