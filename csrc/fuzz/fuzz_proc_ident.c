@@ -6,6 +6,7 @@
  * The second poll sees the same files with the last byte of each part
  * flipped, so the compare and replay paths run too. */
 #include "procnet.h"
+#include "fuzz_files.h"
 
 #include <fcntl.h>
 #include <stdint.h>
@@ -16,21 +17,6 @@
 #include <unistd.h>
 
 static char root[64];
-
-static void put(const char *path, const uint8_t *p, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        abort();
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w <= 0)
-            abort();
-        p += w;
-        n -= (size_t)w;
-    }
-    close(fd);
-}
 
 static void setup(void)
 {

@@ -4,6 +4,7 @@
  * Input: byte 0 picks the table; then the table text up to the first 0xFF
  * byte; then the comm text up to the next 0xFF; the rest is the link target. */
 #include "procnet.h"
+#include "fuzz_files.h"
 
 #include <fcntl.h>
 #include <stdint.h>
@@ -18,21 +19,6 @@ static const char *const names[PN_NTABLES] = {
     "icmp", "icmp6", "unix", "packet", "netlink",
 };
 static char root[64];
-
-static void put(const char *path, const uint8_t *p, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0)
-        abort();
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w <= 0)
-            abort();
-        p += w;
-        n -= (size_t)w;
-    }
-    close(fd);
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
