@@ -19,26 +19,28 @@ from conftest import group
 
 
 def _native():
-    from procnet import _native
-    ok, why = _native.bpf_status()
+    from procnet import _native, _plan
+    ok, why = _plan.bpf_status(_native)
     if not ok:
         pytest.skip("BPF owner source unavailable here: %s" % why)
     return _native
 
 
 def _owner_scan(owner_source: str, threads: int = 0):
-    """A query that reads no socket table: the owner search alone."""
-    from procnet._query import OWNER_SOURCES, make_query
-    q = make_query("tcp", owners=True, proc_root="/proc", threads=threads)
-    return q._replace(tables=frozenset(), owner_source=OWNER_SOURCES[owner_source])
+    """A query (and its plan) that reads no socket table: the owner search alone."""
+    from procnet import _native, _plan
+    from procnet._query import make_query
+    q = make_query("tcp", owners=True, proc_root="/proc", threads=threads, owner_source=owner_source)
+    q = q._replace(tables=frozenset())
+    return q, _plan.plan(q, _native)
 
 
 @pytest.mark.parametrize("source", ["bpf", "procfs", "procfs_single_thread"])
 def test_owner_scan(benchmark, workload, source):
     nat = _native()
     group(benchmark, "owner scan", workload)
-    q = _owner_scan(source.split("_")[0], threads=1 if "single" in source else 0)
-    _, _, meta = benchmark(nat.snapshot, q)
+    q, p = _owner_scan(source.split("_")[0], threads=1 if "single" in source else 0)
+    _, _, meta = benchmark(nat.snapshot, q, p)
     assert meta["owner_source"] == source.split("_")[0]
 
 

@@ -87,8 +87,8 @@ def test_poll_full(benchmark, workload, churner):
 
 
 def test_poll_full_bpf(benchmark, workload, churner):
-    from procnet import _native
-    if not _native.bpf_status()[0]:
+    from procnet import _native, _plan
+    if not _plan.bpf_status(_native)[0]:
         pytest.skip("BPF owner source unavailable")
     group(benchmark, "poll", workload)
     benchmark(procnet.connections, "all", backend="native", owner_source="bpf")

@@ -97,12 +97,14 @@ def test_no_owners_pure(benchmark, workload, source):
 def test_no_owners_core(benchmark, workload, source):
     """The C core alone: one pn_snapshot() call, no Python objects."""
     from procnet._core import ffi, lib
+    from procnet import _native, _plan
     from procnet._query import make_query
     group(benchmark, "no owners", workload)
     q = make_query("all", owners=False, proc_root="/proc", source=source)
+    p = _plan.plan(q, _native)
     cq = ffi.new("struct pn_query *")
     root = ffi.new("char[]", b"/proc")
-    cq.proc_root, cq.tables, cq.source = root, q.table_mask, q.source
+    cq.proc_root, cq.tables, cq.source, cq.flags = root, q.table_mask, p.source, q.flags | p.flags
     cq.lport = cq.rport = cq.uid = -1
     res = ffi.new("struct pn_result *")
 

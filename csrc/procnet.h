@@ -24,7 +24,7 @@ extern "C" {
 /* PN_CDEF_BEGIN */
 
 /* Bump when any struct below changes; Python refuses a core that disagrees. */
-#define PN_ABI_VERSION 4
+#define PN_ABI_VERSION 5
 
 /* Socket tables, in the order /proc/net lists them to users. */
 #define PN_TCP       0
@@ -47,15 +47,15 @@ extern "C" {
 #define PN_ORDER_LITTLE 1
 #define PN_ORDER_BIG    2
 
-/* pn_query.source / pn_result.table_source[]: where a table's sockets come from */
-#define PN_SRC_AUTO     0      /* netlink per table where it works, else the text */
+/* pn_query.source / pn_result.table_source[]: where a table's sockets come from.
+ * The caller decides (procnet/_plan.py: the live /proc or not, the fallbacks);
+ * the core does what the query says and re-decides nothing. */
 #define PN_SRC_PROCFS   1      /* <root>/net/<table> text */
-#define PN_SRC_NETLINK  2      /* NETLINK_SOCK_DIAG dumps (the caller's netns) */
+#define PN_SRC_NETLINK  2      /* NETLINK_SOCK_DIAG dumps (the caller's netns); see PN_Q_TEXT_FALLBACK */
 
 /* pn_query.owner_source / pn_result.owner_source: how owners are found */
-#define PN_OWN_AUTO     0      /* BPF when a loaded program is passed in, else the /proc walk */
 #define PN_OWN_PROCFS   1      /* <root>/PID/fd walk (getdents64 + readlinkat) */
-#define PN_OWN_BPF      2      /* the kernel's iter/task_file walk (owners_bpf.c) */
+#define PN_OWN_BPF      2      /* the kernel's iter/task_file walk (owners_bpf.c); needs pn_query.bpf */
 
 /* pn_delta.kind[]: what a record handed over by pn_poll is, against the last poll */
 #define PN_CH_SAME      0      /* identical to the previous record prev[] (after a rebase) */
@@ -75,9 +75,16 @@ extern "C" {
 #define PN_SF_NO_NAME    4     /* pn_owner: comm could not be read */
 #define PN_SF_PKT_RUNNING 8    /* packet: bound and running */
 
+/* pn_query.state_mask: the bit a listening unix socket is filtered by. The
+ * kernel prints it as SS_UNCONNECTED (like an unbound one) plus a flag; its
+ * own bit makes "LISTEN" and "NONE" one filter, decided once, in the core. */
+#define PN_STATE_UNIX_LISTEN 30
+
 /* pn_query.flags */
 #define PN_Q_OWNERS      1     /* walk /proc/PID/fd and join owners */
 #define PN_Q_OWNED_ONLY  2     /* drop sockets with no owner (set by pid filters) */
+#define PN_Q_TEXT_FALLBACK 4   /* PN_SRC_NETLINK: a table whose dump fails is read from its text */
+#define PN_Q_WALK_FALLBACK 8   /* PN_OWN_BPF: a scan that fails gives way to the /proc walk */
 
 /*
  * One socket. Fixed layout without implicit padding (80 bytes), so Python can
@@ -125,7 +132,8 @@ struct pn_query {
     uint32_t flags;            /* PN_Q_* */
     int32_t  byte_order;       /* PN_ORDER_* */
     int32_t  threads;          /* owner walk threads: 0 = auto, 1 = none */
-    uint32_t state_mask[PN_NTABLES]; /* bit (1 << state) kept; 0 = all states */
+    uint32_t state_mask[PN_NTABLES]; /* bit (1 << state) kept, PN_STATE_UNIX_LISTEN for a
+                                  * listening unix socket; 0 = all states */
     int32_t  lport;            /* -1 = any */
     int32_t  rport;            /* -1 = any */
     int64_t  uid;              /* -1 = any */
@@ -133,9 +141,9 @@ struct pn_query {
     uint8_t  laddr[16];        /* network order (IPv4: the first 4 bytes) */
     const int32_t *pids;       /* owner pid filter (sorted ascending), or NULL */
     size_t   npids;
-    int32_t  source;           /* PN_SRC_*; netlink reads the caller's netns, not proc_root */
+    int32_t  source;           /* PN_SRC_PROCFS or PN_SRC_NETLINK (the caller's netns, not proc_root) */
     uint32_t netlink_deny;     /* tests: bit per table whose dump is refused (EPERM) */
-    int32_t  owner_source;     /* PN_OWN_*; PN_OWN_BPF needs bpf */
+    int32_t  owner_source;     /* PN_OWN_BPF (with bpf), else the /proc walk */
     struct pn_bpf *bpf;        /* a loaded BPF owner source (pn_bpf_open), or NULL */
     struct pn_cache *cache;    /* a Poller's owner cache (pn_cache_new), or NULL */
 };

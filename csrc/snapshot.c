@@ -102,25 +102,14 @@ static int read_text(const struct pn_query *q, int netfd, int t, struct pn_sink 
     return 0;
 }
 
-/* Is rootfd this host's /proc? Netlink dumps describe the caller's network
- * namespace, which is what /proc/net shows, not what a fixture tree holds. */
-static int is_live_proc(int rootfd)
-{
-    struct stat a, b;
-    return fstat(rootfd, &a) == 0 && stat("/proc", &b) == 0 &&
-           a.st_dev == b.st_dev && a.st_ino == b.st_ino;
-}
-
 /* Every table asked for, from netlink where asked and working, else text. */
-static int read_tables(const struct pn_query *q, int rootfd, int netfd, struct pn_sink *sink,
+static int read_tables(const struct pn_query *q, int netfd, struct pn_sink *sink,
                        struct pn_result *out)
 {
     int nl = -1, nl_errno = 0;
     uint64_t own_inode = 0;
     uint32_t seq = 0;
     int source = q->source;
-    if (source == PN_SRC_AUTO && !is_live_proc(rootfd))
-        source = PN_SRC_PROCFS;         /* auto never mixes a fixture with the host */
     if (source != PN_SRC_PROCFS) {
         nl = pn_diag_open(&own_inode);
         nl_errno = nl < 0 ? errno : 0;
@@ -142,13 +131,13 @@ static int read_tables(const struct pn_query *q, int rootfd, int netfd, struct p
             }
             if (errno == ENOMEM)
                 goto fail;
-            if (source == PN_SRC_NETLINK) {
+            if (!(q->flags & PN_Q_TEXT_FALLBACK)) {
                 out->table_status[t] = PN_TABLE_ERROR;
                 out->table_errno[t] = errno;
                 out->table_source[t] = PN_SRC_NETLINK;
                 continue;
             }
-            /* auto: this table alone falls back to its text file */
+            /* this table alone falls back to its text file */
         }
         if (read_text(q, netfd, t, sink, out) < 0)
             goto fail;
@@ -194,17 +183,6 @@ static int bpf_finish(struct bpf_job *j)
     return j->rc;
 }
 
-/* Which owner source serves: the BPF program when asked for, or (auto) when
- * the caller loaded one and the root is this host's /proc; else the walk. */
-static int owner_source(const struct pn_query *q, int rootfd)
-{
-    if (q->owner_source == PN_OWN_BPF)
-        return PN_OWN_BPF;
-    if (q->owner_source == PN_OWN_AUTO && q->bpf && is_live_proc(rootfd))
-        return PN_OWN_BPF;
-    return PN_OWN_PROCFS;
-}
-
 int pn_snapshot(const struct pn_query *q, struct pn_result *out)
 {
     struct pn_sink sink = {0};
@@ -217,6 +195,11 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     struct bpf_job bpf = { .q = q, .own = &own };
 
     memset(out, 0, sizeof *out);
+    if ((q->source != PN_SRC_PROCFS && q->source != PN_SRC_NETLINK) ||
+        (want_owners && q->owner_source == PN_OWN_BPF && !q->bpf)) {
+        errno = EINVAL;                 /* the caller plans; an unplanned query is a bug */
+        goto out;
+    }
     rootfd = open(q->proc_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0)
         goto out;
@@ -224,11 +207,7 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     if (netfd < 0)
         goto out;
     if (want_owners) {
-        use_bpf = owner_source(q, rootfd) == PN_OWN_BPF;
-        if (use_bpf && (!q->bpf || !is_live_proc(rootfd))) {
-            errno = q->bpf ? EXDEV : EINVAL;   /* Python says why before it gets here */
-            goto out;
-        }
+        use_bpf = q->owner_source == PN_OWN_BPF;
         out->owner_source = use_bpf ? PN_OWN_BPF : PN_OWN_PROCFS;
         if (q->cache && !use_bpf) {
             struct stat st;
@@ -245,7 +224,7 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     sink.readbuf = malloc(PN_READ_CHUNK + PN_MAX_LINE + 1);
     if (!sink.readbuf)
         goto out;
-    if (read_tables(q, rootfd, netfd, &sink, out) < 0)
+    if (read_tables(q, netfd, &sink, out) < 0)
         goto out;
     free(sink.readbuf);
     sink.readbuf = NULL;
@@ -255,8 +234,8 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
         int r;
         if (use_bpf) {
             r = bpf_finish(&bpf);
-            if (r < 0 && errno != ENOMEM && q->owner_source == PN_OWN_AUTO) {
-                /* auto: a scan that fails falls back to the walk, recorded */
+            if (r < 0 && errno != ENOMEM && (q->flags & PN_Q_WALK_FALLBACK)) {
+                /* a scan that fails gives way to the walk, recorded */
                 out->owner_source = PN_OWN_PROCFS;
                 r = pn_walk_start(rootfd, q, &walk);
                 if (r == 0) {

@@ -52,8 +52,11 @@ int pn_decode_line(int table, const char *line, size_t len, int byte_order,
 int pn_keep_sock(const struct pn_query *q, const struct pn_sock *s)
 {
     uint32_t mask = q->state_mask[s->table];
-    if (mask && !(s->state < 32 && (mask >> s->state) & 1u))
-        return 0;
+    if (mask) {
+        unsigned st = s->table == PN_UNIX && (s->flags & PN_SF_UNIX_ACC) ? PN_STATE_UNIX_LISTEN : s->state;
+        if (!(st < 32 && (mask >> st) & 1u))
+            return 0;
+    }
     if (q->lport >= 0 && s->lport != (uint32_t)q->lport)
         return 0;
     if (q->rport >= 0 && s->rport != (uint32_t)q->rport)

@@ -8,7 +8,8 @@ from typing import Iterable, Iterator, Optional, Union
 from . import _backend
 from ._contract import Connection, Snapshot, build
 from ._errors import ProcNetError, ProcRootError
-from ._query import SOURCES, Query, make_query, pids_hidden
+from ._plan import plan
+from ._query import Query, make_query, pids_hidden
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -107,8 +108,9 @@ def _connections(q: Query, backend: Optional[str]) -> Snapshot:
 
 def _take(q: Query, backend: Optional[str]) -> Snapshot:
     name, impl = _backend.resolve(backend)
+    p = plan(q, impl)
     with _root_errors(q):
-        records, ctx, meta = impl.snapshot(q)
+        records, ctx, meta = impl.snapshot(q, p)
     return _finish(q, name, build(records, ctx), meta)
 
 
@@ -126,7 +128,7 @@ def _root_errors(q: Query) -> Iterator[None]:
 def _check_meta(q: Query, meta: dict) -> None:
     """Raise for what the caller insisted on and did not get; add pids_hidden."""
     meta.pop("_stats", None)
-    if q.source == SOURCES["netlink"]:
+    if q.source == "netlink":
         failed = {t: st for t, st in meta["tables"].items() if st.startswith("error")}
         if failed:
             raise ProcNetError("source='netlink' cannot dump %s (%s); use source='auto' to fall "
@@ -137,8 +139,6 @@ def _check_meta(q: Query, meta: dict) -> None:
 
 
 def _finish(q: Query, name: str, conns: Iterable[Connection], meta: dict) -> Snapshot:
+    """The Snapshot of a call's records (filtered by the core already)."""
     _check_meta(q, meta)
-    if q.states is not None:
-        states = q.states
-        conns = (c for c in conns if c.state in states)
     return Snapshot(conns, backend=name, **meta)

@@ -12,12 +12,13 @@ from typing import Any, Dict, Optional, Tuple
 
 from ._contract import OWNER_STRUCT, SOCK_STRUCT, _Context
 from ._core import ffi, lib  # type: ignore[import-not-found]
-from ._errors import ProcNetError, ProcRootError
-from ._query import OWNER_SOURCE_NAMES, OWNER_SOURCES, SOURCE_NAMES, Query, is_live_proc
+from ._errors import ProcRootError
+from ._plan import OWN_BPF, OWNER_SOURCE_NAMES, SOURCE_NAMES, Plan
+from ._query import Query
 from ._tables import TABLES
 from ._version import __version__
 
-if lib.pn_abi_version() != 4 or ffi.sizeof("struct pn_sock") != SOCK_STRUCT.size \
+if lib.pn_abi_version() != 5 or ffi.sizeof("struct pn_sock") != SOCK_STRUCT.size \
         or ffi.sizeof("struct pn_owner") != OWNER_STRUCT.size:
     raise ImportError("procnet's compiled core does not match its Python code; reinstall procnet")
 CORE_VERSION = ffi.string(lib.pn_version()).decode()
@@ -26,12 +27,6 @@ if CORE_VERSION != __version__:
                       % (__version__, CORE_VERSION))
 
 _STATUS = {lib.PN_TABLE_READ: "read", lib.PN_TABLE_MISSING: "missing"}
-
-# A one-shot call loads the BPF program (~15 ms, once per process) only when
-# the host has at least this many sockets: below it the /proc walk is as fast
-# (benchmarks/test_bpf.py measures the break-even; BENCHMARKS.md has it).
-BPF_BREAK_EVEN = 20000
-
 
 class _Bpf:
     """The process's loaded BPF owner program: loaded at most once, on demand."""
@@ -63,39 +58,19 @@ class _Bpf:
 bpf = _Bpf()
 
 
-def bpf_status() -> Tuple[bool, str]:
-    """(available, reason): loads the program if it was not yet."""
-    return (True, "loaded") if bpf.load() is not None else (False, bpf.error or "unknown")
+def bpf_load() -> Optional[str]:
+    """Load the BPF owner program if needed: None when loaded, else why it cannot be."""
+    return None if bpf.load() is not None else (bpf.error or "unknown")
 
 
-def _expected_sockets(root: str) -> int:
-    """Sockets in use per <root>/net/sockstat: known before any listing, ~20 µs."""
-    try:
-        with open(os.path.join(root, "net", "sockstat"), "rb") as f:
-            for line in f:
-                if line.startswith(b"sockets:"):
-                    return int(line.split()[2])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
+def bpf_loaded() -> bool:
+    """Is the BPF owner program loaded in this process?"""
+    return bpf.loaded
 
 
-def _bpf_for(q: Query, long_lived: bool) -> Any:
-    """The BPF handle this query should use, or ffi.NULL for the /proc walk."""
-    if not q.owners or q.owner_source == OWNER_SOURCES["procfs"]:
-        return ffi.NULL
-    if q.owner_source == OWNER_SOURCES["bpf"]:
-        h = bpf.load()
-        if h is None:
-            raise ProcNetError("owner_source='bpf' is unavailable: %s" % bpf.error)
-        return h
-    if not is_live_proc(q.proc_root):
-        return ffi.NULL
-    if bpf.loaded or (bpf.error is None and (
-            long_lived or _expected_sockets(q.proc_root) >= BPF_BREAK_EVEN)):
-        h = bpf.load()
-        return ffi.NULL if h is None else h
-    return ffi.NULL
+def bpf_may_load() -> bool:
+    """Could a load succeed (not yet refused in this process)?"""
+    return bpf.error is None
 
 
 class Cache:
@@ -111,27 +86,28 @@ class Cache:
         ffi.release(self.ptr)     # frees it now rather than when collected
 
 
-def _cquery(q: Query, bpf_handle: Any, cache: Optional[Cache]) -> Tuple[Any, list]:
+def _cquery(q: Query, p: Plan, cache: Optional[Cache]) -> Tuple[Any, list]:
     cq = ffi.new("struct pn_query *")
     root = ffi.new("char[]", os.fsencode(q.proc_root))
     keep = [root]
     cq.proc_root = root
     cq.tables = q.table_mask
-    cq.flags = q.flags
+    cq.flags = q.flags | p.flags
     cq.byte_order = q.byte_order
     cq.threads = q.threads
     for i, m in enumerate(q.state_masks):
         cq.state_mask[i] = m
     cq.lport, cq.rport, cq.uid = q.lport, q.rport, q.uid
-    cq.source, cq.netlink_deny = q.source, q.netlink_deny
+    cq.source, cq.netlink_deny = p.source, q.netlink_deny
     cq.laddr_family = q.laddr_family
     ffi.memmove(cq.laddr, q.laddr, 16)
     if q.pids is not None:
         pids = ffi.new("int32_t[]", q.pids or [0])
         keep.append(pids)
         cq.pids, cq.npids = pids, len(q.pids)
-    cq.owner_source = q.owner_source
-    cq.bpf = bpf_handle
+    cq.owner_source = p.owner_source
+    # the plan asked for BPF only after loading it (_plan.plan)
+    cq.bpf = bpf.load() if p.owner_source == OWN_BPF else ffi.NULL
     cq.cache = cache.ptr if cache is not None else ffi.NULL
     return cq, keep
 
@@ -165,9 +141,9 @@ def _unpack(q: Query, res: Any) -> Tuple[Any, _Context, Dict[str, Any]]:
     return SOCK_STRUCT.iter_unpack(socks), _Context(strings, owners), meta
 
 
-def snapshot(q: Query, cache: Optional[Cache] = None) -> Tuple[Any, _Context, Dict[str, Any]]:
-    """Run one snapshot; returns (raw records, context, metadata)."""
-    cq, keep = _cquery(q, _bpf_for(q, cache is not None), cache)
+def snapshot(q: Query, p: Plan, cache: Optional[Cache] = None) -> Tuple[Any, _Context, Dict[str, Any]]:
+    """Run one snapshot as planned; returns (raw records, context, metadata)."""
+    cq, keep = _cquery(q, p, cache)
     res = ffi.new("struct pn_result *")
     try:
         if lib.pn_snapshot(cq, res) != 0:
@@ -185,9 +161,9 @@ def _u32(ptr: Any, n: int) -> "array[int]":
     return a
 
 
-def poll(q: Query, cache: Cache) -> Tuple[Any, _Context, Dict[str, Any], Dict[str, Any]]:
+def poll(q: Query, p: Plan, cache: Cache) -> Tuple[Any, _Context, Dict[str, Any], Dict[str, Any]]:
     """One poll: the new or changed records, and how the poll is made of the last one."""
-    cq, keep = _cquery(q, _bpf_for(q, True), cache)
+    cq, keep = _cquery(q, p, cache)
     res = ffi.new("struct pn_result *")
     d = ffi.new("struct pn_delta *")
     try:
@@ -205,4 +181,4 @@ def poll(q: Query, cache: Cache) -> Tuple[Any, _Context, Dict[str, Any], Dict[st
         del keep
 
 
-__all__ = ["snapshot", "poll", "Cache", "CORE_VERSION", "bpf_status"]
+__all__ = ["snapshot", "poll", "Cache", "CORE_VERSION", "bpf_load", "bpf_loaded", "bpf_may_load"]

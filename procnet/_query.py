@@ -4,15 +4,10 @@ import socket
 from typing import Dict, FrozenSet, Iterable, NamedTuple, Optional, Tuple, Union
 
 from . import _tables as T
-from ._errors import ProcNetError, ProcRootError
+from ._errors import ProcRootError
+from ._plan import requested_sources
 
 BYTE_ORDERS: Dict[Optional[str], int] = {None: 0, "native": 0, "little": 1, "big": 2}
-# PN_SRC_* in csrc/procnet.h
-SOURCES: Dict[str, int] = {"auto": 0, "procfs": 1, "netlink": 2}
-SOURCE_NAMES = {1: "procfs", 2: "netlink"}
-# PN_OWN_* in csrc/procnet.h: how owners are found
-OWNER_SOURCES: Dict[str, int] = {"auto": 0, "procfs": 1, "bpf": 2}
-OWNER_SOURCE_NAMES = {0: "", 1: "procfs", 2: "bpf"}
 
 # C flags (PN_Q_* in csrc/procnet.h)
 Q_OWNERS = 1
@@ -28,16 +23,16 @@ class Query(NamedTuple):
     byte_order: int                      # 0 host, 1 little, 2 big
     threads: int                         # 0 = auto
     state_masks: Tuple[int, ...]         # per table, bit per kernel state code; 0 = all
-    states: Optional[FrozenSet[str]]     # exact names, checked after decoding
+    states: Optional[FrozenSet[str]]     # the names asked for (state_masks is the filter)
     lport: int                           # -1 = any
     rport: int
     uid: int
     pids: Optional[Tuple[int, ...]]      # sorted; None = every process
-    source: int                          # SOURCES value
+    source: str                          # "auto", "procfs", "netlink": _plan decides from it
     laddr_family: int = 0                # socket.AF_INET / AF_INET6, 0 = any address
     laddr: bytes = bytes(16)             # network order, IPv4 in the first 4 bytes
     netlink_deny: int = 0                # tests: tables whose dump is refused
-    owner_source: int = 0                # OWNER_SOURCES value
+    owner_source: str = "auto"           # "auto", "procfs", "bpf": _plan decides from it
 
     @property
     def flags(self) -> int:
@@ -49,13 +44,6 @@ class Query(NamedTuple):
     @property
     def table_mask(self) -> int:
         return sum(1 << t for t in self.tables)
-
-
-def _or(bits: Iterable[int]) -> int:
-    out = 0
-    for b in bits:
-        out |= b
-    return out
 
 
 def resolve_kind(kind: Union[str, Iterable[str]]) -> FrozenSet[int]:
@@ -115,15 +103,6 @@ def check_root(proc_root: Union[str, "os.PathLike[str]"]) -> str:
     return root
 
 
-def is_live_proc(root: str) -> bool:
-    """Is `root` this host's /proc? Only then is netlink a source for it."""
-    try:
-        a, b = os.stat(root), os.stat("/proc")
-    except OSError:
-        return False
-    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
-
-
 # hidepid values under which other users' processes are not listed at all
 _HIDING = {"2", "invisible", "4", "ptraceable"}
 
@@ -153,38 +132,6 @@ def pids_hidden(root: str) -> bool:
     return False
 
 
-def resolve_source(source: Optional[str], root: str) -> int:
-    """The PN_SRC_* for this call: argument, else $PROCNET_SOURCE, else auto."""
-    if source is None:
-        source = os.environ.get("PROCNET_SOURCE") or "auto"
-        if source not in SOURCES:
-            raise ProcNetError("PROCNET_SOURCE=%r: must be one of %s" % (source, ", ".join(SOURCES)))
-    elif source not in SOURCES:
-        raise ValueError("source must be one of %s, not %r" % (", ".join(SOURCES), source))
-    if not is_live_proc(root):
-        if source == "netlink":
-            raise ProcNetError("source='netlink' reads this host's sockets; it cannot serve "
-                               "proc_root=%r (use source='procfs' or 'auto')" % root)
-        return SOURCES["procfs"]       # fixture trees, captured text, a container's /proc
-    return SOURCES[source]
-
-
-def resolve_owner_source(owner_source: Optional[str], root: str) -> int:
-    """The PN_OWN_* for this call: argument, else $PROCNET_OWNER_SOURCE, else auto."""
-    if owner_source is None:
-        owner_source = os.environ.get("PROCNET_OWNER_SOURCE") or "auto"
-        if owner_source not in OWNER_SOURCES:
-            raise ProcNetError("PROCNET_OWNER_SOURCE=%r: must be one of %s"
-                               % (owner_source, ", ".join(OWNER_SOURCES)))
-    elif owner_source not in OWNER_SOURCES:
-        raise ValueError("owner_source must be one of %s, not %r"
-                         % (", ".join(OWNER_SOURCES), owner_source))
-    if owner_source == "bpf" and not is_live_proc(root):
-        raise ProcNetError("owner_source='bpf' finds the owners of this host's sockets; it cannot "
-                           "serve proc_root=%r (use owner_source='procfs' or 'auto')" % root)
-    return OWNER_SOURCES[owner_source]
-
-
 def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Union[str, "os.PathLike[str]"],
                byteorder: Optional[str] = None, threads: Optional[int] = None,
                source: Optional[str] = None, netlink_deny: Iterable[str] = (),
@@ -205,18 +152,13 @@ def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Unio
         bad = sorted(s for s in states if s not in T.ALL_STATES)
         if bad:
             raise ValueError("unknown state %r; valid states: %s" % (bad[0], ", ".join(sorted(T.ALL_STATES))))
-        # OR, not sum: two names may share a code (unix LISTEN and NONE are both
-        # SS_UNCONNECTED, told apart by a flag after decoding)
-        masks = tuple(
-            _or(1 << c for name in states for c in T.state_codes(t, name)) or (
-                # no code of this table has such a state: keep nothing from it
-                1 << 31)
-            for t in range(len(T.TABLES)))
+        masks = tuple(T.state_mask(t, states) for t in range(len(T.TABLES)))
     uid_ints = _ints("uid", uid)
     if uid_ints is not None and len(uid_ints) != 1:
         raise ValueError("uid takes one integer, not %r" % (uid,))
     root = check_root(proc_root)
     laddr_family, laddr_bytes = _address(laddr)
+    source, owner_source = requested_sources(source, owner_source, root)
     return Query(
         proc_root=root,
         tables=tables,
@@ -229,9 +171,9 @@ def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Unio
         rport=_port("rport", rport),
         uid=uid_ints[0] if uid_ints else -1,
         pids=_ints("pid", pid),
-        source=resolve_source(source, root),
+        source=source,
         laddr_family=laddr_family,
         laddr=laddr_bytes,
         netlink_deny=sum(1 << T.TABLE_INDEX[t] for t in netlink_deny),
-        owner_source=resolve_owner_source(owner_source, root),
+        owner_source=owner_source,
     )

@@ -54,12 +54,24 @@ def state_name(table: int, code: int, unix_listening: bool = False) -> str:
     return "NONE"
 
 
-def state_codes(table: int, name: str) -> Tuple[int, ...]:
-    """The kernel codes (for a state filter) that state_name() calls `name` in this table."""
-    limit = 32
-    return tuple(c for c in range(limit) if state_name(table, c) == name) + (
-        # unix LISTEN is SS_UNCONNECTED plus a flag; the flag is checked later
-        (1,) if table == UNIX and name == "LISTEN" else ())
+# The state-filter bit of a listening unix socket (PN_STATE_UNIX_LISTEN): the
+# kernel prints it as SS_UNCONNECTED plus a flag, so it gets a bit of its own.
+STATE_UNIX_LISTEN = 30
+# A mask bit no state has: a table none of whose states was asked for keeps nothing.
+STATE_NOTHING = 1 << 31
+
+
+def state_mask(table: int, names: FrozenSet[str]) -> int:
+    """The state filter of one table (struct pn_query.state_mask): a bit per
+    kernel code that state_name() calls one of `names`, and STATE_UNIX_LISTEN
+    for a listening unix socket. The core applies it, once, to both sources."""
+    mask = 0
+    for code in range(STATE_UNIX_LISTEN):
+        if state_name(table, code) in names:
+            mask |= 1 << code
+    if table == UNIX and "LISTEN" in names:
+        mask |= 1 << STATE_UNIX_LISTEN
+    return mask or STATE_NOTHING
 
 
 _v4 = frozenset(TABLE_INDEX[n] for n in ("tcp", "udp", "udplite", "raw", "icmp"))

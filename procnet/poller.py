@@ -16,16 +16,10 @@ from . import _backend
 from ._api import PathLike, _bulk_allocation, _finish, _root_errors
 from ._contract import Connection, Snapshot, build
 from ._errors import ProcNetError
-from ._query import OWNER_SOURCES, Query, make_query
+from ._plan import Plan, PollerPlanner
+from ._query import Query, make_query
 
 _OPENED, _OWNERS, _MODIFIED = 1, 2, 3     # PN_CH_* in csrc/procnet.h
-# "auto" moves a Poller to the BPF owner source after _HEAVY_POLLS polls in a
-# row each read more fd links than a BPF scan would cost: a link read costs
-# ~_LINK_VS_BPF times a socket's share of the scan, which has a fixed part
-# worth ~_BPF_FIXED_SOCKETS sockets (benchmarks/: owner scan, poll groups).
-_HEAVY_POLLS = 3
-_LINK_VS_BPF = 10
-_BPF_FIXED_SOCKETS = 2000
 
 
 class Change(NamedTuple):
@@ -147,9 +141,7 @@ class Poller:
         self._stopped = threading.Event()
         self._all: List[Connection] = []     # the last poll, in the core's order, unfiltered
         self._last: Optional[Snapshot] = None
-        self._warm = False
-        self._bpf_for_good = False
-        self._heavy_polls = 0
+        self._planner = PollerPlanner(self._impl)
 
     @property
     def backend(self) -> str:
@@ -161,28 +153,14 @@ class Poller:
         """The snapshot of the latest poll (None before the first)."""
         return self._last
 
-    def _owner_query(self) -> Query:
-        """Owner source for the next poll, under "auto": the cached /proc walk,
-        until polls keep reading so many fd links (many processes run all the
-        time) that one BPF scan of every fd is cheaper (~0.4 µs per socket
-        against ~4 µs per link read): from then on BPF, for good -- switching back and forth
-        would show the processes only BPF can see (whose fd links even root
-        may not read) gaining and losing owners."""
-        q = self._q
-        if q.owner_source != OWNER_SOURCES["auto"] or self._bpf_for_good:
-            return q
-        if self._heavy_polls >= _HEAVY_POLLS:
-            return q
-        return q._replace(owner_source=OWNER_SOURCES["procfs"])
-
     def poll(self) -> Poll:
         """Take the current snapshot and say what changed since the last poll."""
         with self._lock:
             if self._cache is None:
                 raise ProcNetError("this Poller is closed")
-            q = self._owner_query()
+            q = self._q
             try:
-                return self._poll(q)
+                return self._poll(q, self._planner.plan(q))
             except BaseException:
                 # the core moved on and this side may not have: start afresh
                 self._reset()
@@ -194,9 +172,9 @@ class Poller:
             self._cache = self._impl.Cache()
         self._all = []
 
-    def _poll(self, q: Query) -> Poll:
+    def _poll(self, q: Query, p: Plan) -> Poll:
         with _bulk_allocation(), _root_errors(q):
-            recs, ctx, meta, delta = self._impl.poll(q, self._cache)
+            recs, ctx, meta, delta = self._impl.poll(q, p, self._cache)
             new = list(build(recs, ctx))
         prev = self._all
         if delta["nprev"] != len(prev):
@@ -211,28 +189,12 @@ class Poller:
             combined = prev + new if new else prev
             current = list(map(combined.__getitem__, delta["take"]))
         stats = meta.pop("_stats")
-        self._note_cost(q, stats["fds_read"])
-        self._bpf_for_good = self._bpf_for_good or meta["owner_source"] == "bpf"
+        self._planner.note(q, p, meta["owner_source"], stats["fds_read"])
         raw = _RawChanges(prev, new, delta)
         self._all = current
         snap = _finish(q, self._backend, current, meta)
         self._last = snap
-        states = q.states
-        return Poll(snap, raw.select(None if states is None else (lambda c: c.state in states)),
-                    stats["procs_cached"], stats["fds_read"], raw)
-
-    def _note_cost(self, q: Query, fds_read: int) -> None:
-        """Count warm polls that read more links than one BPF scan of the host
-        would cost (the first poll fills the cache and does not count)."""
-        if self._backend != "native" or q.owner_source != OWNER_SOURCES["procfs"]:
-            self._heavy_polls = 0
-            return
-        if not self._warm:
-            self._warm = True
-            return
-        from ._native import _expected_sockets
-        heavy = fds_read * _LINK_VS_BPF > _expected_sockets(q.proc_root) + _BPF_FIXED_SOCKETS
-        self._heavy_polls = self._heavy_polls + 1 if heavy else 0
+        return Poll(snap, raw.select(None), stats["procs_cached"], stats["fds_read"], raw)
 
     def lookup(self, **filters: Any) -> Snapshot:
         """Like :func:`procnet.connections` with this poller's arguments updated by
@@ -245,13 +207,12 @@ class Poller:
         args = dict(self._args)
         args.update(filters)
         q = make_query(owners=True, **args)
-        if q.owner_source == OWNER_SOURCES["auto"]:
-            q = q._replace(owner_source=OWNER_SOURCES["procfs"])    # the cache serves
         with self._lock:
             if self._cache is None:
                 raise ProcNetError("this Poller is closed")
+            p = self._planner.lookup_plan(q)
             with _bulk_allocation(), _root_errors(q):
-                recs, ctx, meta = self._impl.snapshot(q, self._cache)
+                recs, ctx, meta = self._impl.snapshot(q, p, self._cache)
                 conns = list(build(recs, ctx))
             return _finish(q, self._backend, conns, meta)
 

@@ -33,15 +33,15 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(procnet.__file__)))
 # (break-even 0) so that the fallback itself is exercised, not skipped.
 PROBE = """
 import json, procnet
-from procnet import _native
-_native.BPF_BREAK_EVEN = 0
+from procnet import _backend, _plan
+_plan.BPF_BREAK_EVEN = 0
 def attempt(**kw):
     try:
         return procnet.connections("all", backend="native", **kw).owner_source
     except procnet.ProcNetError as e:
         return "ProcNetError: %s" % e
 out = {"auto": attempt()}
-out["status"] = list(_native.bpf_status())
+out["status"] = list(_plan.bpf_status(_backend.resolve("native")[1]))
 out["bpf"] = attempt(owner_source="bpf")
 print(json.dumps(out))
 """
@@ -70,8 +70,8 @@ def native():
 
 @pytest.fixture
 def bpf_ready(native):
-    from procnet import _native
-    ok, why = _native.bpf_status()
+    from procnet import _plan
+    ok, why = _plan.bpf_status(_backend.resolve("native")[1])
     if not ok:
         pytest.skip("the BPF owner source cannot load here: %s" % why)
 
@@ -237,8 +237,8 @@ def test_fixture_tree_walks(impl, tmp_path):
     root = make_tree(str(tmp_path / "proc"), net={"tcp": [
         inet_line(0, "0100007F:1F90", "00000000:0000", 0x0A, 111)]}, procs={42: {"fd": {3: sock(111)}}})
     if impl.name == "native":
-        from procnet import _native
-        _native.bpf_status()          # loaded (where it can be): "auto" must still walk the tree
+        from procnet import _plan
+        _plan.bpf_status(_backend.resolve("native")[1])   # loaded (where it can be): "auto" must still walk the tree
     s = impl.connections("tcp", proc_root=root, owner_source="auto")
     assert s.owner_source == "procfs" and [(o.pid, o.fd) for o in s[0].owners] == [(42, 3)]
     with pytest.raises(ProcNetError, match="proc_root"):
@@ -338,16 +338,16 @@ def test_poller_with_bpf(bpf_ready, work):
 def test_poller_auto_moves_to_bpf_for_good_when_walks_stay_heavy(bpf_ready, monkeypatch):
     # A quiet host stays on the cached walk; a Poller whose polls keep reading
     # more links than a BPF scan costs moves to BPF after a few polls, and stays.
-    from procnet import poller as poller_mod
+    from procnet import _plan
     quiet = procnet.Poller("all", backend="native")
     assert {quiet.poll().snapshot.owner_source for _ in range(6)} == {"procfs"}
-    monkeypatch.setattr(poller_mod, "_LINK_VS_BPF", 10 ** 9)     # every link read is "heavy"
-    monkeypatch.setattr(poller_mod, "_BPF_FIXED_SOCKETS", 0)
+    monkeypatch.setattr(_plan, "LINK_VS_BPF", 10 ** 9)     # every link read is "heavy"
+    monkeypatch.setattr(_plan, "BPF_FIXED_SOCKETS", 0)
     busy = procnet.Poller("all", backend="native")
     sources = [busy.poll().snapshot.owner_source for _ in range(7)]
     first_bpf = sources.index("bpf")
-    assert first_bpf >= 1 + poller_mod._HEAVY_POLLS - 1 and set(sources[first_bpf:]) == {"bpf"}, sources
-    monkeypatch.setattr(poller_mod, "_LINK_VS_BPF", 10)
+    assert first_bpf >= 1 + _plan.HEAVY_POLLS - 1 and set(sources[first_bpf:]) == {"bpf"}, sources
+    monkeypatch.setattr(_plan, "LINK_VS_BPF", 10)
     assert busy.poll().snapshot.owner_source == "bpf"              # for good
     quiet.close()
     busy.close()

@@ -257,7 +257,7 @@ def test_rebase_keeps_results_exact_and_memory_bounded(tree, impl):
     rebased = 0
     for i in range(1, 1100):
         write_tcp(tree, [tcp(0, 80, 111, tx=i), tcp(1, 81, 222), tcp(2, 82, 333)])
-        _, _, _, delta = mod.poll(q, cache)
+        _, _, _, delta = mod.poll(q, p._planner.plan(q), cache)
         rebased += delta["rebased"]
     assert rebased == 1
     p._all = []          # (the raw calls above bypassed the Poller's list)
@@ -330,8 +330,9 @@ def test_a_thread_made_while_the_tasks_were_read_is_not_trusted(tree, impl):
 
 
 def test_events_follow_python_side_filters(tmp_path, impl):
-    # unix LISTEN and NONE share a kernel state code: the Python filter decides,
-    # and a socket that starts listening must be reported as opened
+    # unix LISTEN and NONE share a kernel state code (LISTEN is a flag): the one
+    # state filter, in the core, tells them apart, and a socket that starts
+    # listening must be reported as opened, one that stops as closed
     root = str(tmp_path / "proc")
     make_tree(root, {"unix": [unix_line(444, "/run/s")]}, {100: {"comm": "srv", "fd": {3: sock(444)}}})
     write_ident(root, 100)
@@ -346,8 +347,9 @@ def test_events_follow_python_side_filters(tmp_path, impl):
         f.write(HEADERS["unix"] + "\n" + unix_line(444, "/run/s") + "\n")
     r = p.poll()
     assert [(c.event, c.conn.inode) for c in r.changes] == [("close", 444)]
-    # and through a filter of the caller's own
-    assert [c.event for c in r.select(lambda c: True)] == []
+    # a filter of the caller's own narrows the Poller's, never widens it
+    assert [c.event for c in r.select(lambda c: True)] == ["close"]
+    assert [c.event for c in r.select(lambda c: False)] == []
 
 
 def test_watch_stopped_before_it_starts_and_lookup_keeps_the_root(tree, impl):

@@ -50,6 +50,7 @@ static void poll_once(struct pn_cache *c)
     q.tables = 1u << PN_TCP;
     q.flags = PN_Q_OWNERS;
     q.threads = 1;
+    q.source = PN_SRC_PROCFS;
     q.owner_source = PN_OWN_PROCFS;
     q.lport = q.rport = -1;
     q.uid = -1;

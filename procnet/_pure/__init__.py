@@ -5,6 +5,6 @@ owners_proc.py ~ owners_proc.c + owners_hash.c, snapshot.py ~ snapshot.c,
 cache.py ~ cache.c. (The BPF owner source, owners_bpf.c, is native-only.)
 Exact parity with the C core is enforced by tests/ on the same inputs.
 """
-from .snapshot import Cache, poll, snapshot
+from .snapshot import Cache, bpf_load, bpf_loaded, bpf_may_load, poll, snapshot
 
-__all__ = ["Cache", "poll", "snapshot"]
+__all__ = ["Cache", "poll", "snapshot", "bpf_load", "bpf_loaded", "bpf_may_load"]

@@ -7,13 +7,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .._contract import Owner, _Context
 from .._errors import ProcNetError
-from .._query import OWNER_SOURCES, SOURCES, Query
-from .._tables import TABLES, UNIX, V6_TABLES
+from .._plan import OWN_BPF, SRC_PROCFS, Plan
+from .._query import Query
+from .._tables import STATE_UNIX_LISTEN, TABLES, UNIX, V6_TABLES
 from . import cache as _cache
 from . import owners_proc, sock_diag, table_reader
 
 _HOST_BIG = sys.byteorder == "big"
-SF_NO_UID = 1
+SF_NO_UID, SF_UNIX_ACC = 1, 2
 
 
 def _keep(q: Query):
@@ -24,8 +25,10 @@ def _keep(q: Query):
 
     def keep(r: tuple) -> bool:
         m = masks[r[13]]
-        if m and not (r[14] < 32 and (m >> r[14]) & 1):
-            return False
+        if m:
+            st = STATE_UNIX_LISTEN if r[13] == UNIX and r[17] & SF_UNIX_ACC else r[14]
+            if not (st < 32 and (m >> st) & 1):
+                return False
         if lport >= 0 and r[10] != lport:
             return False
         if rport >= 0 and r[11] != rport:
@@ -57,8 +60,8 @@ def _read_text(netfd: int, t: int, big: bool, keep, recs: List[tuple], strings: 
         skipped[TABLES[t]] = n
 
 
-def read_tables(q: Query, netfd: int, big: bool, recs: List[tuple], strings: bytearray):
-    """Every table asked for, from netlink where asked and working, else text (as C)."""
+def read_tables(q: Query, p: Plan, netfd: int, big: bool, recs: List[tuple], strings: bytearray):
+    """Every table asked for, from netlink where planned and working, else text (as C)."""
     tables: Dict[str, str] = {}
     sources: Dict[str, str] = {}
     skipped: Dict[str, int] = {}
@@ -67,7 +70,7 @@ def read_tables(q: Query, netfd: int, big: bool, recs: List[tuple], strings: byt
     nl_error = None
     own_inode = 0
     seq = [0]
-    if q.source != SOURCES["procfs"]:
+    if p.source != SRC_PROCFS:
         try:
             nl, own_inode = sock_diag.open_diag()
         except OSError as e:
@@ -75,7 +78,7 @@ def read_tables(q: Query, netfd: int, big: bool, recs: List[tuple], strings: byt
     try:
         for t in sorted(q.tables):
             name = TABLES[t]
-            if q.source != SOURCES["procfs"]:
+            if p.source != SRC_PROCFS:
                 err = nl_error
                 if q.netlink_deny & (1 << t):
                     err = OSError(errno.EPERM, os.strerror(errno.EPERM))
@@ -89,11 +92,11 @@ def read_tables(q: Query, netfd: int, big: bool, recs: List[tuple], strings: byt
                         if n:
                             skipped[name] = n
                         continue
-                if q.source == SOURCES["netlink"]:
+                if not p.text_fallback:
                     tables[name], sources[name] = "error: " + os.strerror(
                         (err.errno if err else 0) or errno.EIO), "netlink"
                     continue
-                # auto: this table alone falls back to its text file
+                # this table alone falls back to its text file
             sources[name] = "procfs"
             _read_text(netfd, t, big, keep, recs, strings, tables, skipped)
     finally:
@@ -126,9 +129,9 @@ class _Walker:
         return self._owners
 
 
-def snapshot(q: Query, cache: Optional[_cache.Cache] = None) -> Tuple[List[tuple], _Context, Dict[str, Any]]:
-    """Run one snapshot; returns (raw records, context, metadata) like _native."""
-    if q.owners and q.owner_source == OWNER_SOURCES["bpf"]:
+def snapshot(q: Query, p: Plan, cache: Optional[_cache.Cache] = None) -> Tuple[List[tuple], _Context, Dict[str, Any]]:
+    """Run one snapshot as planned; returns (raw records, context, metadata) like _native."""
+    if q.owners and p.owner_source == OWN_BPF:
         raise ProcNetError("owner_source='bpf' needs the native backend (the pure one walks /proc)")
     big = q.byte_order == 2 or (q.byte_order == 0 and _HOST_BIG)
     rootfd = os.open(q.proc_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -144,7 +147,7 @@ def snapshot(q: Query, cache: Optional[_cache.Cache] = None) -> Tuple[List[tuple
             walker = _Walker(rootfd, q, cache) if q.owners and q.threads != 1 else None
             recs: List[tuple] = []
             strings = bytearray()
-            tables, sources, skipped = read_tables(q, netfd, big, recs, strings)
+            tables, sources, skipped = read_tables(q, p, netfd, big, recs, strings)
         finally:
             os.close(netfd)
         if walker is not None:
@@ -183,10 +186,24 @@ def snapshot(q: Query, cache: Optional[_cache.Cache] = None) -> Tuple[List[tuple
 
 
 Cache = _cache.Cache
+_NO_BPF = "it needs the native backend (the pure one walks /proc)"
 
 
-def poll(q: Query, cache: _cache.Cache) -> Tuple[List[tuple], _Context, Dict[str, Any], Dict[str, Any]]:
+def bpf_load() -> Optional[str]:
+    """The BPF owner source is native-only: always why not."""
+    return _NO_BPF
+
+
+def bpf_loaded() -> bool:
+    return False
+
+
+def bpf_may_load() -> bool:
+    return False
+
+
+def poll(q: Query, p: Plan, cache: _cache.Cache) -> Tuple[List[tuple], _Context, Dict[str, Any], Dict[str, Any]]:
     """One poll (pn_poll): the new or changed records, and how to assemble the rest."""
-    recs, ctx, meta = snapshot(q, cache)
+    recs, ctx, meta = snapshot(q, p, cache)
     out, out_ctx, delta = _cache.diff(cache, recs, ctx)
     return out, out_ctx, meta, delta

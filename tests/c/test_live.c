@@ -8,7 +8,7 @@
 static void live_source(int source, int tcp, const struct sockaddr_in *sinp,
                         int tcp6, const struct sockaddr_in6 *sin6p, int ux, const char *upath)
 {
-    const char *sname = source == PN_SRC_PROCFS ? "procfs" : "auto";
+    const char *sname = source == PN_SRC_PROCFS ? "procfs" : "netlink+text";
     struct pn_query q;
     struct pn_result r;
     memset(&q, 0, sizeof q);
@@ -19,6 +19,8 @@ static void live_source(int source, int tcp, const struct sockaddr_in *sinp,
     q.lport = q.rport = -1;
     q.uid = -1;
     q.source = source;
+    if (source == PN_SRC_NETLINK)
+        q.flags |= PN_Q_TEXT_FALLBACK;   /* as procnet's "auto" plans it for the live /proc */
     if (!CHECK(pn_snapshot(&q, &r) == 0)) {
         printf("  pn_snapshot(/proc, %s): %s\n", sname, strerror(errno));
         pn_result_free(&r);
@@ -30,9 +32,9 @@ static void live_source(int source, int tcp, const struct sockaddr_in *sinp,
             nnetlink++;
     printf("info: live %s: %zu sockets, %zu owners, %u processes walked, %zu denied, "
            "%d tables from netlink\n", sname, r.nsocks, r.nowners, r.nprocs, r.ndenied, nnetlink);
-    if (source == PN_SRC_AUTO && nnetlink == 0)
+    if (source == PN_SRC_NETLINK && nnetlink == 0)
         skip("netlink sock_diag is not available here (e.g. under qemu-user): "
-             "AUTO used the text tables, the netlink source is not covered");
+             "the fallback read the text tables, the netlink source is not covered");
     if (source == PN_SRC_PROCFS)
         for (int t = 0; t < PN_NTABLES; t++)
             if (r.table_status[t] == PN_TABLE_READ && r.table_source[t] != PN_SRC_PROCFS) {
@@ -161,10 +163,10 @@ void test_live(void)
         ux = -1;
     }
 
-    /* Both sources: the /proc/net text, and netlink (AUTO: sock_diag where
-     * the kernel and the environment allow it; qemu-user forwards only a few
-     * netlink protocols, so under emulation AUTO falls back to the text). */
-    static const int sources[] = { PN_SRC_PROCFS, PN_SRC_AUTO };
+    /* Both sources: the /proc/net text, and netlink with the text fallback
+     * (sock_diag where the kernel and the environment allow it; qemu-user
+     * forwards only a few netlink protocols, so under emulation it falls back). */
+    static const int sources[] = { PN_SRC_PROCFS, PN_SRC_NETLINK };
     for (size_t si = 0; si < sizeof sources / sizeof sources[0]; si++)
         live_source(sources[si], tcp, &sin, tcp6, &sin6, ux, upath);
     if (tcp >= 0) close(tcp);

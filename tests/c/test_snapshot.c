@@ -287,13 +287,19 @@ void test_snapshot_fixture(void)
         q.uid = -1;
     }
 
-    /* Source selection, deterministic on every host (netlink refused by the
-     * query's test hook): AUTO falls back to the fixture's text per table;
-     * NETLINK alone reports the refusal as a table error. */
+    /* Source fallback, deterministic on every host (netlink refused by the
+     * query's test hook): NETLINK with PN_Q_TEXT_FALLBACK falls back to the
+     * fixture's text per table; NETLINK alone reports the refusal as a table
+     * error. An unplanned source is refused. */
     {
         q.tables = 1u << PN_TCP | 1u << PN_UNIX;
         q.flags = PN_Q_OWNERS;
-        q.source = PN_SRC_AUTO;
+        q.source = 0;
+        errno = 0;
+        CHECK(pn_snapshot(&q, &r) == -1 && errno == EINVAL);
+        pn_result_free(&r);
+        q.source = PN_SRC_NETLINK;
+        q.flags = PN_Q_OWNERS | PN_Q_TEXT_FALLBACK;
         q.netlink_deny = q.tables;
         if (CHECK(pn_snapshot(&q, &r) == 0)) {
             CHECK_EQ(r.table_status[PN_TCP], PN_TABLE_READ);
@@ -304,7 +310,7 @@ void test_snapshot_fixture(void)
             CHECK(s111 != NULL && s111->owner_count == 4);
         }
         pn_result_free(&r);
-        q.source = PN_SRC_NETLINK;
+        q.flags = PN_Q_OWNERS;
         if (CHECK(pn_snapshot(&q, &r) == 0)) {
             CHECK_EQ(r.table_status[PN_TCP], PN_TABLE_ERROR);
             CHECK_EQ(r.table_errno[PN_TCP], EPERM);

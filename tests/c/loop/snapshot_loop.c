@@ -39,8 +39,9 @@ int main(int argc, char **argv)
         memset(&q, 0, sizeof q);
         q.proc_root = (i % 7 == 6) ? "/nonexistent-procnet-root" : "/proc";
         q.tables = (1u << PN_NTABLES) - 1;
-        q.flags = PN_Q_OWNERS;
+        q.flags = PN_Q_OWNERS | PN_Q_TEXT_FALLBACK;
         q.threads = (i & 4) ? 2 : 1;
+        q.source = PN_SRC_NETLINK;
         q.owner_source = PN_OWN_PROCFS;
         q.lport = q.rport = -1;
         q.uid = -1;

@@ -1,0 +1,213 @@
+"""Where each answer comes from: every source decision of a call, made here, once.
+
+``_query`` checks what the caller asked for (a :class:`~procnet._query.Query`);
+this module decides how it is served (a :class:`Plan`), and the backend hands
+the plan to the core as it is -- the core re-decides nothing:
+
+- **socket source**: netlink sock_diag dumps, each table falling back to its
+  ``/proc/net`` text ("auto"); only the text; only netlink. Netlink lists the
+  caller's network namespace, so only this host's /proc can be served by it:
+  any other root (a fixture tree, a container's /proc, captured text) is read
+  as text.
+- **owner source**: the ``/proc/PID/fd`` walk (through a Poller's cache when
+  there is one) or the BPF iterator (native backend, this host's /proc).
+  Under "auto" BPF serves when it pays: once loaded in this process, for a
+  one-shot call on a host with :data:`BPF_BREAK_EVEN` sockets or more, and for
+  a Poller whose polls keep reading more fd links than one BPF scan costs
+  (:class:`PollerPlanner`).
+
+Network namespaces will be one more dimension here (which namespaces, each
+with its own socket source); a Plan is the place they go.
+"""
+import os
+from typing import NamedTuple, Optional, Tuple
+
+from ._errors import ProcNetError
+
+# PN_SRC_* / PN_OWN_* / PN_Q_* in csrc/procnet.h
+SRC_PROCFS, SRC_NETLINK = 1, 2
+OWN_PROCFS, OWN_BPF = 1, 2
+Q_TEXT_FALLBACK, Q_WALK_FALLBACK = 4, 8
+SOURCE_NAMES = {SRC_PROCFS: "procfs", SRC_NETLINK: "netlink"}
+OWNER_SOURCE_NAMES = {0: "", OWN_PROCFS: "procfs", OWN_BPF: "bpf"}
+
+SOURCE_CHOICES = ("auto", "procfs", "netlink")
+OWNER_SOURCE_CHOICES = ("auto", "procfs", "bpf")
+
+# A one-shot call loads the BPF program (~15 ms, once per process) only when
+# the host has at least this many sockets: below it the /proc walk is as fast
+# (benchmarks/test_bpf.py measures the break-even; BENCHMARKS.md has it).
+BPF_BREAK_EVEN = 20000
+
+# A Poller on "auto" moves to BPF after this many warm polls in a row each read
+# more fd links than one BPF scan would cost: a link read costs ~4 µs, a BPF
+# scan ~0.4 µs per socket plus a fixed part (benchmarks/test_bpf.py).
+HEAVY_POLLS = 3
+LINK_VS_BPF = 10
+BPF_FIXED_SOCKETS = 2000
+
+
+class Plan(NamedTuple):
+    """How one call is served; the fields are what struct pn_query receives."""
+
+    source: int                 # SRC_PROCFS or SRC_NETLINK
+    text_fallback: bool         # netlink: a table whose dump fails is read from its text
+    owner_source: int           # OWN_PROCFS, OWN_BPF, or 0 without owners
+    walk_fallback: bool         # bpf: a scan that fails gives way to the walk
+
+    @property
+    def flags(self) -> int:
+        """The PN_Q_* bits this plan adds to the query's."""
+        return (Q_TEXT_FALLBACK if self.text_fallback else 0) | (
+            Q_WALK_FALLBACK if self.walk_fallback else 0)
+
+
+def _choice(name: str, value: Optional[str], env: str, choices: Tuple[str, ...]) -> str:
+    if value is None:
+        value = os.environ.get(env) or "auto"
+        if value not in choices:
+            raise ProcNetError("%s=%r: must be one of %s" % (env, value, ", ".join(choices)))
+    elif not isinstance(value, str) or value not in choices:
+        raise ValueError("%s must be one of %s, not %r" % (name, ", ".join(choices), value))
+    return value
+
+
+def requested_sources(source: Optional[str], owner_source: Optional[str],
+                      root: str) -> Tuple[str, str]:
+    """The checked (source, owner_source) names of a call: argument, else the
+    environment ($PROCNET_SOURCE, $PROCNET_OWNER_SOURCE), else "auto".
+
+    Raises ProcNetError up front for what no plan could serve: netlink or BPF
+    for a root that is not this host's /proc.
+    """
+    src = _choice("source", source, "PROCNET_SOURCE", SOURCE_CHOICES)
+    own = _choice("owner_source", owner_source, "PROCNET_OWNER_SOURCE", OWNER_SOURCE_CHOICES)
+    if src != "netlink" and own != "bpf":
+        return src, own
+    live = is_live_proc(root)
+    if src == "netlink" and not live:
+        raise ProcNetError("source='netlink' reads this host's sockets; it cannot serve "
+                           "proc_root=%r (use source='procfs' or 'auto')" % root)
+    if own == "bpf" and not live:
+        raise ProcNetError("owner_source='bpf' finds the owners of this host's sockets; it cannot "
+                           "serve proc_root=%r (use owner_source='procfs' or 'auto')" % root)
+    return src, own
+
+
+def is_live_proc(root: str) -> bool:
+    """Is `root` this host's /proc? Only then can netlink or BPF serve it."""
+    try:
+        a, b = os.stat(root), os.stat("/proc")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def expected_sockets(root: str) -> int:
+    """Sockets in use per <root>/net/sockstat: known before any listing, ~20 µs."""
+    try:
+        # non-blocking and regular files only: a FIFO under a hostile root must not hang us
+        fd = os.open(os.path.join(root, "net", "sockstat"), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return 0
+    try:
+        data = os.read(fd, 4096) if _is_regular(fd) else b""
+    except OSError:
+        data = b""
+    finally:
+        os.close(fd)
+    for line in data.splitlines():
+        if line.startswith(b"sockets:"):
+            try:
+                return int(line.split()[2])
+            except (ValueError, IndexError):
+                return 0
+    return 0
+
+
+def _is_regular(fd: int) -> bool:
+    import stat
+    return stat.S_ISREG(os.fstat(fd).st_mode)
+
+
+def _socket_source(q) -> Tuple[int, bool]:
+    if q.source == "procfs" or (q.source == "auto" and not is_live_proc(q.proc_root)):
+        return SRC_PROCFS, False       # auto never mixes a fixture with this host's sockets
+    return SRC_NETLINK, q.source == "auto"
+
+
+def _bpf_or_walk(q, impl, want_bpf: bool) -> Tuple[int, bool]:
+    """(owner source, walk fallback) under "auto": BPF if wanted and loadable."""
+    if want_bpf and impl.bpf_load() is None:
+        return OWN_BPF, True
+    return OWN_PROCFS, False
+
+
+def plan(q, impl, *, cached: bool = False) -> Plan:
+    """The Plan of one call of backend `impl` (the native or pure module).
+
+    `cached`: a Poller's cache serves owners (lookup(), or a poll that its
+    PollerPlanner keeps on the walk): "auto" means the cached walk.
+    """
+    source, text_fallback = _socket_source(q)
+    if not q.owners:
+        return Plan(source, text_fallback, 0, False)
+    if q.owner_source == "procfs":
+        return Plan(source, text_fallback, OWN_PROCFS, False)
+    if q.owner_source == "bpf":
+        why = impl.bpf_load()
+        if why is not None:
+            raise ProcNetError("owner_source='bpf' is unavailable: %s" % why)
+        return Plan(source, text_fallback, OWN_BPF, False)
+    if cached or not is_live_proc(q.proc_root):
+        return Plan(source, text_fallback, OWN_PROCFS, False)
+    want = impl.bpf_loaded() or (impl.bpf_may_load() and
+                                 expected_sockets(q.proc_root) >= BPF_BREAK_EVEN)
+    return Plan(source, text_fallback, *_bpf_or_walk(q, impl, want))
+
+
+class PollerPlanner:
+    """A Poller's owner source under "auto": its cached walk, until polls keep
+    reading so many fd links (many processes run all the time) that one BPF
+    scan of every fd is cheaper; from then on BPF, for good -- switching back
+    and forth would show the processes only BPF can see (whose fd links even
+    root may not read) gaining and losing owners."""
+
+    def __init__(self, impl) -> None:
+        self._impl = impl
+        self._warm = False
+        self._heavy_polls = 0
+        self._bpf_for_good = False
+
+    def plan(self, q) -> Plan:
+        """The plan of the next poll."""
+        if q.owner_source != "auto":
+            return plan(q, self._impl)
+        if self._bpf_for_good or self._heavy_polls >= HEAVY_POLLS:
+            p = plan(q, self._impl, cached=True)
+            return p._replace(**dict(zip(("owner_source", "walk_fallback"),
+                                         _bpf_or_walk(q, self._impl, is_live_proc(q.proc_root)))))
+        return plan(q, self._impl, cached=True)
+
+    def lookup_plan(self, q) -> Plan:
+        """lookup(): under "auto" the cache serves."""
+        return plan(q, self._impl, cached=True)
+
+    def note(self, q, p: Plan, served_by: str, fds_read: int) -> None:
+        """After a poll: count warm polls that read more links than one BPF scan
+        of the host would cost (the first poll fills the cache and does not count)."""
+        self._bpf_for_good = self._bpf_for_good or served_by == "bpf"
+        if p.owner_source != OWN_PROCFS or not self._impl.bpf_may_load():
+            self._heavy_polls = 0
+            return
+        if not self._warm:
+            self._warm = True
+            return
+        heavy = fds_read * LINK_VS_BPF > expected_sockets(q.proc_root) + BPF_FIXED_SOCKETS
+        self._heavy_polls = self._heavy_polls + 1 if heavy else 0
+
+
+def bpf_status(impl) -> Tuple[bool, str]:
+    """(available, reason) of the BPF owner source for backend `impl`; loads it if needed."""
+    why = impl.bpf_load()
+    return (True, "loaded") if why is None else (False, why)
