@@ -87,6 +87,9 @@ def _run(argv: Sequence[str]) -> int:
     if opts.version:
         sys.stdout.write(_version(opts))
         return 0
+    if opts.export is not None:            # --serve, --format prom: metrics (cli/serve.py)
+        from .serve import run
+        return run(opts)
     from .selection import make_poller, take
     out = _Output()
     poller = None

@@ -8,9 +8,13 @@ Flag clusters are expanded first, the way netstat's getopt reads them, so that
 """
 import argparse
 import re
+from typing import TYPE_CHECKING
 from typing import FrozenSet, List, NamedTuple, NoReturn, Optional, Sequence, Set, Tuple
 
 from .. import _tables as T
+
+if TYPE_CHECKING:
+    from .serve import ExportOptions
 
 USAGE = "procnet [-tuwxlanpe46] [-c [SECONDS]] [--json] [filters]"
 
@@ -103,6 +107,7 @@ class Options(NamedTuple):
     backend: Optional[str]
     proc_root: str
     version: bool
+    export: "Optional[ExportOptions]" = None   # --serve / --format prom (cli/serve.py)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -213,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--proc-root", default="/proc", metavar="PATH",
                    help="a procfs mount or a copy laid out like one (default /proc): "
                         "a container's /proc, a fixture tree")
+    from .serve import add_arguments           # --serve, --format prom, ...
+    add_arguments(p)
     g = p.add_argument_group("information")
     g.add_argument("-h", "--help", action="help", help="this help")
     g.add_argument("-V", "--version", action="store_true", help="version and active backend")
@@ -251,6 +258,11 @@ def expand_clusters(argv: Sequence[str]) -> List[str]:
             if value is not None:
                 out.append(value)
     return out
+
+
+def _export_options(ns: argparse.Namespace) -> "Optional[ExportOptions]":
+    from .serve import export_options
+    return export_options(ns)
 
 
 def parse(argv: Sequence[str]) -> Options:
@@ -306,4 +318,5 @@ def parse(argv: Sequence[str]) -> Options:
         backend=ns.backend,
         proc_root=ns.proc_root,
         version=ns.version,
+        export=_export_options(ns),
     )
