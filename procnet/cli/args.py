@@ -8,6 +8,7 @@ Flag clusters are expanded first, the way netstat's getopt reads them, so that
 """
 import argparse
 import re
+import textwrap
 from typing import TYPE_CHECKING
 from typing import FrozenSet, List, NamedTuple, NoReturn, Optional, Sequence, Set, Tuple
 
@@ -15,6 +16,7 @@ from .. import _tables as T
 
 if TYPE_CHECKING:
     from .serve import ExportOptions
+from . import fields
 
 USAGE = "procnet [-tuwxlanpe46] [-c [SECONDS]] [--json] [filters]"
 
@@ -52,21 +54,60 @@ differences from netstat (net-tools):
     (the default for the live /proc), a listener's Send-Q is its backlog limit,
     as ss shows it; netstat (/proc/net text, PROCNET_SOURCE=procfs) shows 0
 
-JSON (--json): one document {"version", "backend", "time", "complete",
-"denied_pids", "skipped", "tables", "connections": [...]}, each connection
-with every field of procnet.Connection (owners as a list); with -c, one such
-document per line per refresh. Owners are always looked up for --json.
+%(json)s
 
-exit status: 0 success (also when stopped by Ctrl-C or a closed pipe),
-1 error (e.g. an unusable --proc-root), 2 usage error.
+stderr: "procnet: warning: skipped N malformed lines (TABLE: N)" or "...could
+not read TABLE (reason)" when the output lacks what a table held (netstat:
+"warning, got bogus tcp line"); with -p, a note when the owners of some
+sockets could not be identified. A closed or full stderr is no error.
+
+exit status: 0 success, also when -c is stopped by Ctrl-C (the way it ends)
+or the reader of the output goes away (| head, even while -c prints nothing);
+1 error: an unusable --proc-root, or "procnet: write error: REASON" (a full
+disk, a closed stdout); 2 usage error; 130 a run without -c interrupted by
+Ctrl-C (SIGINT), as shells report a command killed by it.
 environment: PROCNET_BACKEND=native|pure (as --backend),
 PROCNET_SOURCE=auto|netlink|procfs (where the socket tables are read)."""
+
+
+def _keys(label: str, keys: Sequence[str], note: str = "", placeholder: str = "") -> str:
+    """`label: {"k1", "k2", ...} note`, wrapped under the opening brace."""
+    words = ['"%s"' % k for k in keys]
+    if placeholder:
+        words.insert(1, placeholder)
+    text = "{%s}%s" % (", ".join(words), " " + note if note else "")
+    head = "  %-12s" % (label + ":")
+    return textwrap.fill(text, 79, initial_indent=head, subsequent_indent=" " * (len(head) + 1),
+                         break_on_hyphens=False)
+
+
+def json_help() -> str:
+    """The --help text on --json: every key it writes, from cli.fields (the writers' keys)."""
+    conn = fields.CONNECTION_KEYS
+    event = [k for k in fields.EVENT_KEYS if k not in conn]
+    return "\n".join([
+        "JSON (--json): one document per run; with -c, one per line per refresh.",
+        "Owners are always looked up. The keys:",
+        _keys("document", fields.DOCUMENT_KEYS,
+              '("complete": false when anything was missed)'),
+        _keys("connection", conn, '(each of "connections": the fields of procnet.Connection)'),
+        _keys("address", fields.ADDRESS_KEYS,
+              '(an inet "laddr", "raddr"; a unix "laddr" is the path, "@name" if abstract)'),
+        _keys("owner", fields.OWNER_KEYS, '(each of "owners": one per fd)'),
+        _keys("event", event, '(--events --json: one line per change; "old_owners" in '
+              '"owners" events only)', placeholder="every connection key"),
+    ])
+
+
+EPILOG = EPILOG % {"json": json_help()}
 
 # One-letter flags that take no value, as netstat spells them ('c' is separate).
 _FLAG_LETTERS = "tuwxlanpe46W"
 # A cluster of those letters with at most an inline -c value: -tulpnc, -ctl, -tc2, -c0.5t
-_CLUSTER = re.compile(r"-(?:[%s]|c(?:\d+(?:\.\d*)?|\.\d+)?)+\Z" % _FLAG_LETTERS)
-_CLUSTER_PART = re.compile(r"c(\d+(?:\.\d*)?|\.\d+)?|[%s]" % _FLAG_LETTERS)
+_CLUSTER = re.compile(r"-(?:[%s]|c(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)?)+\Z" % _FLAG_LETTERS)
+_CLUSTER_PART = re.compile(r"c([0-9]+(?:\.[0-9]*)?|\.[0-9]+)?|[%s]" % _FLAG_LETTERS)
+# A value that argparse would take for an option (it has -4 and -6, so "-1" is one to it).
+_NEGATIVE = re.compile(r"-[0-9.]")
 
 # The tables a flag selects, by name (procnet's table names = the Proto column).
 TCP = ("tcp", "tcp6")
@@ -83,6 +124,14 @@ _STATE_ALIASES = {"LISTENING": "LISTEN", "ESTAB": "ESTABLISHED", "UNCONN": "NONE
 
 class UsageError(Exception):
     """A bad command line; the message is one line naming the argument."""
+
+
+class HelpRequested(Exception):
+    """-h/--help: `text` is the help, for the caller to write (and exit 0)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__("help requested")
+        self.text = text
 
 
 class Options(NamedTuple):
@@ -116,53 +165,69 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         raise UsageError(message.splitlines()[0] if message else "bad usage")
 
+    def print_help(self, file: object = None) -> NoReturn:  # type: ignore[override]
+        # written by the caller, whose writes report a full or closed stdout
+        raise HelpRequested(self.format_help())
+
+
+# Numbers on the command line: ASCII digits only (str.isdigit() and float() also
+# take fullwidth and other scripts' digits), and short enough that int() never
+# meets its digit limit.
+_UINT = re.compile(r"[0-9]{1,20}\Z")
+_DECIMAL = re.compile(r"(?:[0-9]{1,12}(?:\.[0-9]{0,12})?|\.[0-9]{1,12})\Z")
+
+
+def _shown(text: str) -> str:
+    """`text` quoted for a message, cut short if long (an argument may be anything)."""
+    return repr(text) if len(text) <= 40 else "%r... (%d characters)" % (text[:32], len(text))
+
 
 def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("invalid interval %r: seconds expected, e.g. 1 or 0.5" % text)
-    if not 0 < v <= 86400 or v != v:
-        raise argparse.ArgumentTypeError("invalid interval %r: must be > 0 and at most 86400" % text)
+    if not _DECIMAL.match(text):
+        raise argparse.ArgumentTypeError("invalid interval %s: seconds expected, e.g. 1 or 0.5" % _shown(text))
+    v = float(text)
+    if not 0 < v <= 86400:
+        raise argparse.ArgumentTypeError("invalid interval %s: must be > 0 and at most 86400" % _shown(text))
     return v
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError("invalid port %r: a number 0..65535 expected" % text)
+    if not _UINT.match(text) or int(text) > 65535:
+        raise argparse.ArgumentTypeError("invalid port %s: a number 0..65535 expected" % _shown(text))
     return int(text)
 
 
 def _pid(text: str) -> int:
-    if not text.isdigit() or not 0 < int(text) <= 0x7FFFFFFF:
-        raise argparse.ArgumentTypeError("invalid pid %r: a positive process id expected" % text)
+    if not _UINT.match(text) or not 0 < int(text) <= 0x7FFFFFFF:
+        raise argparse.ArgumentTypeError("invalid pid %s: a positive process id expected" % _shown(text))
     return int(text)
 
 
 def _user(text: str) -> int:
-    if text.isdigit():
-        if int(text) > 0xFFFFFFFF:
-            raise argparse.ArgumentTypeError("invalid uid %r" % text)
+    if _UINT.match(text) or re.match(r"[-+]?[0-9]+\Z", text):
+        if not _UINT.match(text) or int(text) > 0xFFFFFFFF:
+            raise argparse.ArgumentTypeError("invalid uid %s: a number 0..4294967295 expected"
+                                             % _shown(text))
         return int(text)
     import pwd
     try:
         return pwd.getpwnam(text).pw_uid
-    except KeyError:
-        raise argparse.ArgumentTypeError("unknown user %r" % text)
+    except (KeyError, ValueError):        # ValueError: a NUL in the name
+        raise argparse.ArgumentTypeError("unknown user %s" % _shown(text))
 
 
 def _state(text: str) -> str:
     name = text.upper().replace("-", "_")
     name = _STATE_ALIASES.get(name, name)
     if name not in T.ALL_STATES:
-        raise argparse.ArgumentTypeError("unknown state %r (valid: %s)" % (
-            text, ", ".join(sorted(T.ALL_STATES))))
+        raise argparse.ArgumentTypeError("unknown state %s (valid: %s)" % (
+            _shown(text), ", ".join(sorted(T.ALL_STATES))))
     return name
 
 
 def _proto(text: str) -> str:
     if text not in PROTO_CHOICES:
-        raise argparse.ArgumentTypeError("unknown proto %r (valid: %s)" % (text, ", ".join(PROTO_CHOICES)))
+        raise argparse.ArgumentTypeError("unknown proto %s (valid: %s)" % (_shown(text), ", ".join(PROTO_CHOICES)))
     return text
 
 
@@ -226,12 +291,29 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def expand_clusters(argv: Sequence[str]) -> List[str]:
-    """Split netstat-style flag clusters so '-c' may sit anywhere in one.
+def _value_option(parser: argparse.ArgumentParser, arg: str) -> Optional[str]:
+    """The long option `arg` names (in full or a unique prefix, as argparse reads it)
+    if that option takes one value; else None."""
+    if not arg.startswith("--") or "=" in arg or len(arg) < 3:
+        return None
+    actions = parser._option_string_actions
+    names = [arg] if arg in actions else [o for o in actions if o.startswith(arg)]
+    if len(names) != 1 or actions[names[0]].nargs is not None:
+        return None
+    return names[0]
 
-    ``-ctulpn`` -> ``-c -t -u -l -p -n``; ``-tc2`` -> ``-t -c 2``. Anything else
-    (long options, option values, unknown letters) is left for argparse.
+
+def expand_clusters(argv: Sequence[str], parser: Optional[argparse.ArgumentParser] = None) -> List[str]:
+    """Split netstat-style flag clusters so '-c' may sit anywhere in one, and join
+    options to their values.
+
+    ``-ctulpn`` -> ``-c -t -u -l -p -n``; ``-tc2`` -> ``-t -c 2``. An option that
+    takes a value is joined to the next argument, whatever it looks like:
+    ``--port -1`` -> ``--port=-1`` (a bad port, not an unknown option "-1"; argparse
+    takes "-1" for an option, as it has -4 and -6), ``--user -tux`` -> a user name.
+    Anything else (unknown letters, the values' checks) is left for argparse.
     """
+    parser = parser or build_parser()
     out: List[str] = []
     rest = iter(argv)
     for arg in rest:
@@ -252,11 +334,19 @@ def expand_clusters(argv: Sequence[str]) -> List[str]:
                 else:
                     out.append("-" + m.group(0))
             continue
-        out.append(arg)
-        if arg in ("--port", "--pid", "--user", "--state", "--proto", "--backend", "--proc-root"):
+        if _value_option(parser, arg):
             value = next(rest, None)      # a value, never a cluster (--user -tux is a name)
-            if value is not None:
-                out.append(value)
+            out.append(arg if value is None else arg + "=" + value)
+            continue
+        out.append(arg)
+    # -c's value is optional: "-c -1" is a bad interval, not an unknown option
+    # "-1" (but "-c -4" is -c and IPv4)
+    i = 0
+    while i < len(out) - 1 and out[i] != "--":
+        if out[i] in ("-c", "--continuous") and _NEGATIVE.match(out[i + 1]) and \
+                not _CLUSTER.match(out[i + 1]):
+            out[i:i + 2] = ["--continuous=" + out[i + 1]]
+        i += 1
     return out
 
 
@@ -267,7 +357,8 @@ def _export_options(ns: argparse.Namespace) -> "Optional[ExportOptions]":
 
 def parse(argv: Sequence[str]) -> Options:
     """Options from argv (without the program name); raises UsageError."""
-    ns = build_parser().parse_args(expand_clusters(argv))
+    parser = build_parser()
+    ns = parser.parse_args(expand_clusters(argv, parser))
     kinds = ns.tcp or ns.udp or ns.raw or ns.unix
     tables: Set[str] = set()
     if ns.tcp:

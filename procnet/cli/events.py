@@ -1,44 +1,41 @@
 """--events: one line per change (open, close, owners), as text or JSON lines.
 
-Text: ``EVENT PROTO LOCAL REMOTE STATE OWNERS`` with owners as ``pid/name``
-(comma-separated, ``-`` for none); an owners event adds ``was OWNERS``.
+Text: ``EVENT PROTO LOCAL REMOTE STATE OWNERS``, an owners event followed by
+``was OWNERS``: addresses and owners spelled as in the table (cli.fields; names
+unless -n), every value one whitespace-separated field -- spaces in unix paths
+and process names escaped as ``\\x20``, ``-`` for no address or no owner.
 JSON: Change.as_dict() per line, i.e. ``{"event": ..., <every Connection field>}``
-plus ``old_owners`` for an owners event.
+plus ``old_owners`` for an owners event (fields.EVENT_KEYS).
 """
-from typing import Any, List, Sequence
+from typing import Any, List, Optional, Sequence
 
-from .._contract import Connection
 from ..poller import Change
+from .fields import Formatter
 from .jsonout import dumps
-from .names import escape
 
 
-def _owners(c: Connection) -> str:
-    if not c.owners:
-        return "-"
-    return ",".join("%d/%s" % (o.pid, escape(o.name or "-")) for o in c.owners)
+class EventWriter:
+    """Renders the changes of each refresh; keeps its formatter's name caches across refreshes."""
 
+    def __init__(self, opts: Any) -> None:
+        self.opts = opts
+        self.fmt: Optional[Formatter] = None if opts.json else Formatter(opts, split_fields=True)
 
-def _addr(a: Any) -> str:
-    if a is None:
-        return "-"
-    if isinstance(a, tuple):
-        ip = "[%s]" % a[0] if ":" in a[0] else a[0]
-        return "%s:%s" % (ip, a[1] if a[1] else "*")
-    if isinstance(a, str):
-        return escape(a) if a else "-"
-    return str(a)
+    def render(self, changes: Sequence[Change]) -> str:
+        """The lines for these changes ("" for none)."""
+        fmt = self.fmt
+        if fmt is None:
+            return "".join(dumps(ch.as_dict()) for ch in changes)
+        fmt.begin()
+        conns = [ch.conn for ch in changes]
+        fmt.lookup_hosts([c.laddr for c in conns], [c.raddr for c in conns])
+        lines: List[str] = []
+        for ch in changes:
+            c = ch.conn
+            line = "%-6s %-8s %s %s %s %s" % (ch.event, c.proto, fmt.address(c.laddr, c.proto),
+                                              fmt.address(c.raddr, c.proto), c.state, fmt.owners(c.owners))
+            if ch.old is not None:
+                line += " was " + fmt.owners(ch.old.owners, earlier=True)
+            lines.append(line)
+        return "".join(l + "\n" for l in lines)
 
-
-def render_events(changes: Sequence[Change], opts: Any) -> str:
-    if opts.json:
-        return "".join(dumps(ch.as_dict()) for ch in changes)
-    lines: List[str] = []
-    for ch in changes:
-        c = ch.conn
-        line = "%-6s %-8s %s %s %s %s" % (ch.event, c.proto, _addr(c.laddr), _addr(c.raddr), c.state,
-                                          _owners(c))
-        if ch.old is not None:
-            line += " was " + _owners(ch.old)
-        lines.append(line)
-    return "".join(l + "\n" for l in lines)

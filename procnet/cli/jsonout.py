@@ -14,30 +14,25 @@ from .._contract import Connection, Snapshot
 from .._version import __version__
 
 
-def document(snap: Snapshot, conns: Sequence[Connection], tables: Dict[str, str]) -> Dict[str, Any]:
-    """The JSON-ready document: completeness of the snapshot, then every connection.
+def document(snap: Snapshot, conns: Sequence[Connection]) -> Dict[str, Any]:
+    """The JSON-ready document: how complete the snapshot is, then `conns` (its selected sockets).
 
-    `tables` is snapshot.tables restricted to what the options show.
+    Its keys are fields.DOCUMENT_KEYS, in that order (--help lists them).
     """
-    skipped = {t: n for t, n in snap.skipped.items() if t in tables}
-    doc: Dict[str, Any] = {
+    return {
         "version": __version__,
         "backend": snap.backend,
         "time": round(time.time(), 6),
-        "complete": not snap.denied_pids and not snap.pids_hidden and not skipped
-        and all(st in ("read", "missing") for st in tables.values()),
+        "complete": snap.complete,
         "denied_pids": list(snap.denied_pids),
         "pids_hidden": snap.pids_hidden,
-        "skipped": skipped,
-        "tables": tables,
+        "skipped": dict(snap.skipped),
+        "tables": dict(snap.tables),
+        "sources": dict(snap.sources),            # which source served each table
+        "processes": snap.processes,
+        "owner_source": snap.owner_source,
+        "connections": [c.as_dict() for c in conns],
     }
-    sources = getattr(snap, "sources", None)     # which source served each table, if known
-    if sources:
-        doc["sources"] = {t: s for t, s in sources.items() if t in tables}
-    doc["processes"] = snap.processes
-    doc["owner_source"] = getattr(snap, "owner_source", "")
-    doc["connections"] = [c.as_dict() for c in conns]
-    return doc
 
 
 def dumps(doc: Dict[str, Any]) -> str:

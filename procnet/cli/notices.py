@@ -1,0 +1,47 @@
+"""What the command line says on stderr about a snapshot that missed something.
+
+Two notes, each one line: owners it could not see (netstat's "Not all
+processes could be identified", with -p), and lines it skipped or tables it
+could not read (as netstat's "warning, got bogus tcp line"), from
+Snapshot.skipped and Snapshot.tables.
+"""
+import os
+from typing import List, Optional
+
+from .._contract import Snapshot
+
+PARTIAL_WARNING = ("(Not all processes could be identified, non-owned process info will not be "
+                   "shown, you would have to be root to see it all.)")
+# root too can be refused a process's fds (an LSM, a process beyond its reach)
+ROOT_PARTIAL_WARNING = "(Not all processes could be identified: the fds of pid %s could not be read.)"
+
+
+def owners_note(snap: Snapshot) -> Optional[str]:
+    """The owners-unknown warning, or None when every process could be read."""
+    if not (snap.denied_pids or snap.pids_hidden):
+        return None
+    if os.geteuid() == 0 and snap.denied_pids and not snap.pids_hidden:
+        pids = ", ".join(map(str, snap.denied_pids[:10])) + (", ..." if len(snap.denied_pids) > 10 else "")
+        return ROOT_PARTIAL_WARNING % pids
+    return PARTIAL_WARNING
+
+
+def data_note(snap: Snapshot) -> Optional[str]:
+    """``procnet: warning: ...`` when lines were skipped or a table could not be read; else None.
+
+    e.g. ``procnet: warning: skipped 3 malformed lines (tcp: 2, unix: 1); could not read
+    tcp6 (Permission denied)``.
+    """
+    parts: List[str] = []
+    skipped = {t: n for t, n in snap.skipped.items() if n}
+    if skipped:
+        total = sum(skipped.values())
+        parts.append("skipped %d malformed line%s (%s)" % (
+            total, "" if total == 1 else "s", ", ".join("%s: %d" % kv for kv in sorted(skipped.items()))))
+    failed = sorted((t, st) for t, st in snap.tables.items() if st.startswith("error"))
+    if failed:
+        parts.append("could not read %s" % ", ".join(
+            "%s (%s)" % (t, st.split(":", 1)[1].strip() if ":" in st else st) for t, st in failed))
+    if not parts:
+        return None
+    return "procnet: warning: " + "; ".join(" ".join(p.split()) for p in parts)
