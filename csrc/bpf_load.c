@@ -48,7 +48,7 @@ void pn_bpf_close(struct pn_bpf *b)
 #include <fcntl.h>
 #include <sys/stat.h>
 
-#include "pn_bpf_obj.h"   /* pn_bpf_obj[], pn_bpf_obj_len: the compiled program */
+#include "bpf/pn_bpf_obj.h"   /* pn_bpf_obj[], pn_bpf_obj_len: the compiled program, committed */
 
 #define PN_BPF_PROG     "pn_task_sockets"
 #define PN_PROC_PID_INIT_INO 0xEFFFFFFCu   /* the initial pid namespace's inode (proc_ns.h) */

@@ -30,7 +30,8 @@ def _cdef() -> str:
 
 
 def _sources() -> list:
-    # Every core file; the BPF program (csrc/bpf/) is built separately.
+    # Every core file; the BPF program (csrc/bpf/) is committed compiled, as
+    # headers bpf_load.c includes (procnet/_build_bpf.py).
     # Relative to the project root: setuptools refuses absolute paths, and it
     # (like compile() below) runs from there.
     return sorted("csrc/" + f for f in os.listdir(CSRC) if f.endswith(".c"))
@@ -51,22 +52,27 @@ def _link_args() -> list:
     return args
 
 
-def _bpf() -> tuple:
-    """(macros, include dirs) for the optional BPF owner source: its program is
-    compiled with clang's BPF target into a generated header when a clang can
-    (procnet/_build_bpf.py); without one the core reports BPF unavailable."""
+def _build_bpf():
+    """procnet/_build_bpf.py, loaded by path (the package is not importable mid-build)."""
     import importlib.util
     spec = importlib.util.spec_from_file_location("_pn_build_bpf", os.path.join(HERE, "_build_bpf.py"))
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    gen = os.path.join("build", "bpf")          # relative to the project root, like the sources
-    if os.environ.get("PROCNET_NO_BPF") or not mod.build_bpf_header(gen):
-        return [], []
-    return [("PN_HAVE_BPF_OBJ", None)], [gen]
+    return mod
 
 
-_BPF_MACROS, _BPF_INCLUDES = _bpf()
+def _depends(bpf_depends: list) -> list:
+    """Every input of the extension besides its sources, relative to the root:
+    every header, the committed BPF objects and the two builder scripts.
+    setup.py's build_ext rebuilds the extension when any of these, a source or
+    a build setting differs from what the built extension was made of."""
+    headers = sorted("csrc/" + f for f in os.listdir(CSRC) if f.endswith(".h"))
+    return headers + bpf_depends + ["procnet/_build_ffi.py", "procnet/_build_bpf.py"]
+
+
+# Relative to the project root, like the sources: setuptools runs from there.
+_BPF_MACROS, _BPF_INCLUDES, _BPF_DEPENDS = _build_bpf().build_config(os.path.join("build", "bpf"))
 
 ffibuilder = FFI()
 ffibuilder.cdef(_cdef())
@@ -74,6 +80,7 @@ ffibuilder.set_source(
     "procnet._core",
     '#include "procnet.h"',
     sources=_sources(),
+    depends=_depends(_BPF_DEPENDS),
     include_dirs=["csrc"] + _BPF_INCLUDES,
     define_macros=[("PN_VERSION", '"%s"' % _read_version())] + _BPF_MACROS,
     libraries=["dl"],          # dlopen(libbpf): in libc since glibc 2.34, -ldl before
