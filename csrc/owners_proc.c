@@ -19,17 +19,11 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #define PN_MAX_THREADS 4
 #define PN_DENTS_BUF   (32 * 1024)
 #define PN_BATCH       4          /* pids taken per atomic increment */
-
-long pn_getdents64(int fd, char *buf, size_t len)
-{
-    return syscall(SYS_getdents64, fd, buf, len);
-}
 
 /* A decimal directory name ("812", "3"); anything else is not ours. */
 static int parse_num(const char *s, int32_t *out)
@@ -107,17 +101,11 @@ int pn_pid_wanted(const struct pn_query *q, int32_t pid)
 static int read_comm(int rootfd, int32_t pid, struct pn_owners *part, struct pn_proc_info *pi)
 {
     char path[32], name[64];
-    ssize_t n = -1;
     snprintf(path, sizeof path, "%d/comm", (int)pid);
-    int fd = openat(rootfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd >= 0) {
-        do
-            n = read(fd, name, sizeof name);
-        while (n < 0 && errno == EINTR);
-        close(fd);
-    }
+    ssize_t n = pn_read_small(rootfd, path, name, sizeof name);
     if (n < 0) {
-        pi->flags = PN_SF_NO_NAME;   /* gone, or unreadable: the owner stays */
+        /* gone, unreadable, or no regular file: the owner stays */
+        pi->flags = PN_SF_NO_NAME;
         return 0;
     }
     if (n > 0 && name[n - 1] == '\n')

@@ -11,11 +11,24 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 
 /* Lines longer than this are not anything the kernel prints: skipped, counted. */
 #define PN_MAX_LINE 4096
 /* Large reads: the kernel's UDP seq_file restarts its hash walk on every read(). */
 #define PN_READ_CHUNK (256 * 1024)
+/* No table is larger (~6 million sockets of 180-byte lines): past this a
+ * file is not a table but junk (or an endless file), and reading it fails
+ * with EFBIG rather than running on. */
+#define PN_MAX_FILE (1024L * 1024 * 1024)
+
+/* Files under the root (file_read.c): opened without blocking, refused
+ * unless regular (EISDIR, ENXIO for a FIFO, device or socket), read with
+ * EINTR retried. -1 with errno. */
+int     pn_open_file(int dirfd, const char *path);
+ssize_t pn_read_fd(int fd, char *buf, size_t cap);
+/* One read of at most cap bytes: a small file whole (comm, stat...). */
+ssize_t pn_read_small(int dirfd, const char *path, char *buf, size_t cap);
 
 /* A growable array of fixed-size items; amortised doubling, never per line. */
 struct pn_vec {
@@ -77,7 +90,7 @@ static inline int pn_host_big_endian(void)
     return probe.b[0] == 0x01;
 }
 
-/* getdents64 directly: glibc < 2.30 and some musl builds lack a wrapper. */
+/* dirents.c: getdents64 directly (glibc < 2.30 and some musl builds lack a wrapper). */
 struct pn_dirent64 {
     uint64_t       d_ino;
     int64_t        d_off;
@@ -86,6 +99,7 @@ struct pn_dirent64 {
     char           d_name[];
 };
 long pn_getdents64(int fd, char *buf, size_t len);
+
 /* Is pid in q->pids (sorted), or is there no pid filter? */
 int  pn_pid_wanted(const struct pn_query *q, int32_t pid);
 

@@ -16,26 +16,12 @@
 #include <stdio.h>
 #include <unistd.h>
 
-/* Read a small file relative to dirfd; bytes read, or -1. */
-static ssize_t read_small(int dirfd, const char *path, char *buf, size_t cap)
-{
-    int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return -1;
-    ssize_t n;
-    do
-        n = read(fd, buf, cap);
-    while (n < 0 && errno == EINTR);
-    close(fd);
-    return n;
-}
-
 /* "<runtime> <run_delay> <pcount>\n" -> task; 0 when absent, odd or all zero
  * (the kernel prints "0 0 0" when it keeps no schedstats). */
 static int read_schedstat(int dirfd, const char *path, struct pn_task *t)
 {
     char buf[96];
-    ssize_t n = read_small(dirfd, path, buf, sizeof buf);
+    ssize_t n = pn_read_small(dirfd, path, buf, sizeof buf);
     uint64_t run, delay, count;
     if (n > 0 && buf[n - 1] == '\n')
         n--;
@@ -55,7 +41,7 @@ static int read_schedstat(int dirfd, const char *path, struct pn_task *t)
 static int read_stat(int dirfd, const char *path, char *state, uint64_t *threads, uint64_t *start)
 {
     char buf[1024];
-    ssize_t n = read_small(dirfd, path, buf, sizeof buf);
+    ssize_t n = pn_read_small(dirfd, path, buf, sizeof buf);
     if (n <= 0)
         return 0;
     const char *p = NULL, *end = buf + n;

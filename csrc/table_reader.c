@@ -99,10 +99,17 @@ static int take_line(int table, const struct pn_query *q, const char *line, size
     return 0;
 }
 
+/* Does the first line decode as a data line (the header is missing)? */
+static int header_is_data(int table, const struct pn_query *q, const char *line, size_t len)
+{
+    struct pn_sock s;
+    return pn_decode_line(table, line, len, q->byte_order, &s, NULL, NULL);
+}
+
 int pn_read_table(int netdirfd, int table, const struct pn_query *q,
                   struct pn_sink *sink, uint32_t *skipped)
 {
-    int fd = openat(netdirfd, pn_table_files[table], O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = pn_open_file(netdirfd, pn_table_files[table]);
     if (fd < 0)
         return -1;
 
@@ -111,13 +118,19 @@ int pn_read_table(int netdirfd, int table, const struct pn_query *q,
     int header = 1;           /* every table starts with one header line */
     int overlong = 0;         /* discarding the rest of an overlong line */
     int rc = 0;
+    size_t total_read = 0;    /* bounded by PN_MAX_FILE */
     size_t start_socks = sink->socks.len, start_strings = sink->strings.len;
+    uint32_t start_skipped = *skipped;
 
     for (;;) {
-        ssize_t n = read(fd, buf + have, PN_READ_CHUNK);
+        ssize_t n = pn_read_fd(fd, buf + have, PN_READ_CHUNK);
         if (n < 0) {
-            if (errno == EINTR)
-                continue;
+            rc = -1;
+            break;
+        }
+        total_read += (size_t)n;
+        if (total_read > (size_t)PN_MAX_FILE) {
+            errno = EFBIG;
             rc = -1;
             break;
         }
@@ -140,7 +153,11 @@ int pn_read_table(int netdirfd, int table, const struct pn_query *q,
                 else
                     (*skipped)++;
             } else if (header) {
+                /* the header, unless it is missing: a data line in its
+                 * place is counted, as the malformed ones are */
                 header = 0;
+                if (header_is_data(table, q, buf + pos, end - pos))
+                    (*skipped)++;
             } else if (take_line(table, q, buf + pos, end - pos, sink, skipped) < 0) {
                 errno = ENOMEM;
                 rc = -1;
@@ -173,6 +190,7 @@ out:
         /* a table that failed mid-way contributes nothing rather than half */
         sink->socks.len = start_socks;
         sink->strings.len = start_strings;
+        *skipped = start_skipped;
         errno = e;
     }
     close(fd);

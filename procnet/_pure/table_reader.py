@@ -1,18 +1,19 @@
 """Read one /proc/net table and decode it; twin of table_reader.c.
 
-Same rules as C: large reads; the first line is the header; a line longer than
-MAX_LINE bytes or holding a NUL is malformed; malformed lines are counted.
+Same rules as C: large reads (file_read.py: regular files only, at most
+MAX_FILE bytes); the first line is the header; a line longer than MAX_LINE
+bytes or holding a NUL is malformed; malformed lines are counted.
 """
-import os
+import socket
 from typing import Callable, List, Tuple
 
-from . import tables_inet, tables_netlink, tables_packet, tables_unix
+from .._contract import (R_FLAGS, R_LADDR, R_LPORT, R_RPORT, R_STATE, R_TABLE, R_UID, SF_NO_UID,
+                         SF_UNIX_ACC)
+from .._tables import PACKET, STATE_UNIX_LISTEN, TABLES, UNIX, V6_TABLES
+from . import file_read, tables_inet, tables_netlink, tables_packet, tables_unix
 
 MAX_LINE = 4096
 READ_CHUNK = 256 * 1024
-UNIX, PACKET, NETLINK = 10, 11, 12
-TABLE_FILES = ("tcp", "tcp6", "udp", "udp6", "udplite", "udplite6", "raw", "raw6",
-               "icmp", "icmp6", "unix", "packet", "netlink")
 
 
 def decode_lines(table: int, lines: List[bytes], big_endian: bool,
@@ -35,30 +36,75 @@ def decode_lines(table: int, lines: List[bytes], big_endian: bool,
     return recs, len(lines) - len(recs)
 
 
-def read_all(netfd: int, name: str) -> bytes:
-    fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=netfd)
-    try:
-        chunks = []
-        while True:
-            b = os.read(fd, READ_CHUNK)
-            if not b:
-                break
-            chunks.append(b)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
 def read_table(netfd: int, table: int, big_endian: bool, keep: Callable[[tuple], bool],
                out: List[tuple], strings: bytearray) -> int:
     """Append the table's kept records to `out`; returns the malformed line count.
 
-    Raises OSError like the C reader fails (the caller classifies it).
+    Read and decoded chunk by chunk, as C does, so memory follows the records
+    kept, not the file (an overlong line is dropped as it streams by). A
+    first line that decodes as data is a missing header: counted. Raises
+    OSError like the C reader fails (the caller classifies it).
     """
-    lines = read_all(netfd, TABLE_FILES[table]).split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()                 # the text ends with a newline
-    recs, skipped = decode_lines(table, lines[1:], big_endian, strings)   # lines[0]: header
-    # (a dropped unix record leaves its path in the pool: harmless, nothing points at it)
-    out.extend(r for r in recs if keep(r))
+    skipped = 0
+    header = True
+    tail = b""                  # the unfinished line
+    overlong = False            # discarding the rest of a line past MAX_LINE
+
+    def take(lines: List[bytes]) -> None:
+        nonlocal skipped, header
+        if header and lines:
+            header = False
+            if decode_lines(table, lines[:1], big_endian, bytearray())[0]:
+                skipped += 1
+            lines = lines[1:]
+        recs, bad = decode_lines(table, lines, big_endian, strings)
+        skipped += bad
+        # (a dropped unix record leaves its path in the pool: harmless, nothing points at it)
+        out.extend(r for r in recs if keep(r))
+
+    for chunk in file_read.read_chunks(TABLES[table], READ_CHUNK, netfd):
+        lines = chunk.split(b"\n")
+        if overlong:
+            if len(lines) == 1:
+                continue
+            lines[0] = b"\0"       # the overlong line ends here: malformed
+            overlong = False
+        else:
+            lines[0] = tail + lines[0]
+        tail = lines.pop()
+        if len(tail) > MAX_LINE:
+            tail, overlong = b"", True
+        take(lines)
+    if overlong:
+        take([b"\0"])
+    elif tail:
+        take([tail])            # the last line without a newline
     return skipped
+
+
+def keep_sock(q) -> Callable[[tuple], bool]:
+    """pn_keep_sock(): the filters decided from the table alone, as a closure over the query."""
+    masks, lport, rport, uid = q.state_masks, q.lport, q.rport, q.uid
+    fam, addr = q.laddr_family, q.laddr
+    addr_len = 16 if fam == socket.AF_INET6 else 4
+
+    def keep(r: tuple) -> bool:
+        t = r[R_TABLE]
+        m = masks[t]
+        if m:
+            st = STATE_UNIX_LISTEN if t == UNIX and r[R_FLAGS] & SF_UNIX_ACC else r[R_STATE]
+            if not (st < 32 and (m >> st) & 1):
+                return False
+        if lport >= 0 and r[R_LPORT] != lport:
+            return False
+        if rport >= 0 and r[R_RPORT] != rport:
+            return False
+        if uid >= 0 and ((r[R_FLAGS] & SF_NO_UID) or r[R_UID] != uid):
+            return False
+        if fam:
+            # exact: the socket's own family (an IPv4-mapped IPv6 address is IPv6)
+            if t >= UNIX or (fam == socket.AF_INET6) != (t in V6_TABLES) or \
+                    r[R_LADDR][:addr_len] != addr[:addr_len]:
+                return False
+        return True
+    return keep
