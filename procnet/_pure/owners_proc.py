@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from .._contract import Owner
 from . import cache as _cache
+from . import file_read
 
 _GONE = (errno.ENOENT, errno.ESRCH)
 _UNREADABLE = (errno.EACCES, errno.EPERM)
@@ -56,16 +57,11 @@ def list_pids(rootfd: int, pids: Optional[Sequence[int]]) -> List[int]:
 
 
 def read_comm(rootfd: int, pid: int) -> Optional[bytes]:
+    """PID/comm without its newline; None when gone, unreadable or no regular file."""
     try:
-        fd = os.open(b"%d/comm" % pid, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=rootfd)
+        name = file_read.read_small(b"%d/comm" % pid, 64, rootfd)
     except OSError:
         return None
-    try:
-        name = os.read(fd, 64)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     return name[:-1] if name.endswith(b"\n") else name
 
 
