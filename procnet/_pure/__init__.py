@@ -1,9 +1,14 @@
 """The pure-Python backend: the same steps as csrc/, file for file.
 
-scan.py ~ scan.c, tables_*.py ~ tables_*.c, table_reader.py ~ table_reader.c,
-owners_proc.py ~ owners_proc.c + owners_hash.c, snapshot.py ~ snapshot.c,
-cache.py ~ cache.c. (The BPF owner source, owners_bpf.c, is native-only.)
-Exact parity with the C core is enforced by tests/ on the same inputs.
+Each csrc/NAME.c has its twin procnet/_pure/NAME.py (tests/test_layout.py
+checks the names): tables_*.py decode the /proc/net formats, table_reader.py
+reads a table and keeps what the query's filters keep, sock_diag.py is the
+netlink source, owners_proc.py the /proc/PID/fd walk, snapshot.py the join,
+cache.py / proc_ident.py / poll_diff.py a Poller's state, file_read.py every
+file read under the root. Native-only, with no twin: the BPF owner source
+(owners_bpf.c, bpf_load.c), owners_hash.c (a dict here) and dirents.c
+(os.listdir here). Exact parity with the C core is enforced by tests/ on the
+same inputs.
 """
 from .snapshot import Cache, bpf_load, bpf_loaded, bpf_may_load, poll, snapshot
 

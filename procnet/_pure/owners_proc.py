@@ -12,6 +12,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from .._contract import Owner
 from . import cache as _cache
 from . import file_read
+from .proc_ident import proc_ident
 
 _GONE = (errno.ENOENT, errno.ESRCH)
 _UNREADABLE = (errno.EACCES, errno.EPERM)
@@ -74,6 +75,7 @@ class Owners:
         self.nprocs = 0
         self.nreused = 0         # processes served from a cache
         self.nreadlink = 0
+        self.seen: "Dict[int, Optional[_cache.CachedProc]]" = {}   # for cache_update
 
 
 def _add(by_inode: Dict[int, List[Owner]], inode: int, owner: Owner) -> None:
@@ -97,7 +99,7 @@ def walk(rootfd: int, pids: Optional[Sequence[int]], cache: "Optional[_cache.Cac
         if cache is not None:
             # identity first: a change during the walk shows at the next poll
             cp = cache.procs.get(pid)
-            start, tasks = _cache.proc_ident(rootfd, pid)
+            start, tasks = proc_ident(rootfd, pid)
             if cp is not None and tasks and start and cp.start == start and cp.tasks == tasks:
                 for inode, owner in cp.owners:
                     _add(by_inode, inode, owner)
@@ -155,18 +157,7 @@ def walk(rootfd: int, pids: Optional[Sequence[int]], cache: "Optional[_cache.Cac
                     found.append((inode, owner))
         finally:
             os.close(dfd)
-    if cache is not None:
-        _update(cache, seen, pids is not None)
+    o.seen = seen
     o.denied.sort()
     return o
-
-
-def _update(cache: "_cache.Cache", seen: "Dict[int, Optional[_cache.CachedProc]]", filtered: bool) -> None:
-    """pn_cache_update: remember what this walk saw; a pid filter keeps the rest."""
-    procs = {pid: cp for pid, cp in cache.procs.items() if pid not in seen} if filtered else {}
-    for pid, cp in seen.items():
-        if cp is not None:
-            procs[pid] = cp
-    cache.procs = procs
-
 

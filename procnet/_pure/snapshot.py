@@ -1,47 +1,18 @@
 """One snapshot in pure Python; twin of snapshot.c (tables, owner walk, join)."""
 import errno
 import os
-import socket
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
-from .._contract import Owner, _Context
+from .._contract import R_EXT, R_INODE, R_OWNER_FIRST, Owner, _Context
 from .._errors import ProcNetError
 from .._plan import OWN_BPF, SRC_PROCFS, Plan
 from .._query import Query
-from .._tables import STATE_UNIX_LISTEN, TABLES, UNIX, V6_TABLES
+from .._tables import TABLES
 from . import cache as _cache
-from . import owners_proc, sock_diag, table_reader
+from . import owners_proc, poll_diff, sock_diag, table_reader
 
 _HOST_BIG = sys.byteorder == "big"
-SF_NO_UID, SF_UNIX_ACC = 1, 2
-
-
-def _keep(q: Query):
-    """The C core's pn_keep_sock() as a closure over the query."""
-    masks, lport, rport, uid = q.state_masks, q.lport, q.rport, q.uid
-    fam, addr = q.laddr_family, q.laddr
-    addr_len = 16 if fam == socket.AF_INET6 else 4
-
-    def keep(r: tuple) -> bool:
-        m = masks[r[13]]
-        if m:
-            st = STATE_UNIX_LISTEN if r[13] == UNIX and r[17] & SF_UNIX_ACC else r[14]
-            if not (st < 32 and (m >> st) & 1):
-                return False
-        if lport >= 0 and r[10] != lport:
-            return False
-        if rport >= 0 and r[11] != rport:
-            return False
-        if uid >= 0 and ((r[17] & SF_NO_UID) or r[3] != uid):
-            return False
-        if fam:
-            # exact: the socket's own family (an IPv4-mapped IPv6 address is IPv6)
-            t = r[13]
-            if t >= UNIX or (fam == socket.AF_INET6) != (t in V6_TABLES) or r[1][:addr_len] != addr[:addr_len]:
-                return False
-        return True
-    return keep
 
 
 def _read_text(netfd: int, t: int, big: bool, keep, recs: List[tuple], strings: bytearray,
@@ -65,7 +36,7 @@ def read_tables(q: Query, p: Plan, netfd: int, big: bool, recs: List[tuple], str
     tables: Dict[str, str] = {}
     sources: Dict[str, str] = {}
     skipped: Dict[str, int] = {}
-    keep = _keep(q)
+    keep = table_reader.keep_sock(q)
     nl = None
     nl_error = None
     own_inode = 0
@@ -155,6 +126,8 @@ def snapshot(q: Query, p: Plan, cache: Optional[_cache.Cache] = None) -> Tuple[L
             owners = w.result()
         else:
             owners = owners_proc.walk(rootfd, q.pids, cache) if q.owners else owners_proc.Owners()
+        if cache is not None and q.owners:
+            _cache.cache_update(cache, owners.seen, q.pids is not None)
     finally:
         if walker is not None:      # the tables failed: the walk still uses rootfd (and the cache)
             try:
@@ -171,14 +144,14 @@ def snapshot(q: Query, p: Plan, cache: Optional[_cache.Cache] = None) -> Tuple[L
     out = []
     append = out.append
     for r in recs:
-        held = by_inode.get(r[0]) if r[0] else None
+        held = by_inode.get(r[R_INODE]) if r[R_INODE] else None
         if held is None:
             if not owned_only:
                 append(r)
             continue
         first = len(owner_list)
         extend(sorted(held) if len(held) > 1 else held)      # Owner sorts by (pid, fd, ...)
-        append(r[:6] + (first, len(held)) + r[8:])
+        append(r[:R_OWNER_FIRST] + (first, len(held)) + r[R_EXT:])
     meta = {"denied_pids": tuple(owners.denied), "skipped": skipped, "tables": tables, "sources": sources,
             "processes": owners.nprocs, "owner_source": "procfs" if q.owners else "",
             "_stats": {"procs_cached": owners.nreused, "fds_read": owners.nreadlink}}
@@ -205,5 +178,5 @@ def bpf_may_load() -> bool:
 def poll(q: Query, p: Plan, cache: _cache.Cache) -> Tuple[List[tuple], _Context, Dict[str, Any], Dict[str, Any]]:
     """One poll (pn_poll): the new or changed records, and how to assemble the rest."""
     recs, ctx, meta = snapshot(q, p, cache)
-    out, out_ctx, delta = _cache.diff(cache, recs, ctx)
+    out, out_ctx, delta = poll_diff.diff(cache, recs, ctx)
     return out, out_ctx, meta, delta

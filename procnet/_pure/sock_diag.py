@@ -10,6 +10,8 @@ import socket
 import struct
 from typing import Callable, List, Optional, Tuple
 
+from .._contract import SF_NO_UID, SF_PKT_RUNNING, SF_UNIX_ACC
+from .._tables import NETLINK, PACKET, UNIX
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -39,13 +41,11 @@ PACKET_SHOW_INFO, PACKET_DIAG_INFO, PACKET_DIAG_UID, PDI_RUNNING = 1, 0, 5, 1
 NDIAG_PROTO_ALL, NDIAG_SHOW_GROUPS, NETLINK_DIAG_GROUPS = 255, 2, 1
 LONG = struct.Struct("=L")                   # the groups bitmap is made of C longs
 
-UNIX, PACKET, NETLINK = 10, 11, 12
 TARGETS = {
     0: (socket.AF_INET, 6), 1: (socket.AF_INET6, 6), 2: (socket.AF_INET, 17), 3: (socket.AF_INET6, 17),
     4: (socket.AF_INET, 136), 5: (socket.AF_INET6, 136), 6: (socket.AF_INET, IPPROTO_RAW),
     7: (socket.AF_INET6, IPPROTO_RAW), 8: (socket.AF_INET, 1), 9: (socket.AF_INET6, 58),
 }
-SF_NO_UID, SF_UNIX_ACC, SF_PKT_RUNNING = 1, 2, 8
 # unix sk_state -> (SS_* state as /proc/net/unix prints it, listening flag)
 UNIX_STATE = {10: (1, SF_UNIX_ACC), 1: (3, 0), 2: (2, 0)}
 

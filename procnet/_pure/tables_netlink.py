@@ -6,12 +6,12 @@ a NETLINK_ROUTE (0) socket with port id 812 in groups 0x551. No uid, no type.
 import re
 from typing import List
 
+from .._contract import SF_NO_UID
+from .._tables import NETLINK
 from .scan import DEC, NEG_DEC, U8, U32, U64, hexf
 
 _RE = re.compile(b"^" + hexf(1, 16, False) + DEC + DEC + hexf(1, 8) + NEG_DEC * 4 + DEC + DEC
                  + rb"[ \t]*$", re.M)
-NETLINK_TABLE = 12
-SF_NO_UID = 1
 
 
 def decode(lines: bytes) -> List[tuple]:
@@ -23,5 +23,5 @@ def decode(lines: bytes) -> List[tuple]:
         if family > U8 or portid > U32 or any(int(x) > U64 for x in g[3:]):
             continue
         out.append((inode, bytes(16), bytes(16), 0, 0, 0, 0, 0, portid, groups, 0, 0, family,
-                    NETLINK_TABLE, 0, 0, 0, SF_NO_UID))
+                    NETLINK, 0, 0, 0, SF_NO_UID))
     return out

@@ -6,12 +6,12 @@
 import re
 from typing import List
 
+from .._contract import SF_PKT_RUNNING
+from .._tables import PACKET
 from .scan import DEC, U8, U32, U64, hexf
 
 _RE = re.compile(b"^" + hexf(1, 16, False) + DEC + DEC + hexf(1, 4) + DEC + DEC + DEC + DEC + DEC
                  + rb"[ \t]*$", re.M)
-PACKET_TABLE = 11
-SF_PKT_RUNNING = 8
 
 
 def decode(lines: bytes) -> List[tuple]:
@@ -24,5 +24,5 @@ def decode(lines: bytes) -> List[tuple]:
                 or uid > U32 or inode > U64:
             continue
         out.append((inode, bytes(16), bytes(16), uid, 0, 0, 0, 0, iface, 0, 0, 0, int(groups[2], 16),
-                    PACKET_TABLE, 0, stype, 0, SF_PKT_RUNNING if running else 0))
+                    PACKET, 0, stype, 0, SF_PKT_RUNNING if running else 0))
     return out

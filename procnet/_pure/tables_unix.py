@@ -8,6 +8,8 @@ and all. Abstract names start with ``@``; unnamed sockets have no path.
 import re
 from typing import List
 
+from .._contract import SF_NO_UID, SF_UNIX_ACC
+from .._tables import UNIX
 from .scan import DEC, U64, hexf
 
 _RE = re.compile(
@@ -16,8 +18,6 @@ _RE = re.compile(
     re.M)
 
 ACCEPTCON = 0x10000
-UNIX_TABLE = 10
-SF_NO_UID, SF_UNIX_ACC = 1, 2
 
 
 def decode(lines: bytes, strings: bytearray) -> List[tuple]:
@@ -32,5 +32,5 @@ def decode(lines: bytes, strings: bytearray) -> List[tuple]:
         off = len(strings)
         strings += path
         out.append((inode_i, bytes(16), bytes(16), 0, 0, 0, 0, 0, off if sep else 0, len(path), 0, 0, 0,
-                    UNIX_TABLE, int(state, 16), int(stype, 16) & 0xFF, 0, sf))
+                    UNIX, int(state, 16), int(stype, 16) & 0xFF, 0, sf))
     return out

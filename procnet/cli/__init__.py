@@ -49,14 +49,11 @@ def continuous(refresh: Callable[[], None], interval: float,
 def _version(opts) -> str:
     from .. import _backend
     from .._version import __version__
-    name = _backend.resolve(opts.backend)[0]
+    from .._plan import bpf_status
+    name, impl = _backend.resolve(opts.backend)
     text = "procnet %s (backend: %s)\n" % (__version__, name)
-    if name == "native":
-        from .._native import bpf_status
-        ok, why = bpf_status()
-        text += "BPF owner source: %s\n" % ("available" if ok else "unavailable (%s)" % why)
-    else:
-        text += "BPF owner source: unavailable (the pure backend walks /proc)\n"
+    ok, why = bpf_status(impl)
+    text += "BPF owner source: %s\n" % ("available" if ok else "unavailable (%s)" % why)
     return text
 
 
