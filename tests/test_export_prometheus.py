@@ -279,3 +279,20 @@ def test_scrape_cost_follows_changes(impl, tmp_path):
         f.write(tcp_line(50, "127.0.0.1", 9000, 999) + "\n")
     m = parse(exposition(c))
     assert seen[50:] == [999] and len(m["procnet_listening_socket_info"]) == 26
+
+
+def test_same_labels_are_one_series(impl, tmp_path):
+    """Two sockets with the same labels (SO_REUSEPORT listeners of one
+    program) make one series, which stays until the last of them goes."""
+    root = str(tmp_path / "proc")
+    lines = [tcp_line(0, "0.0.0.0", 443, 111), tcp_line(1, "0.0.0.0", 443, 222)]
+    make_tree(root, {"tcp": lines}, {10: {"comm": "nginx", "fd": {3: sock(111)}},
+                                     11: {"comm": "nginx", "fd": {3: sock(222)}}})
+    c = collector(impl, root, kind="tcp")
+    m = parse(exposition(c))
+    assert [(l["port"], l["process"]) for l, _ in m["procnet_listening_socket_info"]] == [("443", "nginx")]
+    assert m["procnet_sockets"] == [({"proto": "tcp", "state": "LISTEN", "process": "nginx"}, 2.0)]
+    make_tree(root, {"tcp": lines[1:]})
+    m = parse(exposition(c))
+    assert [(l["port"], l["process"]) for l, _ in m["procnet_listening_socket_info"]] == [("443", "nginx")]
+    assert m["procnet_sockets"] == [({"proto": "tcp", "state": "LISTEN", "process": "nginx"}, 1.0)]
