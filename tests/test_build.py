@@ -98,6 +98,27 @@ def test_the_flags_are_part_of_the_hash(bb, monkeypatch):
     assert bb.inputs_hash("bpfel") != el
 
 
+@pytest.mark.parametrize("order,target", [("__ORDER_LITTLE_ENDIAN__", "bpfel"),
+                                          ("__ORDER_BIG_ENDIAN__", "bpfeb"),
+                                          ("__ORDER_PDP_ENDIAN__", None)])
+def test_the_c_compiler_picks_the_object_by_its_byte_order(order, target):
+    """pn_bpf_obj.h, as bpf_load.c includes it, for a target of each byte order
+    (the host compiler told another order: cross compilers are the cross tier's)."""
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if not cc:
+        pytest.skip("no C compiler")
+    p = subprocess.run([cc, "-E", "-U__BYTE_ORDER__", "-D__BYTE_ORDER__=" + order,
+                        os.path.join(BPF_DIR, "pn_bpf_obj.h")],
+                       capture_output=True, text=True, timeout=60)
+    if target is None:
+        assert p.returncode != 0 and "little- and big-endian kernels only" in p.stderr
+        return
+    assert p.returncode == 0, p.stderr
+    other = "bpfeb" if target == "bpfel" else "bpfel"
+    assert "task_sockets_%s.h" % target in p.stdout              # cpp's line markers
+    assert "task_sockets_%s.h" % other not in p.stdout
+
+
 def test_every_input_is_a_dependency_of_the_extension():
     """The extension's depends= name every header and BPF file, or an edit of
     one would leave an old core in a reused build dir."""
