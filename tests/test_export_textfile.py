@@ -152,3 +152,22 @@ def test_readers_never_see_a_partial_file(tmp_path):
         t.join(60)
     assert not errors and reads == 300
     assert sorted(os.listdir(tmp_path)) == ["m.prom", "proc"]
+
+
+def test_listeners_only_polls_listeners():
+    """--metrics listeners (and status) needs no other socket: the kernel is
+    asked for listeners only; any other metric, or --state, counts every socket."""
+    from procnet.cli import serve
+    from procnet.cli.args import parse
+
+    def states(*argv):
+        c = serve._collector(parse(list(argv)))
+        try:
+            return c.poller._args["state"]
+        finally:
+            c.poller.close()
+    assert states("--format", "prom", "-t", "--metrics", "listeners,status") == ("LISTEN",)
+    assert states("--format", "prom", "-tu", "--metrics", "listeners") == ("LISTEN", "NONE")
+    assert states("--format", "prom", "-t") is None
+    assert states("--format", "prom", "-t", "--metrics", "listeners", "--state", "ESTABLISHED") == ("ESTABLISHED",)
+    assert states("--serve", ":0", "-tl") == ("LISTEN",)

@@ -21,6 +21,9 @@ semantic-convention attribute names where they exist:
     the same without the process: sockets no readable process holds.
 ``procnet.snapshot.complete``, ``procnet.denied_processes`` (status).
 
+``process.executable.name`` is the kernel's name of the process (``comm``,
+at most 15 bytes), as procnet's :class:`procnet.Owner` has it.
+
 One collection takes one poll of the shared Poller: the first gauge called
 in a collection polls, the others read that poll (each gauge reads each poll
 once; a gauge asking again starts the next poll). Names and paths that are
