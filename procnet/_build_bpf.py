@@ -33,7 +33,8 @@ made the committed objects, which is CI's clang-14.
 For the build (procnet/_build_ffi.py): ``build_config(build_dir)``. When the
 committed objects are stale (a source edited, not regenerated) it compiles
 them into ``build_dir/pn_bpf_obj_local.h`` if a clang can, and otherwise
-leaves the BPF source out: a stale object never ships.
+leaves the BPF source out: a stale object never ships. PROCNET_NO_BPF=1
+leaves it out on purpose (the core then says it was built without it).
 """
 import hashlib
 import os
@@ -367,6 +368,8 @@ def main(argv: List[str]) -> int:
         bad = problems()
         for p in bad:
             print(p, file=sys.stderr)
+        if bad:
+            _say("regenerate them: python procnet/_build_bpf.py --regenerate")
         return 1 if bad else 0
     print("usage: python procnet/_build_bpf.py --check [--rebuild] | --regenerate",
           file=sys.stderr)

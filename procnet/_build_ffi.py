@@ -2,7 +2,10 @@
 
 Used by setup.py through ``cffi_modules=["procnet/_build_ffi.py:ffibuilder"]``.
 The cdef is read from the real header, between its PN_CDEF markers, so the
-declarations Python sees can never drift from the ones C compiles.
+declarations Python sees can never drift from the ones C compiles. The BPF
+owner program is embedded from its committed objects (procnet/_build_bpf.py:
+no clang needed). ``depends=`` names every input besides the sources, which
+setup.py's build_ext hashes to decide whether a build dir may be reused.
 """
 import os
 import re
