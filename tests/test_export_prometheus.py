@@ -296,3 +296,19 @@ def test_same_labels_are_one_series(impl, tmp_path):
     m = parse(exposition(c))
     assert [(l["port"], l["process"]) for l, _ in m["procnet_listening_socket_info"]] == [("443", "nginx")]
     assert m["procnet_sockets"] == [({"proto": "tcp", "state": "LISTEN", "process": "nginx"}, 1.0)]
+
+
+def test_incomplete_snapshot(impl, tmp_path):
+    """A process whose fds cannot be read: complete 0, one denied process, and
+    its listener counted as unowned (its series has no process)."""
+    root = str(tmp_path / "proc")
+    make_tree(root, {"tcp": [tcp_line(0, "0.0.0.0", 8080, 111)]})
+    make_tree(str(tmp_path / "elsewhere"), procs={7: {"fd": {3: sock(111)}}})
+    os.makedirs(os.path.join(root, "501"))
+    os.symlink(str(tmp_path / "elsewhere" / "7" / "fd"), os.path.join(root, "501", "fd"))   # refused
+    m = parse(exposition(collector(impl, root, kind="tcp")))
+    assert m["procnet_snapshot_complete"] == [({}, 0.0)]
+    assert m["procnet_denied_processes"] == [({}, 1.0)]
+    assert [(l["port"], l["process"]) for l, _ in m["procnet_listening_socket_info"]] == [("8080", "")]
+    assert m["procnet_sockets_unowned"] == [({"proto": "tcp", "state": "LISTEN"}, 1.0)]
+    assert "procnet_sockets" not in m
