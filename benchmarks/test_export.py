@@ -8,6 +8,10 @@ udp, udp6, unix: procnet's ("inet", "unix")), owners by the /proc walk:
 - scrape_warm: a scrape with nothing changed since the last one -- one
   Poller.poll() plus prometheus-client's encoding of every series;
 - scrape_churn_1pct: the same after 1 % of the sockets were replaced;
+- scrape_warm_counts: a warm scrape without the listener series (every socket
+  still counted): the difference to scrape_warm is prometheus-client's
+  encoding of one series per listener, which the workload has many of
+  (~1 socket in 7; a real server has tens);
 - collect_warm: the collector alone (poll, tally, metric families), no text;
 - poll_warm: Poller.poll() alone -- the floor of any scrape;
 - otel_warm: the OpenTelemetry gauges collected by the SDK's in-memory reader;
@@ -72,6 +76,18 @@ def test_scrape_warm(benchmark, workload, collector):
     text = benchmark(prometheus.exposition, collector)
     _series(benchmark, collector, text)
     assert text.count(b"procnet_listening_socket_info{") >= 1
+
+
+def test_scrape_warm_counts(benchmark, workload):
+    group(benchmark, "export scrape", workload)
+    c = prometheus.ProcnetCollector(_poller(), metrics=("sockets", "unowned", "status"))
+    prometheus.exposition(c)
+    prometheus.exposition(c)
+    try:
+        text = benchmark(prometheus.exposition, c)
+        _series(benchmark, c, text)
+    finally:
+        c.poller.close()
 
 
 def test_scrape_churn_1pct(benchmark, workload, churner, collector):
