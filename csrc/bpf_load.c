@@ -32,7 +32,8 @@ int pn_bpf_open(struct pn_bpf **out, char *why, size_t whylen)
     if (out)
         *out = NULL;
     set_why(why, whylen, "procnet was built without its BPF program "
-            "(no clang with a BPF target at build time)");
+            "(built with PROCNET_NO_BPF=1, or its committed objects were stale and no clang "
+            "could rebuild them: see the build log)");
     errno = ENOSYS;
     return -1;
 }

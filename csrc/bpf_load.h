@@ -9,7 +9,7 @@
 
 #ifndef PN_HAVE_BPF_OBJ
 
-/* Built without clang for the BPF target: the source exists, never loads. */
+/* Built without the BPF program (PROCNET_NO_BPF, or stale objects and no clang): the source exists, never loads. */
 struct pn_bpf {
     int unused;
 };

@@ -3,8 +3,8 @@
  * /proc walk (csrc/owners_proc.c), on the live system. Its own main(); built
  * and run by tests/c/bpf/run_bpf.sh, which amounts to:
  *
- *   python3 procnet/_build_bpf.py GEN     # GEN/pn_bpf_obj.h
- *   cc -std=c11 -Wall -Wextra -Werror -DPN_TEST_BPF -DPN_HAVE_BPF_OBJ -IGEN -Icsrc \
+ *   python3 procnet/_build_bpf.py --check  # the committed objects are fresh
+ *   cc -std=c11 -Wall -Wextra -Werror -DPN_TEST_BPF -DPN_HAVE_BPF_OBJ -Icsrc \
  *      csrc/(all .c) tests/c/check.c tests/c/bpf/(all .c) -pthread -ldl
  *   ./test_bpf            # exit 77 when BPF cannot load here (prints why)
  *   ./test_bpf bench      # the micro-measurement (open, scan vs walk)
