@@ -41,6 +41,8 @@ def collect(reader):
     for rm in reader.get_metrics_data().resource_metrics:
         for sm in rm.scope_metrics:
             for m in sm.metrics:
+                if not m.name.startswith("procnet."):     # the SDK's own metrics (newer SDKs)
+                    continue
                 out[m.name] = sorted(((dict(p.attributes), p.value) for p in m.data.data_points),
                                      key=_order)
     return out

@@ -47,15 +47,14 @@ def tree(root, n=3, comm="web"):
     return make_tree(root, {"tcp": lines}, {10: {"comm": comm, "fd": {3 + i: sock(100 + i) for i in range(n)}}})
 
 
-@pytest.mark.parametrize("backend", ["native", "pure"])
-def test_output_file_valid_and_replaced(tmp_path, backend):
+def test_output_file_valid_and_replaced(tmp_path, impl):
     root = tree(str(tmp_path / "proc"))
     out_dir = tmp_path / "textfile"
     out_dir.mkdir()
     target = out_dir / "procnet.prom"
     target.write_bytes(b"old\n")
     before = os.stat(target).st_ino
-    r = run("--format", "prom", "--output", str(target), "-t", "--proc-root", root, "--backend", backend)
+    r = run("--format", "prom", "--output", str(target), "-t", "--proc-root", root, "--backend", impl.name)
     assert r.returncode == 0, r.stderr
     assert r.stdout == b""
     data = target.read_bytes()
