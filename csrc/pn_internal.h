@@ -106,12 +106,17 @@ int  pn_pid_wanted(const struct pn_query *q, int32_t pid);
 /* Table line decoders (tables_*.c). Same contract as pn_decode_line. */
 int pn_decode_inet(int table, const char *line, size_t len, int big_endian,
                    struct pn_sock *out);
-int pn_inet_is_v6(int table);                       /* table is PN_TCP..PN_ICMP6 */
+int pn_inet_is_v6(int table);                       /* table is pn_table_is_ip() */
 void pn_inet_kind(int table, struct pn_sock *s);     /* fill stype, protocol (needs lport) */
 int pn_decode_unix(const char *line, size_t len, struct pn_sock *out,
                    const char **path, size_t *path_len);
 int pn_decode_packet(const char *line, size_t len, struct pn_sock *out);
 int pn_decode_netlink(const char *line, size_t len, struct pn_sock *out);
+/* /proc/net/sctp/eps and assocs lines (tables_sctp.c): out->table says which
+ * SCTP table the line belongs to (sctp6 when any address is IPv6). */
+int pn_decode_sctp(const char *line, size_t len, struct pn_sock *out);
+/* Tables of IP sockets (laddr/raddr are addresses): PN_TCP..PN_ICMP6, mptcp, sctp. */
+int pn_table_is_ip(int table);
 
 /* Small scanners over [*p, end): skip blanks, then read one field. Each
  * returns 1 and advances *p on success, 0 (leaving junk behind) otherwise.
@@ -132,7 +137,8 @@ struct pn_sink {
 };
 int pn_read_table(int netdirfd, int table, const struct pn_query *q,
                   struct pn_sink *sink, uint32_t *skipped);
-extern const char *const pn_table_files[PN_NTABLES];
+/* The files of each table under net/, read in order (NULL: none; sctp has two). */
+extern const char *const pn_table_files[PN_NTABLES][2];
 int pn_keep_sock(const struct pn_query *q, const struct pn_sock *s);
 
 /* The netlink source (sock_diag.c): one socket per snapshot, one dump per table. */

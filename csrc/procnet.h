@@ -40,7 +40,15 @@ extern "C" {
 #define PN_UNIX     10
 #define PN_PACKET   11
 #define PN_NETLINK  12
-#define PN_NTABLES  13
+/* Families ss lists that /proc/net has no (or no line) table for: sock_diag
+ * dumps only, except SCTP, whose text is /proc/net/sctp/{eps,assocs}. */
+#define PN_MPTCP    13
+#define PN_MPTCP6   14
+#define PN_SCTP     15
+#define PN_SCTP6    16
+#define PN_VSOCK    17
+#define PN_XDP      18
+#define PN_NTABLES  19
 
 /* pn_query.byte_order: how the kernel that printed the text orders words. */
 #define PN_ORDER_HOST   0
@@ -80,6 +88,10 @@ extern "C" {
  * own bit makes "LISTEN" and "NONE" one filter, decided once, in the core. */
 #define PN_STATE_UNIX_LISTEN 30
 
+/* pn_sock.state of an SCTP association: this plus its SCTP_STATE_* code, so
+ * one table holds endpoints (sk_state, TCP codes < 16) and associations. */
+#define PN_SCTP_ASSOC_STATE 16
+
 /* pn_query.flags */
 #define PN_Q_OWNERS      1     /* walk /proc/PID/fd and join owners */
 #define PN_Q_OWNED_ONLY  2     /* drop sockets with no owner (set by pid filters) */
@@ -89,7 +101,8 @@ extern "C" {
 /*
  * One socket. Fixed layout without implicit padding (80 bytes), so Python can
  * unpack the whole array with one struct.iter_unpack (see _native.py).
- * Addresses are in network byte order: IPv4 uses laddr[0..3].
+ * Addresses are in network byte order: IPv4 uses laddr[0..3]; vsock keeps
+ * its CIDs there (laddr/raddr[0..3], big-endian) and its ports in ext/ext_len.
  */
 struct pn_sock {
     uint64_t inode;
@@ -100,11 +113,13 @@ struct pn_sock {
     uint32_t rx_queue;
     uint32_t owner_first;  /* index into pn_result.owners */
     uint32_t owner_count;
-    uint32_t ext;          /* unix: path offset in strings; packet: ifindex; netlink: portid */
-    uint32_t ext_len;      /* unix: path length; netlink: groups bitmap */
+    uint32_t ext;          /* unix: path offset in strings; packet: ifindex; netlink: portid;
+                              vsock: local port (32-bit); xdp: ifindex */
+    uint32_t ext_len;      /* unix: path length; netlink: groups bitmap; vsock: remote port;
+                              xdp: queue id */
     uint16_t lport;
     uint16_t rport;
-    uint16_t protocol;     /* inet: IPPROTO_*; packet: ethertype; netlink: family */
+    uint16_t protocol;     /* inet, mptcp, sctp: IPPROTO_*; packet: ethertype; netlink: family */
     uint8_t  table;        /* PN_TCP ... */
     uint8_t  state;        /* kernel state code (inet: TCP_*, unix: SS_*) */
     uint8_t  stype;        /* socket type, numbered as the host's SOCK_* (0 = unknown) */

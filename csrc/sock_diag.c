@@ -28,6 +28,8 @@
 #include <linux/unix_diag.h>
 #include <linux/packet_diag.h>
 #include <linux/netlink_diag.h>
+#include <linux/vm_sockets_diag.h>
+#include <linux/xdp_diag.h>
 
 #define PN_DIAG_RCVBUF   (256 * 1024)
 #define PN_DIAG_RETRIES  5           /* NLM_F_DUMP_INTR: the table changed mid-dump */
@@ -39,6 +41,16 @@ _Static_assert(PN_DIAG_RCVBUF <= PN_READ_CHUNK, "dumps are received into the sin
 #ifndef NLM_F_DUMP_INTR
 #define NLM_F_DUMP_INTR 0x10
 #endif
+#ifndef AF_VSOCK
+#define AF_VSOCK 40
+#endif
+#ifndef AF_XDP
+#define AF_XDP 44
+#endif
+#define PN_IPPROTO_MPTCP 262          /* does not fit inet_diag_req_v2's u8 sdiag_protocol */
+#define PN_IPPROTO_SCTP  132
+#define PN_INET_DIAG_REQ_PROTOCOL 3   /* the u32 protocol attribute (Linux 5.9+) */
+#define PN_INET_DIAG_PEERS 14         /* sctp: an association's peer addresses */
 
 int pn_diag_open(uint64_t *own_inode)
 {
@@ -53,7 +65,7 @@ int pn_diag_open(uint64_t *own_inode)
 /* Which dump serves a table: address family and protocol. */
 static int diag_target(int table, int *family, int *protocol)
 {
-    static const struct { uint8_t family, protocol; } t[PN_NTABLES] = {
+    static const struct { uint8_t family; uint16_t protocol; } t[PN_NTABLES] = {
         [PN_TCP] = { AF_INET, IPPROTO_TCP },         [PN_TCP6] = { AF_INET6, IPPROTO_TCP },
         [PN_UDP] = { AF_INET, IPPROTO_UDP },         [PN_UDP6] = { AF_INET6, IPPROTO_UDP },
         [PN_UDPLITE] = { AF_INET, 136 },             [PN_UDPLITE6] = { AF_INET6, 136 },
@@ -61,6 +73,9 @@ static int diag_target(int table, int *family, int *protocol)
         [PN_ICMP] = { AF_INET, IPPROTO_ICMP },       [PN_ICMP6] = { AF_INET6, 58 },
         [PN_UNIX] = { AF_UNIX, 0 },                  [PN_PACKET] = { AF_PACKET, 0 },
         [PN_NETLINK] = { AF_NETLINK, NDIAG_PROTO_ALL },
+        [PN_MPTCP] = { AF_INET, PN_IPPROTO_MPTCP },  [PN_MPTCP6] = { AF_INET6, PN_IPPROTO_MPTCP },
+        [PN_SCTP] = { AF_INET, PN_IPPROTO_SCTP },    [PN_SCTP6] = { AF_INET6, PN_IPPROTO_SCTP },
+        [PN_VSOCK] = { AF_VSOCK, 0 },                [PN_XDP] = { AF_XDP, 0 },
     };
     if (table < 0 || table >= PN_NTABLES)
         return -1;
@@ -132,19 +147,31 @@ static int send_dump(int fd, int table, const struct pn_query *q, uint32_t seq)
         uint32_t states = q->state_mask[table] ? q->state_mask[table] : 0xffffffffu;
         if (states & (1u << 3))
             states |= 1u << 12;     /* SYN_RECV entries live as TCP_NEW_SYN_RECV requests */
+        if (protocol == PN_IPPROTO_SCTP)
+            states = 0xffffffffu;   /* association states are not sk_states: filtered here */
         r.sdiag_family = (uint8_t)family;
-        r.sdiag_protocol = (uint8_t)protocol;
+        /* MPTCP (262) goes in the u32 attribute below; the u8 says 0, which no
+         * handler serves, so a kernel that ignores the attribute fails the dump
+         * (the table is then missing) instead of answering for TCP (262 & 0xff). */
+        r.sdiag_protocol = protocol > 255 ? 0 : (uint8_t)protocol;
         r.sdiag_raw_protocol = protocol == IPPROTO_RAW ? IPPROTO_RAW : 0;   /* raw: all */
         r.idiag_states = states;
         memcpy(buf.bytes + off, &r, sizeof r);
         off += NLMSG_ALIGN(sizeof r);
         unsigned char bc[96];
-        size_t bclen = filter_bytecode(q, family, bc, sizeof bc);
+        size_t bclen = protocol == PN_IPPROTO_SCTP ? 0 : filter_bytecode(q, family, bc, sizeof bc);
         if (bclen) {
             struct nlattr a = { .nla_len = (uint16_t)(NLA_HDRLEN + bclen),
                                 .nla_type = INET_DIAG_REQ_BYTECODE };
             memcpy(buf.bytes + off, &a, sizeof a);
             memcpy(buf.bytes + off + NLA_HDRLEN, bc, bclen);
+            off += NLA_ALIGN(a.nla_len);
+        }
+        if (protocol > 255) {
+            struct nlattr a = { .nla_len = NLA_HDRLEN + 4, .nla_type = PN_INET_DIAG_REQ_PROTOCOL };
+            uint32_t proto32 = (uint32_t)protocol;
+            memcpy(buf.bytes + off, &a, sizeof a);
+            memcpy(buf.bytes + off + NLA_HDRLEN, &proto32, 4);
             off += NLA_ALIGN(a.nla_len);
         }
     } else if (family == AF_UNIX) {
@@ -154,13 +181,25 @@ static int send_dump(int fd, int table, const struct pn_query *q, uint32_t seq)
         r.udiag_show = UDIAG_SHOW_NAME | UDIAG_SHOW_RQLEN | UDIAG_SHOW_UID;
         memcpy(buf.bytes + off, &r, sizeof r);
         off += NLMSG_ALIGN(sizeof r);
+    } else if (family == AF_VSOCK) {
+        struct vsock_diag_req r = {0};
+        r.sdiag_family = AF_VSOCK;
+        r.vdiag_states = q->state_mask[table] ? q->state_mask[table] : 0xffffffffu;
+        memcpy(buf.bytes + off, &r, sizeof r);
+        off += NLMSG_ALIGN(sizeof r);
+    } else if (family == AF_XDP) {
+        struct xdp_diag_req r = {0};
+        r.sdiag_family = AF_XDP;
+        r.xdiag_show = XDP_SHOW_INFO;
+        memcpy(buf.bytes + off, &r, sizeof r);
+        off += NLMSG_ALIGN(sizeof r);
     } else if (family == AF_PACKET) {
         struct packet_diag_req r = {0};
         r.sdiag_family = AF_PACKET;
         r.pdiag_show = PACKET_SHOW_INFO;
         memcpy(buf.bytes + off, &r, sizeof r);
         off += NLMSG_ALIGN(sizeof r);
-    } else {
+    } else {                            /* AF_NETLINK */
         struct netlink_diag_req r = {0};
         r.sdiag_family = AF_NETLINK;
         r.sdiag_protocol = NDIAG_PROTO_ALL;
@@ -207,7 +246,7 @@ static int decode_msg(int table, const struct nlmsghdr *h, struct pn_sock *s, st
     memset(s, 0, sizeof *s);
     s->table = (uint8_t)table;
 
-    if (table <= PN_ICMP6) {
+    if (pn_table_is_ip(table)) {
         struct inet_diag_msg m;
         if (len < sizeof m)
             return 0;
@@ -223,6 +262,59 @@ static int decode_msg(int table, const struct nlmsghdr *h, struct pn_sock *s, st
         s->uid = m.idiag_uid;
         s->inode = m.idiag_inode;
         pn_inet_kind(table, s);     /* protocol and type, as the text decoder gives them */
+        if (table == PN_SCTP || table == PN_SCTP6) {
+            /* an association (it has peers) reports its SCTP_STATE_*, an endpoint its sk_state */
+            size_t hdr = NLMSG_ALIGN(sizeof m);
+            if (len >= hdr) {
+                FOR_ATTRS(data + hdr, len - hdr, a) {
+                    if (a->nla_type == PN_INET_DIAG_PEERS) {
+                        s->state = (uint8_t)(m.idiag_state < 256 - PN_SCTP_ASSOC_STATE ?
+                                             PN_SCTP_ASSOC_STATE + m.idiag_state : 255);
+                        break;
+                    }
+                }
+            }
+        }
+        return 1;
+    }
+    if (table == PN_VSOCK) {
+        struct vsock_diag_msg m;
+        if (len < sizeof m)
+            return 0;
+        memcpy(&m, data, sizeof m);
+        uint32_t lcid = htonl(m.vdiag_src_cid), rcid = htonl(m.vdiag_dst_cid);
+        memcpy(s->laddr, &lcid, 4);     /* CIDs big-endian, like an IPv4 address */
+        memcpy(s->raddr, &rcid, 4);
+        s->ext = m.vdiag_src_port;      /* ports are 32-bit: not lport/rport */
+        s->ext_len = m.vdiag_dst_port;
+        s->stype = m.vdiag_type;
+        s->state = m.vdiag_state;
+        s->inode = m.vdiag_ino;
+        s->flags = PN_SF_NO_UID;        /* vsock_diag reports no uid */
+        return 1;
+    }
+    if (table == PN_XDP) {
+        struct xdp_diag_msg m;
+        if (len < sizeof m)
+            return 0;
+        memcpy(&m, data, sizeof m);
+        s->stype = m.xdiag_type;
+        s->inode = m.xdiag_ino;
+        s->flags = PN_SF_NO_UID;
+        size_t hdr = NLMSG_ALIGN(sizeof m);
+        if (len < hdr)
+            return 1;
+        FOR_ATTRS(data + hdr, len - hdr, a) {
+            if (a->nla_type == XDP_DIAG_INFO && ATTR_LEN(a) >= sizeof(struct xdp_diag_info)) {
+                struct xdp_diag_info xi;
+                memcpy(&xi, ATTR_DATA(a), sizeof xi);
+                s->ext = xi.ifindex;
+                s->ext_len = xi.queue_id;
+            } else if (a->nla_type == XDP_DIAG_UID && ATTR_LEN(a) >= 4) {
+                s->uid = get_u32(ATTR_DATA(a));
+                s->flags &= (uint16_t)~PN_SF_NO_UID;
+            }
+        }
         return 1;
     }
     if (table == PN_UNIX) {

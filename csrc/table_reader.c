@@ -12,9 +12,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-const char *const pn_table_files[PN_NTABLES] = {
-    "tcp", "tcp6", "udp", "udp6", "udplite", "udplite6", "raw", "raw6",
-    "icmp", "icmp6", "unix", "packet", "netlink",
+const char *const pn_table_files[PN_NTABLES][2] = {
+    {"tcp"}, {"tcp6"}, {"udp"}, {"udp6"}, {"udplite"}, {"udplite6"}, {"raw"}, {"raw6"},
+    {"icmp"}, {"icmp6"}, {"unix"}, {"packet"}, {"netlink"},
+    [PN_MPTCP] = {NULL}, [PN_MPTCP6] = {NULL},        /* no text: sock_diag only */
+    /* both files list both families; each line goes to the table of its own */
+    [PN_SCTP] = {"sctp/eps", "sctp/assocs"}, [PN_SCTP6] = {"sctp/eps", "sctp/assocs"},
+    [PN_VSOCK] = {NULL}, [PN_XDP] = {NULL},
 };
 
 int pn_decode_line(int table, const char *line, size_t len, int byte_order,
@@ -43,6 +47,8 @@ int pn_decode_line(int table, const char *line, size_t len, int byte_order,
         return pn_decode_packet(line, len, out);
     case PN_NETLINK:
         return pn_decode_netlink(line, len, out);
+    case PN_SCTP: case PN_SCTP6:
+        return pn_decode_sctp(line, len, out);
     default:
         return 0;
     }
@@ -57,15 +63,18 @@ int pn_keep_sock(const struct pn_query *q, const struct pn_sock *s)
         if (!(st < 32 && (mask >> st) & 1u))
             return 0;
     }
-    if (q->lport >= 0 && s->lport != (uint32_t)q->lport)
+    /* vsock ports are 32-bit, kept in ext/ext_len */
+    uint32_t lport = s->table == PN_VSOCK ? s->ext : s->lport;
+    uint32_t rport = s->table == PN_VSOCK ? s->ext_len : s->rport;
+    if (q->lport >= 0 && lport != (uint32_t)q->lport)
         return 0;
-    if (q->rport >= 0 && s->rport != (uint32_t)q->rport)
+    if (q->rport >= 0 && rport != (uint32_t)q->rport)
         return 0;
     if (q->uid >= 0 && ((s->flags & PN_SF_NO_UID) || s->uid != (uint64_t)q->uid))
         return 0;
     if (q->laddr_family) {
         /* exact: the socket's own family (an IPv4-mapped IPv6 address is IPv6) */
-        if (s->table > PN_ICMP6 ||
+        if (!pn_table_is_ip(s->table) ||
             (pn_inet_is_v6(s->table) ? q->laddr_family != AF_INET6 : q->laddr_family != AF_INET) ||
             memcmp(s->laddr, q->laddr, q->laddr_family == AF_INET6 ? 16 : 4) != 0)
             return 0;
@@ -86,7 +95,7 @@ static int take_line(int table, const struct pn_query *q, const char *line, size
         (*skipped)++;
         return 0;
     }
-    if (!pn_keep_sock(q, s))
+    if (s->table != table || !pn_keep_sock(q, s))   /* sctp: a line of the other family */
         return 0;
     if (path) {
         size_t off = pn_vec_append_bytes(&sink->strings, path, path_len);
@@ -106,10 +115,10 @@ static int header_is_data(int table, const struct pn_query *q, const char *line,
     return pn_decode_line(table, line, len, q->byte_order, &s, NULL, NULL);
 }
 
-int pn_read_table(int netdirfd, int table, const struct pn_query *q,
-                  struct pn_sink *sink, uint32_t *skipped)
+static int read_file(int netdirfd, const char *file, int table, const struct pn_query *q,
+                     struct pn_sink *sink, uint32_t *skipped)
 {
-    int fd = pn_open_file(netdirfd, pn_table_files[table]);
+    int fd = pn_open_file(netdirfd, file);
     if (fd < 0)
         return -1;
 
@@ -195,4 +204,26 @@ out:
     }
     close(fd);
     return rc;
+}
+
+int pn_read_table(int netdirfd, int table, const struct pn_query *q,
+                  struct pn_sink *sink, uint32_t *skipped)
+{
+    if (table < 0 || table >= PN_NTABLES || !pn_table_files[table][0]) {
+        errno = ENOENT;               /* a table with no text: missing, as on old kernels */
+        return -1;
+    }
+    size_t start_socks = sink->socks.len, start_strings = sink->strings.len;
+    uint32_t start_skipped = *skipped;
+    for (int i = 0; i < 2 && pn_table_files[table][i]; i++) {
+        if (read_file(netdirfd, pn_table_files[table][i], table, q, sink, skipped) < 0) {
+            int e = errno;            /* all of the table or nothing */
+            sink->socks.len = start_socks;
+            sink->strings.len = start_strings;
+            *skipped = start_skipped;
+            errno = e;
+            return -1;
+        }
+    }
+    return 0;
 }

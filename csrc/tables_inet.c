@@ -61,7 +61,7 @@ static const struct {
     uint16_t protocol;
     uint8_t  stype;
     uint8_t  v6;
-} inet_kind[PN_ICMP6 + 1] = {
+} inet_kind[PN_SCTP6 + 1] = {
     [PN_TCP]      = { IPPROTO_TCP,     SOCK_STREAM, 0 },
     [PN_TCP6]     = { IPPROTO_TCP,     SOCK_STREAM, 1 },
     [PN_UDP]      = { IPPROTO_UDP,     SOCK_DGRAM,  0 },
@@ -72,11 +72,20 @@ static const struct {
     [PN_RAW6]     = { 0,               SOCK_RAW,    1 },
     [PN_ICMP]     = { IPPROTO_ICMP,    SOCK_DGRAM,  0 },
     [PN_ICMP6]    = { 58,              SOCK_DGRAM,  1 },  /* IPPROTO_ICMPV6 */
+    [PN_MPTCP]    = { 262,             SOCK_STREAM, 0 },  /* IPPROTO_MPTCP */
+    [PN_MPTCP6]   = { 262,             SOCK_STREAM, 1 },
+    [PN_SCTP]     = { 132,             0,           0 },  /* IPPROTO_SCTP; type from the text */
+    [PN_SCTP6]    = { 132,             0,           1 },
 };
+
+int pn_table_is_ip(int table)
+{
+    return (table >= PN_TCP && table <= PN_ICMP6) || (table >= PN_MPTCP && table <= PN_SCTP6);
+}
 
 int pn_inet_is_v6(int table)
 {
-    return inet_kind[table].v6;
+    return pn_table_is_ip(table) && inet_kind[table].v6;
 }
 
 void pn_inet_kind(int table, struct pn_sock *s)

@@ -40,6 +40,21 @@ class Address(NamedTuple):
     port: int
 
 
+class VsockAddress(NamedTuple):
+    """A vsock endpoint: context id (2 = the host; 4294967295 = VMADDR_CID_ANY)
+    and 32-bit port (4294967295 = VMADDR_PORT_ANY); unpacks as ``(cid, port)``."""
+
+    cid: int
+    port: int
+
+
+class XdpAddress(NamedTuple):
+    """Where an AF_XDP socket is bound: interface index and queue id (0, 0 unbound)."""
+
+    ifindex: int
+    queue_id: int
+
+
 class Owner(NamedTuple):
     """One process holding a socket: pid, the fd number, and its comm name.
 
@@ -130,9 +145,14 @@ class Connection(tuple):
     - ``laddr`` / ``raddr``: for inet an :class:`Address` ``(ip, port)``; IPv4-mapped
       IPv6 shows as ``::ffff:1.2.3.4``. For unix ``laddr`` is the path (``"@name"``
       for abstract, ``""`` unnamed); for packet the bound ifindex (0 = any); for
-      netlink the port id. ``raddr`` is None outside inet.
+      netlink the port id. mptcp and sctp are inet (sctp: the first local
+      address and the primary peer of a multi-homed socket); vsock gives
+      :class:`VsockAddress` ``(cid, port)`` for both, xdp :class:`XdpAddress`
+      ``(ifindex, queue_id)``. ``raddr`` is None for the others.
     - ``state``: ``"ESTABLISHED"``, ``"LISTEN"``, ``"TIME_WAIT"``...; ``"NONE"`` where
-      the socket has no state (unconnected datagram, packet, netlink).
+      the socket has no state (unconnected datagram, packet, netlink, xdp);
+      an SCTP association's state: ``"COOKIE_WAIT"``, ``"ESTABLISHED"``,
+      ``"SHUTDOWN_SENT"``... (``_tables.SCTP_ASSOC_STATES``).
     - ``tx_queue``, ``rx_queue``, ``uid`` (None where the source gives none:
       unix and netlink text), ``inode``, ``protocol`` (inet: IPPROTO_*; packet:
       ethertype; netlink: family).
@@ -176,21 +196,28 @@ class Connection(tuple):
         return None if self[R_FLAGS] & SF_NO_UID else self[R_UID]
 
     @property
-    def laddr(self) -> Union[Address, str, int]:
-        """Local address: Address, unix path, packet ifindex or netlink port id."""
+    def laddr(self) -> Union[Address, str, int, VsockAddress, XdpAddress]:
+        """Local address: Address (inet, mptcp, sctp), unix path, packet ifindex,
+        netlink port id, VsockAddress or XdpAddress."""
         table = self[R_TABLE]
-        if table < T.UNIX:
+        if table in T.IP_TABLES:
             return tuple.__new__(Address, (_ip(self[R_LADDR], table in T.V6_TABLES), self[R_LPORT]))
         if table == T.UNIX:
             return self[R_CTX].text(self[R_EXT], self[R_EXT_LEN])
+        if table == T.VSOCK:
+            return tuple.__new__(VsockAddress, (int.from_bytes(self[R_LADDR][:4], "big"), self[R_EXT]))
+        if table == T.XDP:
+            return tuple.__new__(XdpAddress, (self[R_EXT], self[R_EXT_LEN]))
         return self[R_EXT]
 
     @property
-    def raddr(self) -> Optional[Address]:
-        """Remote address for inet sockets; None otherwise."""
+    def raddr(self) -> Union[Address, VsockAddress, None]:
+        """Remote address of inet, mptcp, sctp (the primary peer) and vsock sockets; None otherwise."""
         table = self[R_TABLE]
-        if table < T.UNIX:
+        if table in T.IP_TABLES:
             return tuple.__new__(Address, (_ip(self[R_RADDR], table in T.V6_TABLES), self[R_RPORT]))
+        if table == T.VSOCK:
+            return tuple.__new__(VsockAddress, (int.from_bytes(self[R_RADDR][:4], "big"), self[R_EXT_LEN]))
         return None
 
     @property
@@ -209,7 +236,7 @@ class Connection(tuple):
         st = self.state
         if st == "LISTEN":
             return True
-        return self[R_TABLE] < T.UNIX and self[R_TABLE] not in T.TCP_TABLES and st == "NONE"
+        return self[R_TABLE] in T.INET_TABLES and self[R_TABLE] not in T.TCP_TABLES and st == "NONE"
 
     @property
     def is_ipv4_mapped(self) -> bool:
@@ -229,8 +256,8 @@ class Connection(tuple):
         d["family"] = d["family"].name
         d["type"] = d["type"].name if d["type"] is not None else None
         for k in ("laddr", "raddr"):
-            if isinstance(d[k], Address):
-                d[k] = {"ip": d[k].ip, "port": d[k].port}
+            if isinstance(d[k], (Address, VsockAddress, XdpAddress)):
+                d[k] = d[k]._asdict()
         d["owners"] = [o._asdict() for o in d["owners"]]
         return d
 
@@ -263,11 +290,16 @@ def _rebuild(fields: Tuple[Any, ...]) -> Connection:
     ext = ext_len = lport = rport = 0
     la = ra = bytes(16)
     flags = SF_NO_UID if uid is None else 0
-    if table < T.UNIX:
+    if table in T.IP_TABLES:
         af = socket.AF_INET6 if table in T.V6_TABLES else socket.AF_INET
         la = socket.inet_pton(af, laddr.ip).ljust(16, b"\0")
         ra = socket.inet_pton(af, raddr.ip).ljust(16, b"\0")
         lport, rport = laddr.port, raddr.port
+    elif table == T.VSOCK:
+        la, ra = laddr.cid.to_bytes(4, "big") + bytes(12), raddr.cid.to_bytes(4, "big") + bytes(12)
+        ext, ext_len = laddr.port, raddr.port
+    elif table == T.XDP:
+        ext, ext_len = laddr
     elif table == T.UNIX:
         path = laddr.encode("utf-8", "surrogateescape")
         strings += path

@@ -9,20 +9,51 @@ from typing import Dict, FrozenSet, Tuple
 TABLES: Tuple[str, ...] = (
     "tcp", "tcp6", "udp", "udp6", "udplite", "udplite6", "raw", "raw6",
     "icmp", "icmp6", "unix", "packet", "netlink",
+    # the families ss lists beyond /proc/net's tables (sock_diag; sctp also as text)
+    "mptcp", "mptcp6", "sctp", "sctp6", "vsock", "xdp",
 )
 TABLE_INDEX: Dict[str, int] = {name: i for i, name in enumerate(TABLES)}
 UNIX, PACKET, NETLINK = TABLE_INDEX["unix"], TABLE_INDEX["packet"], TABLE_INDEX["netlink"]
+VSOCK, XDP = TABLE_INDEX["vsock"], TABLE_INDEX["xdp"]
+# the ten /proc/net/{tcp,udp,udplite,raw,icmp}{,6} tables (one text format)
 INET_TABLES = frozenset(range(UNIX))
 V6_TABLES = frozenset(i for i, n in enumerate(TABLES) if n.endswith("6"))
 TCP_TABLES = frozenset((TABLE_INDEX["tcp"], TABLE_INDEX["tcp6"]))
+MPTCP_TABLES = frozenset((TABLE_INDEX["mptcp"], TABLE_INDEX["mptcp6"]))
+SCTP_TABLES = frozenset((TABLE_INDEX["sctp"], TABLE_INDEX["sctp6"]))
+# tables of IP sockets: laddr/raddr are Address(ip, port) (pn_table_is_ip)
+IP_TABLES = INET_TABLES | MPTCP_TABLES | SCTP_TABLES
+
+# The files of each table under <root>/net, read in order (table_reader): none
+# for the sock_diag-only families (their table is "missing" from text); both
+# SCTP files list both families, each line going to the table of its own.
+TABLE_FILES: Tuple[Tuple[str, ...], ...] = tuple(
+    () if i in MPTCP_TABLES or i in (VSOCK, XDP) else
+    ("sctp/eps", "sctp/assocs") if i in SCTP_TABLES else
+    (name,)
+    for i, name in enumerate(TABLES)
+)
 
 _AF_PACKET = getattr(socket, "AF_PACKET", 17)
 _AF_NETLINK = getattr(socket, "AF_NETLINK", 16)
+_AF_VSOCK = getattr(socket, "AF_VSOCK", 40)
+_AF_XDP = getattr(socket, "AF_XDP", 44)
+
+
+def _family(n: int) -> int:
+    try:
+        return socket.AddressFamily(n)
+    except ValueError:          # a Python built without it: the number
+        return n
+
+
 FAMILIES: Tuple[int, ...] = tuple(
     socket.AF_INET6 if i in V6_TABLES else
     socket.AF_UNIX if i == UNIX else
-    socket.AddressFamily(_AF_PACKET) if i == PACKET else
-    socket.AddressFamily(_AF_NETLINK) if i == NETLINK else
+    _family(_AF_PACKET) if i == PACKET else
+    _family(_AF_NETLINK) if i == NETLINK else
+    _family(_AF_VSOCK) if i == VSOCK else
+    _family(_AF_XDP) if i == XDP else
     socket.AF_INET
     for i in range(len(TABLES))
 )
@@ -36,13 +67,29 @@ TCP_STATES: Tuple[str, ...] = (
 DGRAM_STATES: Dict[int, str] = {1: "ESTABLISHED", 7: "NONE"}
 # Unix sockets: SS_* from include/uapi/linux/net.h; listening is a flag, not a state.
 UNIX_STATES: Tuple[str, ...] = ("FREE", "NONE", "CONNECTING", "CONNECTED", "DISCONNECTING")
+# SCTP associations: enum sctp_state (include/net/sctp/constants.h), stored as
+# SCTP_ASSOC_STATE + code (PN_SCTP_ASSOC_STATE); SCTP endpoints, MPTCP and
+# vsock sockets report sk_state, numbered as TCP's.
+SCTP_ASSOC_STATE = 16
+SCTP_ASSOC_STATES: Tuple[str, ...] = (
+    "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_PENDING",
+    "SHUTDOWN_SENT", "SHUTDOWN_RECEIVED", "SHUTDOWN_ACK_SENT",
+)
+# the tables whose states are TCP's sk_state codes, named as for tcp
+_TCP_NAMED = TCP_TABLES | MPTCP_TABLES | frozenset((VSOCK,))
 
-ALL_STATES: FrozenSet[str] = frozenset(TCP_STATES) | frozenset(UNIX_STATES) | {"LISTEN"}
+ALL_STATES: FrozenSet[str] = frozenset(TCP_STATES) | frozenset(UNIX_STATES) | \
+    frozenset(SCTP_ASSOC_STATES) | {"LISTEN"}
 
 
 def state_name(table: int, code: int, unix_listening: bool = False) -> str:
     """Name a kernel state code the way netstat and psutil do."""
-    if table in TCP_TABLES:
+    if table in _TCP_NAMED:
+        return TCP_STATES[code] if code < len(TCP_STATES) else "UNKNOWN_%d" % code
+    if table in SCTP_TABLES:
+        if code >= SCTP_ASSOC_STATE:
+            c = code - SCTP_ASSOC_STATE
+            return SCTP_ASSOC_STATES[c] if c < len(SCTP_ASSOC_STATES) else "UNKNOWN_%d" % code
         return TCP_STATES[code] if code < len(TCP_STATES) else "UNKNOWN_%d" % code
     if table in INET_TABLES:
         return DGRAM_STATES.get(code) or (
@@ -100,6 +147,14 @@ KINDS: Dict[str, FrozenSet[int]] = {
     "unix": frozenset((UNIX,)),
     "packet": frozenset((PACKET,)),
     "netlink": frozenset((NETLINK,)),
+    "mptcp": MPTCP_TABLES,
+    "mptcp4": frozenset((_t["mptcp"],)),
+    "mptcp6": frozenset((_t["mptcp6"],)),
+    "sctp": SCTP_TABLES,
+    "sctp4": frozenset((_t["sctp"],)),
+    "sctp6": frozenset((_t["sctp6"],)),
+    "vsock": frozenset((VSOCK,)),
+    "xdp": frozenset((XDP,)),
     "all": frozenset(range(len(TABLES))),
 }
 

@@ -11,7 +11,7 @@ import struct
 from typing import Callable, List, Optional, Tuple
 
 from .._contract import SF_NO_UID, SF_PKT_RUNNING, SF_UNIX_ACC
-from .._tables import NETLINK, PACKET, UNIX
+from .._tables import IP_TABLES, NETLINK, PACKET, SCTP_ASSOC_STATE, SCTP_TABLES, UNIX, VSOCK, XDP
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -22,6 +22,16 @@ RCVBUF = 256 * 1024
 IPPROTO_RAW = 255
 AF_PACKET = getattr(socket, "AF_PACKET", 17)
 AF_NETLINK = getattr(socket, "AF_NETLINK", 16)
+AF_VSOCK = getattr(socket, "AF_VSOCK", 40)
+AF_XDP = getattr(socket, "AF_XDP", 44)
+IPPROTO_SCTP = 132
+INET_DIAG_REQ_PROTOCOL = 3                   # the u32 protocol attribute (Linux 5.9+)
+INET_DIAG_PEERS = 14                         # sctp: an association's peer addresses
+VSOCK_REQ = struct.Struct("=BBHIII8x")       # vsock_diag_req
+VSOCK_MSG = struct.Struct("=BBBBIIIII8x")    # vsock_diag_msg
+XDP_REQ = struct.Struct("=BBHII8x")          # xdp_diag_req
+XDP_MSG = struct.Struct("=BBHI8x")           # xdp_diag_msg
+XDP_SHOW_INFO, XDP_DIAG_INFO, XDP_DIAG_UID = 1, 1, 2
 
 NLMSGHDR = struct.Struct("=IHHII")
 NLATTR = struct.Struct("=HH")
@@ -45,6 +55,8 @@ TARGETS = {
     0: (socket.AF_INET, 6), 1: (socket.AF_INET6, 6), 2: (socket.AF_INET, 17), 3: (socket.AF_INET6, 17),
     4: (socket.AF_INET, 136), 5: (socket.AF_INET6, 136), 6: (socket.AF_INET, IPPROTO_RAW),
     7: (socket.AF_INET6, IPPROTO_RAW), 8: (socket.AF_INET, 1), 9: (socket.AF_INET6, 58),
+    13: (socket.AF_INET, 262), 14: (socket.AF_INET6, 262),        # IPPROTO_MPTCP
+    15: (socket.AF_INET, 132), 16: (socket.AF_INET6, 132),        # IPPROTO_SCTP
 }
 # unix sk_state -> (SS_* state as /proc/net/unix prints it, listening flag)
 UNIX_STATE = {10: (1, SF_UNIX_ACC), 1: (3, 0), 2: (2, 0)}
@@ -80,15 +92,25 @@ def _bytecode(q, family: int) -> bytes:
 
 
 def _request(table: int, q, seq: int) -> bytes:
-    if table < UNIX:
+    if table in IP_TABLES:
         family, proto = TARGETS[table]
         states = q.state_masks[table] or 0xFFFFFFFF
         if states & (1 << 3):
             states |= 1 << 12     # SYN_RECV entries live as TCP_NEW_SYN_RECV requests
-        body = INET_REQ.pack(family, proto, 0, IPPROTO_RAW if proto == IPPROTO_RAW else 0, states)
-        bc = _bytecode(q, family)
+        if proto == IPPROTO_SCTP:
+            states = 0xFFFFFFFF   # association states are not sk_states: filtered here
+        # MPTCP (262) goes in the u32 attribute; the u8 says 0 (see send_dump() in C)
+        body = INET_REQ.pack(family, 0 if proto > 255 else proto, 0,
+                             IPPROTO_RAW if proto == IPPROTO_RAW else 0, states)
+        bc = b"" if proto == IPPROTO_SCTP else _bytecode(q, family)
         if bc:
             body += NLATTR.pack(4 + len(bc), INET_DIAG_REQ_BYTECODE) + bc
+        if proto > 255:
+            body += NLATTR.pack(8, INET_DIAG_REQ_PROTOCOL) + struct.pack("=I", proto)
+    elif table == VSOCK:
+        body = VSOCK_REQ.pack(AF_VSOCK, 0, 0, q.state_masks[table] or 0xFFFFFFFF, 0, 0)
+    elif table == XDP:
+        body = XDP_REQ.pack(AF_XDP, 0, 0, 0, XDP_SHOW_INFO)
     elif table == UNIX:
         body = UNIX_REQ.pack(socket.AF_UNIX, 0, 0, 0xFFFFFFFF, 0, UDIAG_SHOW)
     elif table == PACKET:
@@ -110,19 +132,44 @@ def _attrs(buf: bytes, start: int, end: int):
 def _decode(table: int, buf: bytes, off: int, end: int, strings: bytearray) -> Optional[tuple]:
     """One message -> a raw record, or None if it is too short (counted)."""
     n = end - off
-    if table < UNIX:
+    if table in IP_TABLES:
         if n < INET_MSG.size:
             return None
         (_fam, state, _t, _r, sport, dport, src, dst, _if, _exp, rq, wq, uid, inode) = \
             INET_MSG.unpack_from(buf, off)
-        v6 = table in (1, 3, 5, 7, 9)
+        from .tables_inet import KIND, RAW_TABLES
+        protocol, stype, v6 = KIND[table]
         if not v6:
             src, dst = src[:4] + bytes(12), dst[:4] + bytes(12)
         lport, rport = int.from_bytes(sport, "big"), int.from_bytes(dport, "big")
-        from .tables_inet import KIND, RAW_TABLES
-        protocol, stype, _ = KIND[table]
+        if table in SCTP_TABLES:
+            # an association (it has peers) reports its SCTP_STATE_*, an endpoint its sk_state
+            if any(atype == INET_DIAG_PEERS for atype, _ in
+                   _attrs(buf, off + _align(INET_MSG.size), end)):
+                state = SCTP_ASSOC_STATE + state if state < 256 - SCTP_ASSOC_STATE else 255
         return (inode, src, dst, uid, wq, rq, 0, 0, 0, 0, lport, rport,
                 lport if table in RAW_TABLES else protocol, table, state, stype, 0, 0)
+    if table == VSOCK:
+        if n < VSOCK_MSG.size:
+            return None
+        _fam, stype, state, _shut, lcid, lport, rcid, rport, inode = VSOCK_MSG.unpack_from(buf, off)
+        # CIDs big-endian in laddr/raddr, 32-bit ports in ext/ext_len (vsock_diag has no uid)
+        return (inode, lcid.to_bytes(4, "big") + bytes(12), rcid.to_bytes(4, "big") + bytes(12),
+                0, 0, 0, 0, 0, lport, rport, 0, 0, 0, VSOCK, state, stype, 0, SF_NO_UID)
+    if table == XDP:
+        if n < XDP_MSG.size:
+            return None
+        _fam, stype, _pad, inode = XDP_MSG.unpack_from(buf, off)
+        uid = ifindex = queue = 0
+        flags = SF_NO_UID
+        for atype, data in _attrs(buf, off + _align(XDP_MSG.size), end):
+            if atype == XDP_DIAG_INFO and len(data) >= 8:
+                ifindex, queue = struct.unpack_from("=II", data)
+            elif atype == XDP_DIAG_UID and len(data) >= 4:
+                uid = struct.unpack_from("=I", data)[0]
+                flags = 0
+        return (inode, bytes(16), bytes(16), uid, 0, 0, 0, 0, ifindex, queue, 0, 0, 0,
+                XDP, 0, stype, 0, flags)
     if table == UNIX:
         if n < UNIX_MSG.size:
             return None

@@ -39,6 +39,8 @@ KIND: Dict[int, Tuple[int, int, bool]] = {
     4: (136, socket.SOCK_DGRAM, False), 5: (136, socket.SOCK_DGRAM, True),
     6: (0, socket.SOCK_RAW, False), 7: (0, socket.SOCK_RAW, True),
     8: (1, socket.SOCK_DGRAM, False), 9: (58, socket.SOCK_DGRAM, True),
+    13: (262, socket.SOCK_STREAM, False), 14: (262, socket.SOCK_STREAM, True),   # mptcp (netlink)
+    15: (132, 0, False), 16: (132, 0, True),            # sctp (netlink): no socket type there
 }
 RAW_TABLES = (6, 7)
 
