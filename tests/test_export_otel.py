@@ -173,3 +173,12 @@ def test_live_values_equal_connections(impl):
     finally:
         for s in held:
             s.close()
+
+
+def test_transport_and_state_names():
+    assert transport("tcp6") == {"network.transport": "tcp", "network.type": "ipv6"}
+    assert transport("udplite") == {"network.transport": "udplite", "network.type": "ipv4"}
+    assert transport("unix") == {"network.transport": "unix"}
+    assert transport("vsock") == {"network.transport": "vsock"}          # not IP: no network.type
+    assert [connection_state(s) for s in ("SYN_RECV", "FIN_WAIT1", "CLOSE", "LISTEN", "NONE", "CONNECTED")] == [
+        "syn_received", "fin_wait_1", "closed", "listen", "none", "connected"]

@@ -8,9 +8,9 @@ semantic-convention attribute names where they exist:
 
 ``procnet.socket.listening`` (listeners)
     1 per listener and process name: ``network.transport`` (``tcp``, ``udp``,
-    ``udplite``, ``raw``, ``unix``), ``network.type`` (``ipv4``/``ipv6``;
-    not for unix), ``network.local.address``, ``network.local.port`` (int;
-    not for unix), ``process.executable.name``, ``procnet.netns`` (the
+    ``udplite``, ``raw``, ``unix``...: the table name without its 6),
+    ``network.type`` (``ipv4``/``ipv6``; IP only), ``network.local.address``,
+    ``network.local.port`` (int; not for unix), ``process.executable.name``, ``procnet.netns`` (the
     network namespace inode), and ``process.pid`` with ``pid_label=True``.
 ``procnet.sockets`` (sockets)
     sockets per ``network.transport``, ``network.type``,
@@ -58,12 +58,16 @@ _STATES = {
 _Attrs = Dict[str, object]
 
 
+_IP_TRANSPORTS = frozenset(("tcp", "udp", "udplite", "raw", "icmp", "mptcp", "sctp"))
+
+
 def transport(proto: str) -> _Attrs:
-    """``network.transport`` and ``network.type`` of a procnet table name."""
-    if proto == "unix":
-        return {"network.transport": "unix"}
-    v6 = proto.endswith("6")
-    return {"network.transport": proto[:-1] if v6 else proto, "network.type": "ipv6" if v6 else "ipv4"}
+    """``network.transport`` and, for IP, ``network.type`` of a procnet table name
+    (``tcp6`` -> tcp, ipv6; ``unix`` -> unix; ``vsock`` -> vsock)."""
+    base = proto[:-1] if proto.endswith("6") else proto
+    if base not in _IP_TRANSPORTS:
+        return {"network.transport": proto}
+    return {"network.transport": base, "network.type": "ipv6" if base != proto else "ipv4"}
 
 
 def connection_state(state: str) -> str:

@@ -16,7 +16,7 @@ Both exporters (prometheus.py, otel.py) read :attr:`Tally.listeners` and
 from operator import is_
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from .._contract import Address, Connection
+from .._contract import Connection
 from .netns import netns_of
 
 # (proto, address, port, process, netns, pid) -- every field text, "" where it
@@ -136,9 +136,9 @@ class Tally:
         if not c.listening:
             return ((), keys)
         la = c.laddr
-        if isinstance(la, Address):
-            addr, port = la.ip, str(la.port)
-        else:
+        if isinstance(la, tuple):           # Address(ip, port); other families' (id, port) alike
+            addr, port = str(la[0]), str(la[1])
+        else:                               # a unix path
             addr, port = text(str(la)), ""
         ns = self._netns(c)
         rows: Tuple[Row, ...]
