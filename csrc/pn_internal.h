@@ -242,6 +242,17 @@ int  pn_cache_diff(struct pn_cache *c, struct pn_result *out, struct pn_delta *d
 uint32_t pn_owners_first(const struct pn_owners *o, uint64_t inode);
 void pn_owners_free(struct pn_owners *o);
 
+/* Other network namespaces (netns.c). A sock_diag socket made inside the
+ * namespace `enter` names (a short-lived thread setns()es in: the socket stays
+ * bound to it): the fd, or -1 with errno (EPERM without CAP_SYS_ADMIN). */
+int  pn_netns_diag_open(const char *enter, uint64_t *own_inode);
+/* After the join: name the socket fds no listed table holds, as q->classify
+ * asks, appending struct pn_unlisted to out (one per inode). -1 on ENOMEM. */
+int  pn_classify_unlisted(const struct pn_query *q, int rootfd, const struct pn_owners *own,
+                          const uint8_t *matched, struct pn_vec *out);
+/* "net:[4026531840]" -> 4026531840; 0 when it is not such a link. */
+uint32_t pn_parse_netns_link(const char *s, size_t len);
+
 /* The BPF owner source (owners_bpf.c): one kernel-side scan into o (entries,
  * procs with names, nprocs; q->pids respected). -1 with errno on failure,
  * and the caller falls back to the /proc walk unless BPF was insisted on. */

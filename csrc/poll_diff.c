@@ -18,7 +18,8 @@ static uint64_t sock_key(const struct pn_sock *s)
     uint64_t h = (uint64_t)s->table * 0x100000001B3ull;
     if (s->inode)
         return (h ^ s->inode) * 0x9E3779B97F4A7C15ull;
-    /* inode 0 (TIME_WAIT, SYN_RECV): the addresses are the identity */
+    /* inode 0 (TIME_WAIT, SYN_RECV): the addresses (in their namespace) are the identity */
+    h = (h ^ s->netns) * 0x100000001B3ull;
     for (int i = 0; i < 16; i++)
         h = (h ^ s->laddr[i]) * 0x100000001B3ull;
     for (int i = 0; i < 16; i++)
@@ -34,7 +35,7 @@ static int same_identity(const struct pn_sock *a, const struct pn_sock *b)
         return 0;
     if (a->inode)
         return 1;
-    return a->lport == b->lport && a->rport == b->rport &&
+    return a->netns == b->netns && a->lport == b->lport && a->rport == b->rport &&
            memcmp(a->laddr, b->laddr, 16) == 0 && memcmp(a->raddr, b->raddr, 16) == 0;
 }
 

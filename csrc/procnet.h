@@ -24,7 +24,7 @@ extern "C" {
 /* PN_CDEF_BEGIN */
 
 /* Bump when any struct below changes; Python refuses a core that disagrees. */
-#define PN_ABI_VERSION 5
+#define PN_ABI_VERSION 6
 
 /* Socket tables, in the order /proc/net lists them to users. */
 #define PN_TCP       0
@@ -99,7 +99,7 @@ extern "C" {
 #define PN_Q_WALK_FALLBACK 8   /* PN_OWN_BPF: a scan that fails gives way to the /proc walk */
 
 /*
- * One socket. Fixed layout without implicit padding (80 bytes), so Python can
+ * One socket. Fixed layout without implicit padding (88 bytes), so Python can
  * unpack the whole array with one struct.iter_unpack (see _native.py).
  * Addresses are in network byte order: IPv4 uses laddr[0..3]; vsock keeps
  * its CIDs there (laddr/raddr[0..3], big-endian) and its ports in ext/ext_len.
@@ -125,6 +125,8 @@ struct pn_sock {
     uint8_t  stype;        /* socket type, numbered as the host's SOCK_* (0 = unknown) */
     uint8_t  reserved;
     uint16_t flags;        /* PN_SF_* */
+    uint32_t netns;        /* inode of its network namespace (nsfs inodes are 32-bit); 0 unknown */
+    uint32_t reserved2;
 };
 
 /* One (process, fd) holding a socket. Per socket, sorted by (pid, fd). */
@@ -139,6 +141,34 @@ struct pn_owner {
 
 struct pn_bpf;     /* below: the BPF owner source */
 struct pn_cache;   /* below: a Poller's state */
+
+/* One network namespace to list (pn_query.netns). The caller found it and
+ * chose its source (procnet/_plan.py); the core only does it. */
+struct pn_netns {
+    uint32_t    inode;     /* stamped on its sockets (pn_sock.netns) */
+    int32_t     source;    /* PN_SRC_NETLINK (a sock_diag socket made inside it) or PN_SRC_PROCFS */
+    const char *enter;     /* netlink: the file setns() enters (/proc/PID/ns/net, /run/netns/NAME) */
+    const char *net_dir;   /* text: its tables' directory under proc_root ("PID/net"), or NULL */
+};
+/* How one namespace was listed (pn_result.netns_status). */
+struct pn_netns_status {
+    uint32_t inode;
+    int32_t  source;       /* PN_SRC_* that served it; 0 = not listed */
+    int32_t  error;        /* errno of the failure that left it unlisted (or fell back to text) */
+    uint32_t reserved;
+};
+/* A socket fd no listed table holds (pn_result.unlisted): what it is, by the
+ * system.sockprotoname attribute of /proc/PID/fd/N, and whose namespace. */
+struct pn_unlisted {
+    uint64_t inode;
+    uint32_t netns;        /* its namespace (asked of the socket where its holder's was listed), else its holder's; 0 unknown */
+    int32_t  pid;
+    char     proto[24];    /* "TCP", "UNIX-STREAM", "AF_VSOCK", ...; "" when unreadable */
+};
+
+/* pn_query.classify: which socket fds that no listed table holds are named */
+#define PN_CL_OTHER_NS  1      /* those held by processes of a namespace not listed */
+#define PN_CL_ALL       2      /* every one (kind "all" without filters: nothing may hide) */
 
 /* What to read and what to keep. Filters run while decoding, before the join. */
 struct pn_query {
@@ -161,6 +191,10 @@ struct pn_query {
     int32_t  owner_source;     /* PN_OWN_BPF (with bpf), else the /proc walk */
     struct pn_bpf *bpf;        /* a loaded BPF owner source (pn_bpf_open), or NULL */
     struct pn_cache *cache;    /* a Poller's owner cache (pn_cache_new), or NULL */
+    const struct pn_netns *netns; /* the namespaces to list; NULL: the caller's (source, net/) */
+    size_t   nnetns;
+    uint32_t self_netns;       /* netns NULL: the inode stamped on the sockets (0 unknown) */
+    uint32_t classify;         /* PN_CL_* */
 };
 
 struct pn_result {
@@ -180,6 +214,10 @@ struct pn_result {
     uint8_t          owner_source; /* PN_OWN_PROCFS or PN_OWN_BPF (0 without owners) */
     uint32_t         procs_cached; /* processes whose owners came from the cache unread */
     uint32_t         fds_read;     /* readlinkat calls made (0 with BPF) */
+    struct pn_netns_status *netns_status;  /* one per pn_query.netns entry */
+    size_t           nnetns_status;
+    struct pn_unlisted *unlisted;  /* one per socket inode no listed table holds (PN_CL_*) */
+    size_t           nunlisted;
     void            *priv;        /* allocation bookkeeping; do not touch */
 };
 
@@ -194,6 +232,13 @@ void pn_result_free(struct pn_result *r);
  * and fuzzing; pn_snapshot uses the same code. */
 int  pn_decode_line(int table, const char *line, size_t len, int byte_order,
                     struct pn_sock *out, const char **path, size_t *path_len);
+
+/* Decode one received NETLINK_SOCK_DIAG dump buffer of a table (messages of
+ * sequence number seq; no filters) into out->socks/strings and
+ * out->skipped[table]: 1 = the dump is done, 0 = more would follow, -1 = an
+ * error message or ENOMEM (errno). Free with pn_result_free. Exposed for
+ * tests and fuzzing; pn_snapshot decodes its dumps with the same code. */
+int  pn_diag_decode(int table, const char *buf, size_t n, uint32_t seq, struct pn_result *out);
 
 /* Parse a readlink target "socket:[12345]". 1 and *inode on success, else 0. */
 int  pn_parse_socket_link(const char *s, size_t len, uint64_t *inode);

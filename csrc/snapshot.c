@@ -45,9 +45,10 @@ static void sort_owners(struct pn_owner *o, size_t n)
     }
 }
 
-/* Fill owner_first/owner_count for every socket; drop unowned ones if asked. */
+/* Fill owner_first/owner_count for every socket; drop unowned ones if asked.
+ * matched (one byte per owner entry, or NULL) marks the entries joined. */
 static int join(const struct pn_query *q, struct pn_sink *sink, struct pn_owners *own,
-                uint32_t name_base, struct pn_vec *owners)
+                uint32_t name_base, struct pn_vec *owners, uint8_t *matched)
 {
     struct pn_sock *s = sink->socks.data;
     const struct pn_fd_entry *e = own->entries.data;
@@ -62,6 +63,8 @@ static int join(const struct pn_query *q, struct pn_sink *sink, struct pn_owners
             if (!o)
                 return -1;
             const struct pn_proc_info *pi = &procs[e[k].proc];
+            if (matched)
+                matched[k] = 1;
             o->pid = e[k].pid;
             o->fd = e[k].fd;
             o->name_off = pi->name_off + name_base;
@@ -83,73 +86,185 @@ static int join(const struct pn_query *q, struct pn_sink *sink, struct pn_owners
     return 0;
 }
 
+/* How one namespace's tables went, merged into pn_result by merge_tables. */
+struct ns_tables {
+    uint32_t status[PN_NTABLES];
+    int32_t  err[PN_NTABLES];
+    uint32_t skipped[PN_NTABLES];
+    uint8_t  source[PN_NTABLES];
+};
+
 /* One table from its text file; -1 only on ENOMEM. */
 static int read_text(const struct pn_query *q, int netfd, int t, struct pn_sink *sink,
-                     struct pn_result *out)
+                     struct ns_tables *o)
 {
-    out->table_source[t] = PN_SRC_PROCFS;
-    out->skipped[t] = 0;
-    if (pn_read_table(netfd, t, q, sink, &out->skipped[t]) == 0) {
-        out->table_status[t] = PN_TABLE_READ;
-    } else if (errno == ENOENT) {
-        out->table_status[t] = PN_TABLE_MISSING;
-    } else if (errno == ENOMEM) {
-        return -1;
-    } else {
-        out->table_status[t] = PN_TABLE_ERROR;
-        out->table_errno[t] = errno;
+    o->source[t] = PN_SRC_PROCFS;
+    if (netfd < 0) {
+        errno = ENOENT;            /* a namespace with no process: no text to fall back to */
+    } else if (pn_read_table(netfd, t, q, sink, &o->skipped[t]) == 0) {
+        o->status[t] = PN_TABLE_READ;
+        return 0;
     }
+    if (errno == ENOMEM)
+        return -1;
+    o->status[t] = netfd < 0 ? PN_TABLE_ERROR : errno == ENOENT ? PN_TABLE_MISSING : PN_TABLE_ERROR;
+    o->err[t] = errno;
     return 0;
 }
 
-/* Every table asked for, from netlink where asked and working, else text. */
-static int read_tables(const struct pn_query *q, int netfd, struct pn_sink *sink,
-                       struct pn_result *out)
+/* Every table asked for in one namespace: from its netlink socket nl where
+ * planned and working (nl < 0: nl_errno says why not), else its text (netfd,
+ * or -1 when it has none). -1 only on ENOMEM. */
+static int read_tables(const struct pn_query *q, int source, int nl, int nl_errno,
+                       uint64_t own_inode, int netfd, struct pn_sink *sink, struct ns_tables *o)
 {
-    int nl = -1, nl_errno = 0;
-    uint64_t own_inode = 0;
     uint32_t seq = 0;
-    int source = q->source;
-    if (source != PN_SRC_PROCFS) {
-        nl = pn_diag_open(&own_inode);
-        nl_errno = nl < 0 ? errno : 0;
-    }
     for (int t = 0; t < PN_NTABLES; t++) {
         if (!(q->tables & (1u << t)))
             continue;
-        if (source != PN_SRC_PROCFS) {
+        if (source == PN_SRC_NETLINK) {
             int r = -1;
             errno = nl_errno;
             if (q->netlink_deny & (1u << t))
                 errno = EPERM;
             else if (nl >= 0)
-                r = pn_diag_table(nl, t, q, sink, &out->skipped[t], own_inode, &seq);
+                r = pn_diag_table(nl, t, q, sink, &o->skipped[t], own_inode, &seq);
             if (r == 0) {
-                out->table_status[t] = PN_TABLE_READ;
-                out->table_source[t] = PN_SRC_NETLINK;
+                o->status[t] = PN_TABLE_READ;
+                o->source[t] = PN_SRC_NETLINK;
                 continue;
             }
             if (errno == ENOMEM)
-                goto fail;
+                return -1;
             if (!(q->flags & PN_Q_TEXT_FALLBACK)) {
-                out->table_status[t] = PN_TABLE_ERROR;
-                out->table_errno[t] = errno;
-                out->table_source[t] = PN_SRC_NETLINK;
+                o->status[t] = PN_TABLE_ERROR;
+                o->err[t] = errno;
+                o->source[t] = PN_SRC_NETLINK;
                 continue;
             }
             /* this table alone falls back to its text file */
         }
-        if (read_text(q, netfd, t, sink, out) < 0)
-            goto fail;
+        if (read_text(q, netfd, t, sink, o) < 0)
+            return -1;
     }
-    if (nl >= 0)
-        close(nl);
     return 0;
-fail:
+}
+
+/* A table's status over every namespace: an error anywhere wins, then read. */
+static void merge_tables(const struct pn_query *q, const struct ns_tables *o, struct pn_result *out)
+{
+    for (int t = 0; t < PN_NTABLES; t++) {
+        if (!(q->tables & (1u << t)) || !o->status[t])
+            continue;
+        out->skipped[t] += o->skipped[t];
+        out->table_source[t] |= o->source[t];
+        if (out->table_status[t] == PN_TABLE_ERROR)
+            continue;
+        if (o->status[t] == PN_TABLE_ERROR) {
+            out->table_status[t] = PN_TABLE_ERROR;
+            out->table_errno[t] = o->err[t];
+        } else if (o->status[t] == PN_TABLE_READ || !out->table_status[t]) {
+            out->table_status[t] = o->status[t];
+        }
+    }
+}
+
+static void stamp(struct pn_sink *sink, size_t from, uint32_t netns)
+{
+    struct pn_sock *s = sink->socks.data;
+    for (size_t i = from; i < sink->socks.len; i++)
+        s[i].netns = netns;
+}
+
+/* The caller's own namespace (pn_query.netns NULL): netlink from this
+ * thread, text from <root>/net. */
+static int list_own(const struct pn_query *q, int netfd, struct pn_sink *sink,
+                    struct pn_result *out)
+{
+    struct ns_tables o;
+    memset(&o, 0, sizeof o);
+    uint64_t own_inode = 0;
+    int nl = -1, nl_errno = 0, rc;
+    size_t from = sink->socks.len;
+    if (q->source == PN_SRC_NETLINK) {
+        nl = pn_diag_open(&own_inode);
+        nl_errno = nl < 0 ? errno : 0;
+    }
+    rc = read_tables(q, q->source, nl, nl_errno, own_inode, netfd, sink, &o);
     if (nl >= 0)
         close(nl);
-    errno = ENOMEM;
-    return -1;
+    if (rc < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    merge_tables(q, &o, out);
+    stamp(sink, from, q->self_netns);
+    return 0;
+}
+
+/* One listed namespace: netlink from a socket made inside it, falling back
+ * to its text (PID/net) when that cannot be made and the plan allows. */
+static int list_netns(const struct pn_query *q, int rootfd, const struct pn_netns *ns,
+                      struct pn_sink *sink, struct pn_result *out, struct pn_netns_status *st)
+{
+    struct ns_tables o;
+    memset(&o, 0, sizeof o);
+    uint64_t own_inode = 0;
+    int nl = -1, nl_errno = 0, netfd = -1, source = ns->source, rc;
+    size_t from = sink->socks.len;
+    st->inode = ns->inode;
+    if (source == PN_SRC_PROCFS && !ns->net_dir) {
+        st->error = ENOENT;                /* no member process: no text to read */
+        return 0;
+    }
+    if (source == PN_SRC_NETLINK) {
+        /* the caller's own namespace needs no entering */
+        nl = ns->enter ? pn_netns_diag_open(ns->enter, &own_inode) : pn_diag_open(&own_inode);
+        if (nl < 0) {
+            nl_errno = st->error = errno;
+            if (!(q->flags & PN_Q_TEXT_FALLBACK) || !ns->net_dir)
+                return 0;                  /* unlisted: the caller reads netns_status */
+            source = PN_SRC_PROCFS;        /* entering refused (no CAP_SYS_ADMIN): the text */
+        }
+    }
+    if (ns->net_dir) {
+        netfd = openat(rootfd, ns->net_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (netfd < 0 && source == PN_SRC_PROCFS) {
+            if (errno == ENOMEM)
+                return -1;
+            st->error = errno;             /* its process left: unlisted */
+            return 0;
+        }
+    }
+    rc = read_tables(q, source, nl, nl_errno, own_inode, netfd, sink, &o);
+    if (nl >= 0)
+        close(nl);
+    if (netfd >= 0)
+        close(netfd);
+    if (rc < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
+    st->source = source;
+    merge_tables(q, &o, out);
+    stamp(sink, from, ns->inode);
+    return 0;
+}
+
+/* Every namespace asked for (or the caller's: netfd is <root>/net). -1 on ENOMEM. */
+static int list_all(const struct pn_query *q, int rootfd, int netfd, struct pn_sink *sink,
+                    struct pn_result *out)
+{
+    if (!q->netns)
+        return list_own(q, netfd, sink, out);
+    out->netns_status = calloc(q->nnetns ? q->nnetns : 1, sizeof *out->netns_status);
+    if (!out->netns_status)
+        return -1;
+    out->nnetns_status = q->nnetns;
+    for (size_t i = 0; i < q->nnetns; i++)
+        if (list_netns(q, rootfd, &q->netns[i], sink, out, &out->netns_status[i]) < 0)
+            return -1;
+    return 0;
 }
 
 /* The BPF scan on a thread of its own while the caller reads the tables
@@ -193,6 +308,8 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     int want_owners = (q->flags & PN_Q_OWNERS) != 0;
     int use_bpf = 0;
     struct bpf_job bpf = { .q = q, .own = &own };
+    struct pn_vec unlisted = {0};
+    uint8_t *matched = NULL;
 
     memset(out, 0, sizeof *out);
     if ((q->source != PN_SRC_PROCFS && q->source != PN_SRC_NETLINK) ||
@@ -224,7 +341,7 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     sink.readbuf = malloc(PN_READ_CHUNK + PN_MAX_LINE + 1);
     if (!sink.readbuf)
         goto out;
-    if (read_tables(q, netfd, &sink, out) < 0)
+    if (list_all(q, rootfd, netfd, &sink, out) < 0)
         goto out;
     free(sink.readbuf);
     sink.readbuf = NULL;
@@ -257,7 +374,14 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
             goto out;
         }
     }
-    if (join(q, &sink, &own, name_base, &owners) < 0)
+    if (q->classify && want_owners) {
+        matched = calloc(own.entries.len ? own.entries.len : 1, 1);
+        if (!matched)
+            goto out;
+    }
+    if (join(q, &sink, &own, name_base, &owners, matched) < 0)
+        goto out;
+    if (matched && pn_classify_unlisted(q, rootfd, &own, matched, &unlisted) < 0)
         goto out;
 
     out->socks = sink.socks.data;
@@ -271,7 +395,9 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     out->nprocs = own.nprocs;
     out->procs_cached = own.nreused;
     out->fds_read = own.nreadlink > UINT32_MAX ? UINT32_MAX : (uint32_t)own.nreadlink;
-    sink.socks.data = sink.strings.data = owners.data = own.denied.data = NULL;
+    out->unlisted = unlisted.data;
+    out->nunlisted = unlisted.len;
+    sink.socks.data = sink.strings.data = owners.data = own.denied.data = unlisted.data = NULL;
     rc = 0;
 out:
     {
@@ -287,6 +413,8 @@ out:
         pn_vec_free(&sink.socks);
         pn_vec_free(&sink.strings);
         pn_vec_free(&owners);
+        pn_vec_free(&unlisted);
+        free(matched);
         pn_owners_free(&own);
         if (netfd >= 0)
             close(netfd);
@@ -319,5 +447,7 @@ void pn_result_free(struct pn_result *r)
     free(r->owners);
     free(r->strings);
     free(r->denied_pids);
+    free(r->netns_status);
+    free(r->unlisted);
     memset(r, 0, sizeof *r);
 }

@@ -8,7 +8,10 @@ from typing import Iterable, Iterator, Optional, Union
 from . import _backend
 from ._contract import Connection, Snapshot, build
 from ._errors import ProcNetError, ProcRootError
-from ._plan import plan
+from . import _tables as T
+from ._contract import NetNS
+from ._plan import CL_ALL, SOURCE_NAMES, Plan, plan
+from ._netns import NetnsArg
 from ._query import Query, make_query, pids_hidden
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -20,7 +23,7 @@ def connections(kind: Union[str, Iterable[str]] = "inet", *, owners: bool = True
                 rport: Optional[int] = None, pid: Union[int, Iterable[int], None] = None,
                 uid: Optional[int] = None, threads: Optional[int] = None,
                 source: Optional[str] = None, laddr: Optional[str] = None,
-                owner_source: Optional[str] = None) -> Snapshot:
+                owner_source: Optional[str] = None, netns: NetnsArg = None) -> Snapshot:
     """Every socket of the host (of `kind`) with every process that holds it.
 
     Args:
@@ -66,6 +69,16 @@ def connections(kind: Union[str, Iterable[str]] = "inet", *, owners: bool = True
             every process to find all owners: it costs a whole walk (or one
             BPF scan); only a :class:`Poller` can do less.
 
+        netns: which network namespaces: None (default) the caller's --
+            sockets of other namespaces are counted in ``Snapshot.unlisted``
+            and ``other_netns``, not listed; ``"all"`` every namespace of the
+            host (every process's ``/proc/PID/ns/net`` and the bind mounts
+            under /run/netns and /run/docker/netns); or one, given as its
+            inode (``4026532481``), a pid in it, or a path (``/run/netns/NAME``,
+            ``/proc/PID/ns/net``). Each is listed over netlink from inside it
+            (root: CAP_SYS_ADMIN) or from a member process's ``/proc/PID/net``
+            text. ``Connection.netns`` and ``Snapshot.namespaces`` say which.
+
     Returns:
         A :class:`Snapshot` (a list of :class:`Connection`) that also says what
         could not be read: ``denied_pids``, ``skipped`` lines, ``tables``.
@@ -79,7 +92,7 @@ def connections(kind: Union[str, Iterable[str]] = "inet", *, owners: bool = True
     return _connections(make_query(
         kind, owners=owners, proc_root=proc_root, byteorder=byteorder, threads=threads, state=state,
         lport=lport, rport=rport, pid=pid, uid=uid, source=source, laddr=laddr,
-        owner_source=owner_source), backend)
+        owner_source=owner_source, netns=netns), backend)
 
 
 @contextmanager
@@ -111,7 +124,7 @@ def _take(q: Query, backend: Optional[str]) -> Snapshot:
     p = plan(q, impl)
     with _root_errors(q):
         records, ctx, meta = impl.snapshot(q, p)
-    return _finish(q, name, build(records, ctx), meta)
+    return _finish(q, p, name, build(records, ctx), meta)
 
 
 @contextmanager
@@ -123,6 +136,42 @@ def _root_errors(q: Query) -> Iterator[None]:
     except OSError as e:   # the root vanished or changed between the check and the walk
         raise ProcRootError(e.errno or errno.EIO, e.strerror or "cannot read proc_root",
                             q.proc_root) from None
+
+
+def _namespace_meta(q: Query, p: Plan, meta: dict) -> None:
+    """Snapshot.namespaces, unlisted and other_netns from what the core said."""
+    status = meta.pop("_netns_status", ())
+    raw_unlisted = meta.pop("_unlisted", ())
+    found = p.found or {}
+    if p.listings is None:
+        # the caller's own: listed by whatever served its tables
+        src = "+".join(sorted(set(meta["sources"].values()) - {""})) or SOURCE_NAMES[p.source]
+        namespaces = {p.self_netns: NetNS(p.self_netns, source=src)} if p.self_netns else {}
+        listed = {p.self_netns}
+    else:
+        namespaces = {}
+        for inode, source, err in status:
+            f = found.get(inode)
+            namespaces[inode] = NetNS(inode, f.names if f else (), f.pids if f else (),
+                                      SOURCE_NAMES.get(source, ""),
+                                      os.strerror(err) if err and not source else "")
+        listed = set(namespaces)
+    counts: dict = {}
+    others = set()
+    everything = bool(p.classify & CL_ALL)
+    read = {T.TABLE_INDEX[name] for name, st in meta["tables"].items() if st == "read"}
+    for _inode, ns, _pid, proto in raw_unlisted:
+        table = T.TABLE_INDEX.get(T.PROTO_TABLES.get(proto, ""), -1)
+        if not (everything or table in q.tables):
+            continue
+        if ns in listed and table in read:
+            continue        # in no table of its own listed namespace: unbound or closed
+        counts[proto or "?"] = counts.get(proto or "?", 0) + 1
+        if ns and ns not in listed:
+            others.add(ns)
+    meta["namespaces"] = namespaces
+    meta["unlisted"] = counts
+    meta["other_netns"] = tuple(sorted(others))
 
 
 def _check_meta(q: Query, meta: dict) -> None:
@@ -138,7 +187,8 @@ def _check_meta(q: Query, meta: dict) -> None:
         meta["pids_hidden"] = pids_hidden(q.proc_root)
 
 
-def _finish(q: Query, name: str, conns: Iterable[Connection], meta: dict) -> Snapshot:
+def _finish(q: Query, p: Plan, name: str, conns: Iterable[Connection], meta: dict) -> Snapshot:
     """The Snapshot of a call's records (filtered by the core already)."""
+    _namespace_meta(q, p, meta)
     _check_meta(q, meta)
     return Snapshot(conns, backend=name, **meta)

@@ -16,15 +16,15 @@ from typing import Any, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tu
 
 from . import _tables as T
 
-# struct pn_sock, field by field (no implicit padding: 80 bytes).
-SOCK_STRUCT = struct.Struct("=Q16s16sIIIIIIIHHHBBBBH")
+# struct pn_sock, field by field (no implicit padding: 88 bytes).
+SOCK_STRUCT = struct.Struct("=Q16s16sIIIIIIIHHHBBBBHII")
 # struct pn_owner: pid, fd, name_off, name_len, flags, reserved.
 OWNER_STRUCT = struct.Struct("=iiIIII")
 
 # Raw record indices (the order of struct pn_sock's fields).
 (R_INODE, R_LADDR, R_RADDR, R_UID, R_TX, R_RX, R_OWNER_FIRST, R_OWNER_COUNT,
  R_EXT, R_EXT_LEN, R_LPORT, R_RPORT, R_PROTOCOL, R_TABLE, R_STATE, R_STYPE,
- R_RESERVED, R_FLAGS, R_CTX) = range(19)
+ R_RESERVED, R_FLAGS, R_NETNS, R_RESERVED2, R_CTX) = range(21)
 
 # pn_sock.flags / pn_owner.flags (PN_SF_* in procnet.h).
 SF_NO_UID = 1
@@ -156,6 +156,8 @@ class Connection(tuple):
     - ``tx_queue``, ``rx_queue``, ``uid`` (None where the source gives none:
       unix and netlink text), ``inode``, ``protocol`` (inet: IPPROTO_*; packet:
       ethertype; netlink: family).
+    - ``netns``: inode of the socket's network namespace (see
+      :attr:`Snapshot.namespaces`), None where unknown.
     - ``owners``: tuple of :class:`Owner`, sorted by (pid, fd); empty when no
       process we could read holds it (see :attr:`Snapshot.denied_pids`).
 
@@ -169,6 +171,12 @@ class Connection(tuple):
     tx_queue = property(itemgetter(R_TX), doc="Send queue bytes.")
     rx_queue = property(itemgetter(R_RX), doc="Receive queue bytes (accept backlog for listeners).")
     protocol = property(itemgetter(R_PROTOCOL), doc="IPPROTO_*, ethertype or netlink family.")
+
+    @property
+    def netns(self) -> Optional[int]:
+        """Inode of the socket's network namespace, as ``/proc/PID/ns/net`` shows it
+        (``net:[4026531840]``); None where it is unknown (a fixture tree)."""
+        return self[R_NETNS] or None
 
     @property
     def proto(self) -> str:
@@ -244,7 +252,7 @@ class Connection(tuple):
         return self[R_TABLE] in T.V6_TABLES and self[R_LADDR][:12] == b"\0" * 10 + b"\xff\xff"
 
     _FIELDS = ("proto", "family", "type", "laddr", "raddr", "state", "tx_queue",
-               "rx_queue", "uid", "inode", "protocol", "owners")
+               "rx_queue", "uid", "inode", "protocol", "owners", "netns")
 
     def as_tuple(self) -> Tuple[Any, ...]:
         """The decoded fields, in the order of :attr:`_FIELDS`."""
@@ -284,7 +292,7 @@ class Connection(tuple):
 
 def _rebuild(fields: Tuple[Any, ...]) -> Connection:
     """Inverse of Connection.__reduce__: a Connection with a context of its own."""
-    proto, _family, stype, laddr, raddr, state, tx, rx, uid, inode, protocol, owners = fields
+    proto, _family, stype, laddr, raddr, state, tx, rx, uid, inode, protocol, owners, netns = fields
     table = T.TABLE_INDEX[proto]
     strings = bytearray()
     ext = ext_len = lport = rport = 0
@@ -314,13 +322,32 @@ def _rebuild(fields: Tuple[Any, ...]) -> Connection:
     if table == T.UNIX and state == "LISTEN":
         code, flags = 1, flags | SF_UNIX_ACC
     rec = (inode, la, ra, uid or 0, tx, rx, 0, len(owners), ext, ext_len, lport, rport,
-           protocol, table, code, int(stype or 0), 0, flags)
+           protocol, table, code, int(stype or 0), 0, flags, netns or 0, 0)
     return next(build([rec], _Context(bytes(strings), [Owner(*o) for o in owners])))
 
 
 def build(records: Iterable[Tuple[Any, ...]], ctx: _Context) -> Iterator[Connection]:
     """Raw records -> Connection objects, in bulk: no Python-level loop per socket."""
     return map(tuple.__new__, repeat(Connection), map(add, records, repeat((ctx,))))
+
+
+class NetNS(NamedTuple):
+    """A network namespace a snapshot listed (or tried to).
+
+    ``inode`` is what ``/proc/PID/ns/net`` shows (``net:[4026531840]``);
+    ``names`` its ``ip netns`` name (``/run/netns``), Docker's netns file
+    (``/run/docker/netns``) and container ids found in member processes'
+    cgroups (``docker:3f2a...``, ``cri:...``, ``podman:...``, ``nspawn:NAME``);
+    ``pids`` the readable processes in it (empty for a bind-mounted one with
+    none left); ``source`` what listed it (``"netlink"``, ``"procfs"``, or
+    ``""`` when it could not be listed: ``error`` says why).
+    """
+
+    inode: int
+    names: Tuple[str, ...] = ()
+    pids: Tuple[int, ...] = ()
+    source: str = ""
+    error: str = ""
 
 
 class Snapshot(List[Connection]):
@@ -342,16 +369,31 @@ class Snapshot(List[Connection]):
         owner_source: how owners were found: ``"procfs"`` (the /proc/PID/fd
             walk), ``"bpf"`` (the kernel's task_file iterator), or ``""``
             without owners.
+        namespaces: the network namespaces listed, ``{inode: NetNS}`` (one,
+            the caller's, unless ``netns=`` asked for more).
+        unlisted: sockets held by readable processes that no listed table
+            holds, counted per protocol (the kernel's name: ``"TCP"``,
+            ``"UNIX-STREAM"``, ``"AF_VSOCK"``...): those of other network
+            namespaces (of the kinds asked for), and with ``kind="all"`` and
+            no filter every one (a family procnet cannot list here).
+        other_netns: inodes of the namespaces not listed whose sockets were
+            seen (``netns="all"`` lists them).
     """
 
     __slots__ = ("denied_pids", "skipped", "tables", "sources", "backend", "processes", "pids_hidden",
-                 "owner_source")
+                 "owner_source", "namespaces", "unlisted", "other_netns")
 
     def __init__(self, conns: Iterable[Connection] = (), *, denied_pids: Tuple[int, ...] = (),
                  skipped: Optional[Dict[str, int]] = None, tables: Optional[Dict[str, str]] = None,
                  sources: Optional[Dict[str, str]] = None, backend: str = "",
-                 processes: int = 0, pids_hidden: bool = False, owner_source: str = "") -> None:
+                 processes: int = 0, pids_hidden: bool = False, owner_source: str = "",
+                 namespaces: Optional[Dict[int, NetNS]] = None,
+                 unlisted: Optional[Dict[str, int]] = None,
+                 other_netns: Tuple[int, ...] = ()) -> None:
         super().__init__(conns)
+        self.namespaces = namespaces or {}
+        self.unlisted = unlisted or {}
+        self.other_netns = other_netns
         self.owner_source = owner_source
         self.denied_pids = denied_pids
         self.skipped = skipped or {}
@@ -363,9 +405,11 @@ class Snapshot(List[Connection]):
 
     @property
     def complete(self) -> bool:
-        """True when every process, table and line could be read."""
+        """True when every process, table, line and namespace asked for could be
+        read, and every socket a readable process holds was listed."""
         return not self.denied_pids and not self.pids_hidden and not self.skipped and all(
-            v in ("read", "missing") for v in self.tables.values())
+            v in ("read", "missing") for v in self.tables.values()) and not self.unlisted and all(
+            ns.source for ns in self.namespaces.values())
 
     def __repr__(self) -> str:
         return "<Snapshot %d sockets, backend=%s, denied_pids=%d, skipped=%d>" % (

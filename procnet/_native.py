@@ -13,20 +13,20 @@ from typing import Any, Dict, Optional, Tuple
 from ._contract import OWNER_STRUCT, SOCK_STRUCT, _Context
 from ._core import ffi, lib  # type: ignore[import-not-found]
 from ._errors import ProcRootError
-from ._plan import OWN_BPF, OWNER_SOURCE_NAMES, SOURCE_NAMES, Plan
+from ._plan import OWN_BPF, OWNER_SOURCE_NAMES, SOURCE_NAMES, Plan, table_status
 from ._query import Query
 from ._tables import TABLES
 from ._version import __version__
 
-if lib.pn_abi_version() != 5 or ffi.sizeof("struct pn_sock") != SOCK_STRUCT.size \
+# PN_ABI_VERSION of the csrc/procnet.h this Python code was written against
+ABI_VERSION = 6
+if lib.pn_abi_version() != ABI_VERSION or ffi.sizeof("struct pn_sock") != SOCK_STRUCT.size \
         or ffi.sizeof("struct pn_owner") != OWNER_STRUCT.size:
     raise ImportError("procnet's compiled core does not match its Python code; reinstall procnet")
 CORE_VERSION = ffi.string(lib.pn_version()).decode()
 if CORE_VERSION != __version__:
     raise ImportError("procnet %s found a compiled core of version %s; reinstall procnet"
                       % (__version__, CORE_VERSION))
-
-_STATUS = {lib.PN_TABLE_READ: "read", lib.PN_TABLE_MISSING: "missing"}
 
 class _Bpf:
     """The process's loaded BPF owner program: loaded at most once, on demand."""
@@ -66,6 +66,11 @@ def bpf_load() -> Optional[str]:
 def bpf_loaded() -> bool:
     """Is the BPF owner program loaded in this process?"""
     return bpf.loaded
+
+
+def can_enter_netns() -> bool:
+    """The core setns()es a thread into another namespace to list it over netlink."""
+    return True
 
 
 def bpf_may_load() -> bool:
@@ -109,6 +114,19 @@ def _cquery(q: Query, p: Plan, cache: Optional[Cache]) -> Tuple[Any, list]:
     # the plan asked for BPF only after loading it (_plan.plan)
     cq.bpf = bpf.load() if p.owner_source == OWN_BPF else ffi.NULL
     cq.cache = cache.ptr if cache is not None else ffi.NULL
+    cq.self_netns, cq.classify = p.self_netns, p.classify
+    if p.listings is not None:
+        ns = ffi.new("struct pn_netns[]", max(1, len(p.listings)))
+        keep.append(ns)
+        for i, li in enumerate(p.listings):
+            ns[i].inode, ns[i].source = li.inode, li.source
+            for field in ("enter", "net_dir"):
+                v = getattr(li, field)
+                if v is not None:
+                    b = ffi.new("char[]", os.fsencode(v))
+                    keep.append(b)
+                    setattr(ns[i], field, b)
+        cq.netns, cq.nnetns = ns, len(p.listings)
     return cq, keep
 
 
@@ -129,15 +147,18 @@ def _unpack(q: Query, res: Any) -> Tuple[Any, _Context, Dict[str, Any]]:
     sources: Dict[str, str] = {}
     skipped: Dict[str, int] = {}
     for t in sorted(q.tables):
-        st = res.table_status[t]
-        tables[TABLES[t]] = _STATUS.get(st) or "error: " + os.strerror(res.table_errno[t])
-        sources[TABLES[t]] = SOURCE_NAMES[res.table_source[t]]
+        tables[TABLES[t]] = table_status(res.table_status[t], res.table_errno[t])
+        sources[TABLES[t]] = SOURCE_NAMES.get(res.table_source[t], "")
         if res.skipped[t]:
             skipped[TABLES[t]] = res.skipped[t]
     meta = {"denied_pids": denied, "skipped": skipped, "tables": tables, "sources": sources,
             "processes": res.nprocs, "owner_source": OWNER_SOURCE_NAMES[res.owner_source]}
     stats = {"procs_cached": res.procs_cached, "fds_read": res.fds_read}
     meta["_stats"] = stats
+    meta["_netns_status"] = [(st.inode, st.source, st.error) for st in
+                             (res.netns_status[i] for i in range(res.nnetns_status))]
+    meta["_unlisted"] = [(u.inode, u.netns, u.pid, ffi.string(u.proto).decode("ascii", "replace"))
+                         for u in (res.unlisted[i] for i in range(res.nunlisted))]
     return SOCK_STRUCT.iter_unpack(socks), _Context(strings, owners), meta
 
 
@@ -181,4 +202,5 @@ def poll(q: Query, p: Plan, cache: Cache) -> Tuple[Any, _Context, Dict[str, Any]
         del keep
 
 
-__all__ = ["snapshot", "poll", "Cache", "CORE_VERSION", "bpf_load", "bpf_loaded", "bpf_may_load"]
+__all__ = ["snapshot", "poll", "Cache", "CORE_VERSION", "bpf_load", "bpf_loaded", "bpf_may_load",
+           "can_enter_netns"]

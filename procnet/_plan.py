@@ -16,19 +16,26 @@ the plan to the core as it is -- the core re-decides nothing:
   a Poller whose polls keep reading more fd links than one BPF scan costs
   (:class:`PollerPlanner`).
 
-Network namespaces will be one more dimension here (which namespaces, each
-with its own socket source); a Plan is the place they go.
+- **network namespaces**: the caller's (``netns=None``), or the ones asked
+  for, each listed from a sock_diag socket made inside it (the core setns()es
+  a short-lived thread in; needs CAP_SYS_ADMIN, else the text of a member
+  process's ``PID/net``), and which socket fds that no listed table holds
+  the core names afterwards (``classify``) so that nothing is dropped silently.
 """
 import os
-from typing import NamedTuple, Optional, Tuple
+from typing import Dict, NamedTuple, Optional, Tuple
 
+from . import _netns
+from . import _tables as T
 from ._errors import ProcNetError
 
 # PN_SRC_* / PN_OWN_* / PN_Q_* in csrc/procnet.h
 SRC_PROCFS, SRC_NETLINK = 1, 2
 OWN_PROCFS, OWN_BPF = 1, 2
 Q_TEXT_FALLBACK, Q_WALK_FALLBACK = 4, 8
-SOURCE_NAMES = {SRC_PROCFS: "procfs", SRC_NETLINK: "netlink"}
+CL_OTHER_NS, CL_ALL = 1, 2                  # PN_CL_*
+# pn_result.table_source: a table several namespaces served from both is both
+SOURCE_NAMES = {SRC_PROCFS: "procfs", SRC_NETLINK: "netlink", SRC_PROCFS | SRC_NETLINK: "netlink+procfs"}
 OWNER_SOURCE_NAMES = {0: "", OWN_PROCFS: "procfs", OWN_BPF: "bpf"}
 
 SOURCE_CHOICES = ("auto", "procfs", "netlink")
@@ -47,6 +54,15 @@ LINK_VS_BPF = 10
 BPF_FIXED_SOCKETS = 2000
 
 
+class Listing(NamedTuple):
+    """One namespace to list (struct pn_netns)."""
+
+    inode: int
+    source: int                 # SRC_NETLINK or SRC_PROCFS
+    enter: Optional[str]        # netlink: the file setns() enters; None: the caller's own
+    net_dir: Optional[str]      # text: "PID/net" (or "net") under the root; None: no member
+
+
 class Plan(NamedTuple):
     """How one call is served; the fields are what struct pn_query receives."""
 
@@ -54,12 +70,27 @@ class Plan(NamedTuple):
     text_fallback: bool         # netlink: a table whose dump fails is read from its text
     owner_source: int           # OWN_PROCFS, OWN_BPF, or 0 without owners
     walk_fallback: bool         # bpf: a scan that fails gives way to the walk
+    listings: Optional[Tuple[Listing, ...]] = None   # None: the caller's namespace only
+    self_netns: int = 0         # the caller's namespace (stamped when listings is None)
+    classify: int = 0           # CL_*: which unlisted socket fds the core names
+    found: Optional[Dict[int, "_netns.Found"]] = None   # what was discovered, for NetNS
 
     @property
     def flags(self) -> int:
         """The PN_Q_* bits this plan adds to the query's."""
         return (Q_TEXT_FALLBACK if self.text_fallback else 0) | (
             Q_WALK_FALLBACK if self.walk_fallback else 0)
+
+
+def table_status(status: int, err: int) -> str:
+    """Snapshot.tables' text for a PN_TABLE_* status (both backends)."""
+    if status == 1:
+        return "read"
+    if status == 2:
+        return "missing"
+    if status == 0:
+        return "error: no namespace could be listed"
+    return "error: " + os.strerror(err or 5)
 
 
 def _choice(name: str, value: Optional[str], env: str, choices: Tuple[str, ...]) -> str:
@@ -149,6 +180,10 @@ def plan(q, impl, *, cached: bool = False) -> Plan:
     `cached`: a Poller's cache serves owners (lookup(), or a poll that its
     PollerPlanner keeps on the walk): "auto" means the cached walk.
     """
+    return _namespaces(q, impl, _owners(q, impl, cached))
+
+
+def _owners(q, impl, cached: bool) -> Plan:
     source, text_fallback = _socket_source(q)
     if not q.owners:
         return Plan(source, text_fallback, 0, False)
@@ -164,6 +199,46 @@ def plan(q, impl, *, cached: bool = False) -> Plan:
     want = impl.bpf_loaded() or (impl.bpf_may_load() and
                                  expected_sockets(q.proc_root) >= BPF_BREAK_EVEN)
     return Plan(source, text_fallback, *_bpf_or_walk(q, impl, want))
+
+
+def _unfiltered(q) -> bool:
+    return (q.states is None and q.lport < 0 and q.rport < 0 and q.uid < 0
+            and not q.laddr_family and q.pids is None)
+
+
+def _namespaces(q, impl, p: Plan) -> Plan:
+    """Add which namespaces to list and which unlisted sockets to name."""
+    root = q.proc_root
+    self_ns = _netns.netns_of(root, "self")
+    classify = 0
+    if q.owners:
+        classify = CL_OTHER_NS | (CL_ALL if q.tables == T.ALL_TABLES and _unfiltered(q) else 0)
+    if q.netns is None:
+        return p._replace(self_netns=self_ns, classify=classify)
+    live = is_live_proc(root)
+    found = _netns.discover(root, live)
+    if q.netns == "all":
+        chosen = sorted(found)
+    else:
+        if q.netns not in found:
+            raise ProcNetError("network namespace %d: no readable process is in it and no bind "
+                               "mount under %s keeps it" % (q.netns, " or ".join(
+                                   d for d, _ in _netns.BIND_DIRS)))
+        chosen = [q.netns]
+    enter_ok = p.source == SRC_NETLINK and impl.can_enter_netns()
+    listings = []
+    for ns in chosen:
+        f = found[ns]
+        if ns == self_ns:              # the caller's own: no need to enter it
+            listings.append(Listing(ns, p.source, None, "net"))
+            continue
+        net_dir = "%d/net" % f.pids[0] if f.pids else None
+        enter = f.mounts[0] if f.mounts else "%s/%d/ns/net" % (root, f.pids[0])
+        if enter_ok:
+            listings.append(Listing(ns, SRC_NETLINK, enter, net_dir))
+        else:
+            listings.append(Listing(ns, SRC_PROCFS, None, net_dir))
+    return p._replace(listings=tuple(listings), self_netns=self_ns, classify=classify, found=found)
 
 
 class PollerPlanner:

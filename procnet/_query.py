@@ -5,6 +5,7 @@ from typing import Dict, FrozenSet, Iterable, NamedTuple, Optional, Tuple, Union
 
 from . import _tables as T
 from ._errors import ProcRootError
+from . import _netns
 from ._plan import requested_sources
 
 BYTE_ORDERS: Dict[Optional[str], int] = {None: 0, "native": 0, "little": 1, "big": 2}
@@ -33,6 +34,7 @@ class Query(NamedTuple):
     laddr: bytes = bytes(16)             # network order, IPv4 in the first 4 bytes
     netlink_deny: int = 0                # tests: tables whose dump is refused
     owner_source: str = "auto"           # "auto", "procfs", "bpf": _plan decides from it
+    netns: Union[None, str, int] = None  # None (the caller's), "all", or one namespace's inode
 
     @property
     def flags(self) -> int:
@@ -138,7 +140,7 @@ def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Unio
                state: Union[str, Iterable[str], None] = None, lport: Optional[int] = None,
                rport: Optional[int] = None, pid: Union[int, Iterable[int], None] = None,
                uid: Optional[int] = None, laddr: Optional[str] = None,
-               owner_source: Optional[str] = None) -> Query:
+               owner_source: Optional[str] = None, netns: "_netns.NetnsArg" = None) -> Query:
     """Validate the public arguments; every error names the bad one."""
     tables = resolve_kind(kind)
     if byteorder not in BYTE_ORDERS:
@@ -176,4 +178,5 @@ def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Unio
         laddr=laddr_bytes,
         netlink_deny=sum(1 << T.TABLE_INDEX[t] for t in netlink_deny),
         owner_source=owner_source,
+        netns=_netns.resolve(netns, root),
     )

@@ -161,3 +161,15 @@ KINDS: Dict[str, FrozenSet[int]] = {
 # The kind that names exactly one table ("tcp" is both tables of tcp; "tcp4" is one).
 EXACT_KIND: Dict[str, str] = {
     TABLES[next(iter(tables))]: kind for kind, tables in KINDS.items() if len(tables) == 1}
+
+ALL_TABLES: FrozenSet[int] = KINDS["all"]
+
+# The kernel's name of a socket's protocol (the system.sockprotoname attribute
+# of /proc/PID/fd/N, as lsof reads it) -> the table that would list it.
+PROTO_TABLES: Dict[str, str] = {
+    "TCP": "tcp", "TCPv6": "tcp6", "UDP": "udp", "UDPv6": "udp6",
+    "UDP-Lite": "udplite", "UDPLITEv6": "udplite6", "RAW": "raw", "RAWv6": "raw6",
+    "PING": "icmp", "PINGv6": "icmp6", "UNIX": "unix", "UNIX-STREAM": "unix",
+    "PACKET": "packet", "NETLINK": "netlink", "MPTCP": "mptcp", "MPTCPv6": "mptcp6",
+    "SCTP": "sctp", "SCTPv6": "sctp6", "AF_VSOCK": "vsock", "XDP": "xdp",
+}

@@ -8,6 +8,7 @@ records, so that a poll builds Python objects only for sockets that are new
 or changed and keeps the others' objects. Every poll is exactly what a fresh
 :func:`procnet.connections` would return at that moment.
 """
+import numbers
 import threading
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
@@ -16,6 +17,7 @@ from . import _backend
 from ._api import PathLike, _bulk_allocation, _finish, _root_errors
 from ._contract import Connection, Snapshot, build
 from ._errors import ProcNetError
+from ._netns import NetnsArg
 from ._plan import Plan, PollerPlanner
 from ._query import Query, make_query
 
@@ -129,11 +131,11 @@ class Poller:
                  rport: Optional[int] = None, pid: Union[int, Iterable[int], None] = None,
                  uid: Optional[int] = None, threads: Optional[int] = None,
                  source: Optional[str] = None, laddr: Optional[str] = None,
-                 owner_source: Optional[str] = None) -> None:
+                 owner_source: Optional[str] = None, netns: NetnsArg = None) -> None:
         self._args: Dict[str, Any] = dict(
             kind=kind, proc_root=proc_root, byteorder=byteorder, state=state, lport=lport,
             rport=rport, pid=pid, uid=uid, threads=threads, source=source, laddr=laddr,
-            owner_source=owner_source)
+            owner_source=owner_source, netns=netns)
         self._q = make_query(owners=True, **self._args)
         self._backend, self._impl = _backend.resolve(backend)
         self._cache: Any = self._impl.Cache()
@@ -192,7 +194,7 @@ class Poller:
         self._planner.note(q, p, meta["owner_source"], stats["fds_read"])
         raw = _RawChanges(prev, new, delta)
         self._all = current
-        snap = _finish(q, self._backend, current, meta)
+        snap = _finish(q, p, self._backend, current, meta)
         self._last = snap
         return Poll(snap, raw.select(None), stats["procs_cached"], stats["fds_read"], raw)
 
@@ -214,17 +216,26 @@ class Poller:
             with _bulk_allocation(), _root_errors(q):
                 recs, ctx, meta = self._impl.snapshot(q, p, self._cache)
                 conns = list(build(recs, ctx))
-            return _finish(q, self._backend, conns, meta)
+            return _finish(q, p, self._backend, conns, meta)
 
     def watch(self, interval: float = 1.0, *, initial: bool = True) -> Iterator[Change]:
         """Poll every `interval` seconds and yield each :class:`Change`, until
         :meth:`stop` or :meth:`close` (from any thread), or the caller stops
         iterating. With ``initial=False`` the sockets that exist when a poller
-        polls for the first time are not reported as opened."""
-        if interval < 0:
-            raise ValueError("interval must be >= 0, not %r" % (interval,))
+        polls for the first time are not reported as opened.
+
+        Checked here, before the first ``next()``: a bad `interval` (not a
+        number of seconds from 0 to ``threading.TIMEOUT_MAX``: NaN would
+        poll without pause, infinity fail only at the first wait) raises
+        ValueError, a closed poller ProcNetError."""
+        if isinstance(interval, bool) or not isinstance(interval, numbers.Real) or \
+                not 0 <= interval <= threading.TIMEOUT_MAX:        # NaN fails both
+            raise ValueError("watch() interval must be a number of seconds from 0 to %d, not %r"
+                             % (threading.TIMEOUT_MAX, interval))
+        if self._cache is None:
+            raise ProcNetError("this Poller is closed")
         self._stopped.clear()           # now, not at the first next(): stop() may come first
-        return self._watch(interval, initial)
+        return self._watch(float(interval), initial)
 
     def _watch(self, interval: float, initial: bool) -> Iterator[Change]:
         while not self._stopped.is_set():

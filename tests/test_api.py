@@ -106,7 +106,8 @@ def test_records(impl, small_tree):
     d = json.loads(json.dumps(unix.as_dict()))
     assert d == {"proto": "unix", "family": "AF_UNIX", "type": "SOCK_STREAM", "laddr": "/run/x y",
                  "raddr": None, "state": "LISTEN", "tx_queue": 0, "rx_queue": 0, "uid": None,
-                 "inode": 222, "protocol": 0, "owners": [{"pid": 10, "fd": 4, "name": "srv"}]}
+                 "inode": 222, "protocol": 0, "owners": [{"pid": 10, "fd": 4, "name": "srv"}],
+                 "netns": None}     # a fixture tree has no namespace links
     assert json.loads(json.dumps(tcp.as_dict()))["laddr"] == {"ip": "127.0.0.1", "port": 8080}
     assert "<Snapshot 2 sockets" in repr(snap)
 

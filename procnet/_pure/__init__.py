@@ -10,6 +10,6 @@ file read under the root. Native-only, with no twin: the BPF owner source
 (os.listdir here). Exact parity with the C core is enforced by tests/ on the
 same inputs.
 """
-from .snapshot import Cache, bpf_load, bpf_loaded, bpf_may_load, poll, snapshot
+from .snapshot import Cache, bpf_load, bpf_loaded, bpf_may_load, can_enter_netns, poll, snapshot
 
-__all__ = ["Cache", "poll", "snapshot", "bpf_load", "bpf_loaded", "bpf_may_load"]
+__all__ = ["Cache", "poll", "snapshot", "bpf_load", "bpf_loaded", "bpf_may_load", "can_enter_netns"]

@@ -13,6 +13,7 @@ from .._contract import (
     R_INODE,
     R_LADDR,
     R_LPORT,
+    R_NETNS,
     R_OWNER_COUNT,
     R_OWNER_FIRST,
     R_RADDR,
@@ -31,8 +32,8 @@ CH_SAME, CH_OPENED, CH_OWNERS, CH_MODIFIED = 0, 1, 2, 3     # PN_CH_* in csrc/pr
 def _identity(r: tuple) -> tuple:
     if r[R_INODE]:
         return (r[R_TABLE], r[R_INODE])
-    # inode 0 (TIME_WAIT, SYN_RECV): the addresses
-    return (r[R_TABLE], 0, r[R_LADDR], r[R_RADDR], r[R_LPORT], r[R_RPORT])
+    # inode 0 (TIME_WAIT, SYN_RECV): the addresses, in their namespace
+    return (r[R_TABLE], 0, r[R_NETNS], r[R_LADDR], r[R_RADDR], r[R_LPORT], r[R_RPORT])
 
 
 # same_fields(): every field but the owner slice (R_OWNER_FIRST, R_OWNER_COUNT)

@@ -6,74 +6,171 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .._contract import R_EXT, R_INODE, R_OWNER_FIRST, Owner, _Context
 from .._errors import ProcNetError
-from .._plan import OWN_BPF, SRC_PROCFS, Plan
+from .._plan import OWN_BPF, SOURCE_NAMES, SRC_NETLINK, SRC_PROCFS, Plan, table_status
 from .._query import Query
 from .._tables import TABLES
 from . import cache as _cache
-from . import owners_proc, poll_diff, sock_diag, table_reader
+from . import netns, owners_proc, poll_diff, sock_diag, table_reader
 
 _HOST_BIG = sys.byteorder == "big"
 
 
-def _read_text(netfd: int, t: int, big: bool, keep, recs: List[tuple], strings: bytearray,
-               tables: Dict[str, str], skipped: Dict[str, int]) -> None:
+READ, MISSING, ERROR = 1, 2, 3       # PN_TABLE_*
+
+
+class NsTables:
+    """How one namespace's tables went (struct ns_tables in snapshot.c)."""
+
+    def __init__(self) -> None:
+        self.status: Dict[int, Tuple[int, int]] = {}     # table -> (PN_TABLE_*, errno)
+        self.skipped: Dict[int, int] = {}
+        self.source: Dict[int, int] = {}
+
+
+def _read_text(netfd: Optional[int], t: int, big: bool, keep, recs: List[tuple], strings: bytearray,
+               o: NsTables) -> None:
+    o.source[t] = SRC_PROCFS
+    if netfd is None:           # a namespace with no process: no text to fall back to
+        o.status[t] = (ERROR, errno.ENOENT)
+        return
     mark = len(recs), len(strings)
     try:
         n = table_reader.read_table(netfd, t, big, keep, recs, strings)
     except OSError as e:
         del recs[mark[0]:]
         del strings[mark[1]:]
-        tables[TABLES[t]] = "missing" if e.errno == errno.ENOENT else \
-            "error: " + os.strerror(e.errno or errno.EIO)
+        code = e.errno or errno.EIO
+        o.status[t] = (MISSING if code == errno.ENOENT else ERROR, code)
         return
-    tables[TABLES[t]] = "read"
+    o.status[t] = (READ, 0)
     if n:
-        skipped[TABLES[t]] = n
+        o.skipped[t] = o.skipped.get(t, 0) + n
 
 
-def read_tables(q: Query, p: Plan, netfd: int, big: bool, recs: List[tuple], strings: bytearray):
-    """Every table asked for, from netlink where planned and working, else text (as C)."""
-    tables: Dict[str, str] = {}
-    sources: Dict[str, str] = {}
-    skipped: Dict[str, int] = {}
+def read_tables(q: Query, source: int, text_fallback: bool, nl, nl_error: Optional[OSError],
+                own_inode: int, netfd: Optional[int], big: bool, recs: List[tuple],
+                strings: bytearray, o: NsTables) -> None:
+    """Every table asked for in one namespace: from its netlink socket nl where
+    planned and working, else its text (netfd, None when it has none)."""
     keep = table_reader.keep_sock(q)
-    nl = None
-    nl_error = None
-    own_inode = 0
     seq = [0]
-    if p.source != SRC_PROCFS:
+    for t in sorted(q.tables):
+        if source == SRC_NETLINK:
+            err = nl_error
+            if q.netlink_deny & (1 << t):
+                err = OSError(errno.EPERM, os.strerror(errno.EPERM))
+            elif nl is not None:
+                try:
+                    n = sock_diag.dump_table(nl, t, q, keep, own_inode, seq, recs, strings)
+                except OSError as e:
+                    err = e
+                else:
+                    o.status[t], o.source[t] = (READ, 0), SRC_NETLINK
+                    if n:
+                        o.skipped[t] = o.skipped.get(t, 0) + n
+                    continue
+            if not text_fallback:
+                o.status[t] = (ERROR, (err.errno if err else 0) or errno.EIO)
+                o.source[t] = SRC_NETLINK
+                continue
+            # this table alone falls back to its text file
+        _read_text(netfd, t, big, keep, recs, strings, o)
+
+
+class Merged:
+    """pn_result's per-table fields, over every namespace (merge_tables)."""
+
+    def __init__(self) -> None:
+        self.status: Dict[int, Tuple[int, int]] = {}
+        self.skipped: Dict[int, int] = {}
+        self.source: Dict[int, int] = {}
+
+    def merge(self, o: NsTables) -> None:
+        for t, (st, err) in o.status.items():
+            self.skipped[t] = self.skipped.get(t, 0) + o.skipped.get(t, 0)
+            self.source[t] = self.source.get(t, 0) | o.source.get(t, 0)
+            cur = self.status.get(t, (0, 0))
+            if cur[0] == ERROR:
+                continue
+            if st == ERROR:
+                self.status[t] = (st, err)
+            elif st == READ or not cur[0]:
+                self.status[t] = (st, 0)
+
+    def meta(self, q: Query) -> Tuple[Dict[str, str], Dict[str, str], Dict[str, int]]:
+        """(tables, sources, skipped) as _native._unpack makes them."""
+        tables: Dict[str, str] = {}
+        sources: Dict[str, str] = {}
+        skipped: Dict[str, int] = {}
+        for t in sorted(q.tables):
+            st, err = self.status.get(t, (0, 0))
+            tables[TABLES[t]] = table_status(st, err)
+            sources[TABLES[t]] = SOURCE_NAMES.get(self.source.get(t, 0), "")
+            if self.skipped.get(t):
+                skipped[TABLES[t]] = self.skipped[t]
+        return tables, sources, skipped
+
+
+def _stamp(recs: List[tuple], mark: int, netns: int) -> None:
+    tail = (netns, 0)                     # pn_sock.netns, reserved2
+    recs[mark:] = [r + tail for r in recs[mark:]]
+
+
+def _list_own(q: Query, p: Plan, netfd: int, big: bool, recs: List[tuple], strings: bytearray,
+              m: Merged) -> None:
+    o = NsTables()
+    mark = len(recs)
+    nl, nl_error, own_inode = None, None, 0
+    if p.source == SRC_NETLINK:
         try:
             nl, own_inode = sock_diag.open_diag()
         except OSError as e:
             nl_error = e
     try:
-        for t in sorted(q.tables):
-            name = TABLES[t]
-            if p.source != SRC_PROCFS:
-                err = nl_error
-                if q.netlink_deny & (1 << t):
-                    err = OSError(errno.EPERM, os.strerror(errno.EPERM))
-                elif nl is not None:
-                    try:
-                        n = sock_diag.dump_table(nl, t, q, keep, own_inode, seq, recs, strings)
-                    except OSError as e:
-                        err = e
-                    else:
-                        tables[name], sources[name] = "read", "netlink"
-                        if n:
-                            skipped[name] = n
-                        continue
-                if not p.text_fallback:
-                    tables[name], sources[name] = "error: " + os.strerror(
-                        (err.errno if err else 0) or errno.EIO), "netlink"
-                    continue
-                # this table alone falls back to its text file
-            sources[name] = "procfs"
-            _read_text(netfd, t, big, keep, recs, strings, tables, skipped)
+        read_tables(q, p.source, p.text_fallback, nl, nl_error, own_inode, netfd, big, recs,
+                    strings, o)
     finally:
         if nl is not None:
             nl.close()
-    return tables, sources, skipped
+    m.merge(o)
+    _stamp(recs, mark, p.self_netns)
+
+
+def _list_netns(q: Query, p: Plan, rootfd: int, li, big: bool, recs: List[tuple],
+                strings: bytearray, m: Merged) -> Tuple[int, int, int]:
+    """One listed namespace; its (inode, source, errno) as pn_netns_status."""
+    o = NsTables()
+    mark = len(recs)
+    source, nl, nl_error, own_inode, error = li.source, None, None, 0, 0
+    if source == SRC_PROCFS and li.net_dir is None:
+        return li.inode, 0, errno.ENOENT          # no member process: no text to read
+    if source == SRC_NETLINK:
+        try:
+            # the caller's own namespace needs no entering
+            nl, own_inode = netns.netns_diag_open(li.enter) if li.enter else sock_diag.open_diag()
+        except OSError as e:
+            nl_error, error = e, e.errno or errno.EIO
+            if not p.text_fallback or li.net_dir is None:
+                return li.inode, 0, error
+            source = SRC_PROCFS                   # entering refused: the text
+    netfd = None
+    try:
+        if li.net_dir is not None:
+            try:
+                netfd = os.open(li.net_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=rootfd)
+            except OSError as e:
+                if source == SRC_PROCFS:
+                    return li.inode, 0, e.errno or errno.EIO    # its process left
+        read_tables(q, source, p.text_fallback, nl, nl_error, own_inode, netfd, big, recs,
+                    strings, o)
+    finally:
+        if nl is not None:
+            nl.close()
+        if netfd is not None:
+            os.close(netfd)
+    m.merge(o)
+    _stamp(recs, mark, li.inode)
+    return li.inode, source, error
 
 
 class _Walker:
@@ -118,7 +215,14 @@ def snapshot(q: Query, p: Plan, cache: Optional[_cache.Cache] = None) -> Tuple[L
             walker = _Walker(rootfd, q, cache) if q.owners and q.threads != 1 else None
             recs: List[tuple] = []
             strings = bytearray()
-            tables, sources, skipped = read_tables(q, p, netfd, big, recs, strings)
+            merged = Merged()
+            ns_status = []
+            if p.listings is None:
+                _list_own(q, p, netfd, big, recs, strings, merged)
+            else:
+                ns_status = [_list_netns(q, p, rootfd, li, big, recs, strings, merged)
+                             for li in p.listings]
+            tables, sources, skipped = merged.meta(q)
         finally:
             os.close(netfd)
         if walker is not None:
@@ -143,6 +247,15 @@ def snapshot(q: Query, p: Plan, cache: Optional[_cache.Cache] = None) -> Tuple[L
     owned_only = q.pids is not None
     out = []
     append = out.append
+    unlisted: List[Tuple[int, int, int, str]] = []
+    if p.classify and q.owners:
+        rootfd = os.open(q.proc_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            unlisted = netns.classify_unlisted(
+                q.proc_root, rootfd, p.classify, netns.listed_set(p.listings, p.self_netns),
+                by_inode, {r[R_INODE] for r in recs})
+        finally:
+            os.close(rootfd)
     for r in recs:
         held = by_inode.get(r[R_INODE]) if r[R_INODE] else None
         if held is None:
@@ -154,7 +267,8 @@ def snapshot(q: Query, p: Plan, cache: Optional[_cache.Cache] = None) -> Tuple[L
         append(r[:R_OWNER_FIRST] + (first, len(held)) + r[R_EXT:])
     meta = {"denied_pids": tuple(owners.denied), "skipped": skipped, "tables": tables, "sources": sources,
             "processes": owners.nprocs, "owner_source": "procfs" if q.owners else "",
-            "_stats": {"procs_cached": owners.nreused, "fds_read": owners.nreadlink}}
+            "_stats": {"procs_cached": owners.nreused, "fds_read": owners.nreadlink},
+            "_netns_status": ns_status, "_unlisted": unlisted}
     return out, _Context(bytes(strings), owner_list), meta
 
 
@@ -173,6 +287,11 @@ def bpf_loaded() -> bool:
 
 def bpf_may_load() -> bool:
     return False
+
+
+def can_enter_netns() -> bool:
+    """Another namespace is listed over netlink where Python has os.setns (3.12+)."""
+    return hasattr(os, "setns")
 
 
 def poll(q: Query, p: Plan, cache: _cache.Cache) -> Tuple[List[tuple], _Context, Dict[str, Any], Dict[str, Any]]:

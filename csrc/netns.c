@@ -1,0 +1,202 @@
+/*
+ * netns.c -- the sockets of other network namespaces.
+ *
+ * Listing: a NETLINK_SOCK_DIAG socket belongs to the namespace it was created
+ * in, whatever its creator does next, so a short-lived thread setns()es into
+ * the namespace, creates the socket and exits; the caller dumps from it.
+ * setns() needs CAP_SYS_ADMIN; without it the plan falls back to the text of
+ * a member process's /proc/PID/net (snapshot.c).
+ *
+ * Accounting: after the join, a socket fd whose inode no listed table holds
+ * is named by the system.sockprotoname attribute of its /proc/PID/fd/N link
+ * ("TCP", "UNIX-STREAM", "AF_VSOCK", ...) and by its holder's namespace
+ * (/proc/PID/ns/net) -- or, where that namespace was listed, by the socket's
+ * own (SIOCGSKNS on a pidfd_getfd copy) -- so that nothing is dropped
+ * silently. Socket inodes are unique host-wide: the join needs no namespace.
+ */
+#include "pn_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434          /* the same number on every architecture */
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
+#ifndef SIOCGSKNS
+#define SIOCGSKNS 0x894C            /* linux/sockios.h: the socket's network namespace */
+#endif
+
+struct enter_job {
+    const char *enter;
+    int fd;
+    int err;
+    uint64_t own_inode;
+};
+
+static void *enter_main(void *arg)
+{
+    struct enter_job *j = arg;
+    int nsfd = open(j->enter, O_RDONLY | O_CLOEXEC);
+    if (nsfd < 0) {
+        j->err = errno;
+        return NULL;
+    }
+    /* this thread alone moves, and ends right after: no way back needed */
+    if (setns(nsfd, CLONE_NEWNET) < 0) {
+        j->err = errno;
+        close(nsfd);
+        return NULL;
+    }
+    close(nsfd);
+    j->fd = pn_diag_open(&j->own_inode);
+    if (j->fd < 0)
+        j->err = errno;
+    return NULL;
+}
+
+int pn_netns_diag_open(const char *enter, uint64_t *own_inode)
+{
+    struct enter_job j = { .enter = enter, .fd = -1 };
+    pthread_t t;
+    if (!enter) {
+        errno = EINVAL;
+        return -1;
+    }
+    int e = pthread_create(&t, NULL, enter_main, &j);
+    if (e != 0) {
+        errno = e;
+        return -1;
+    }
+    pthread_join(t, NULL);
+    if (j.fd < 0) {
+        errno = j.err ? j.err : EIO;
+        return -1;
+    }
+    *own_inode = j.own_inode;
+    return j.fd;
+}
+
+uint32_t pn_parse_netns_link(const char *s, size_t len)
+{
+    uint64_t v = 0;
+    if (len < 7 || memcmp(s, "net:[", 5) != 0 || s[len - 1] != ']')
+        return 0;
+    for (size_t i = 5; i < len - 1; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+        if (v > UINT32_MAX)
+            return 0;
+    }
+    return (uint32_t)v;
+}
+
+/* PID's network namespace, 0 when it cannot be read (gone, denied). */
+static uint32_t proc_netns(int rootfd, int32_t pid)
+{
+    char path[32], buf[64];
+    snprintf(path, sizeof path, "%d/ns/net", (int)pid);
+    ssize_t n = readlinkat(rootfd, path, buf, sizeof buf);
+    return n > 0 && (size_t)n < sizeof buf ? pn_parse_netns_link(buf, (size_t)n) : 0;
+}
+
+/* The namespace a socket belongs to, asked of the socket itself (a copy of
+ * PID's fd through pidfd_getfd, then SIOCGSKNS): a process may hold sockets
+ * of a namespace it has left. 0 when not allowed (ptrace rights) or gone. */
+static uint32_t socket_netns(int32_t pid, int32_t fd)
+{
+    uint32_t ino = 0;
+    int pfd = (int)syscall(SYS_pidfd_open, (int)pid, 0);
+    if (pfd < 0)
+        return 0;
+    int s = (int)syscall(SYS_pidfd_getfd, pfd, (int)fd, 0);
+    close(pfd);
+    if (s < 0)
+        return 0;
+    int nsfd = ioctl(s, SIOCGSKNS);
+    close(s);
+    if (nsfd >= 0) {
+        struct stat st;
+        if (fstat(nsfd, &st) == 0 && st.st_ino <= UINT32_MAX)
+            ino = (uint32_t)st.st_ino;
+        close(nsfd);
+    }
+    return ino;
+}
+
+static int listed(const struct pn_query *q, uint32_t ns)
+{
+    if (!q->netns)
+        return ns == q->self_netns;
+    for (size_t i = 0; i < q->nnetns; i++)
+        if (q->netns[i].inode == ns)
+            return 1;
+    return 0;
+}
+
+int pn_classify_unlisted(const struct pn_query *q, int rootfd, const struct pn_owners *own,
+                         const uint8_t *matched, struct pn_vec *out)
+{
+    const struct pn_fd_entry *e = own->entries.data;
+    size_t nprocs = own->procs.len;
+    /* per process: its namespace + 1 once read (0 = not yet) */
+    uint64_t *ns_of = calloc(nprocs ? nprocs : 1, sizeof *ns_of);
+    if (!ns_of)
+        return -1;
+    size_t rootlen = strlen(q->proc_root);
+    char path[PATH_MAX];
+    for (size_t k = 0; k < own->entries.len; k++) {
+        /* one look per socket, through its lowest (pid, fd): the same holder
+         * whatever order the walk's threads merged in */
+        if (matched[k] || !e[k].inode || pn_owners_first(own, e[k].inode) != (uint32_t)k)
+            continue;
+        size_t h = k;
+        for (uint32_t j = e[k].next; j != UINT32_MAX; j = e[j].next)
+            if (e[j].pid < e[h].pid || (e[j].pid == e[h].pid && e[j].fd < e[h].fd))
+                h = j;
+        uint32_t proc = e[h].proc;
+        if (proc < nprocs && !ns_of[proc])
+            ns_of[proc] = (uint64_t)proc_netns(rootfd, e[h].pid) + 1;
+        uint32_t ns = proc < nprocs ? (uint32_t)(ns_of[proc] - 1) : 0;
+        if (!(q->classify & PN_CL_ALL) &&
+            !((q->classify & PN_CL_OTHER_NS) && ns && !listed(q, ns)))
+            continue;
+        /* held from a listed namespace yet in no table: either it belongs to
+         * another namespace (its holder moved), or it is in none of the
+         * kernel's tables at all (unbound, closed): the socket says which */
+        if (!ns || listed(q, ns)) {
+            uint32_t own = socket_netns(e[h].pid, e[h].fd);
+            if (own)
+                ns = own;
+        }
+        struct pn_unlisted *u = pn_vec_reserve(out, sizeof *u, 1);
+        if (!u) {
+            free(ns_of);
+            return -1;
+        }
+        memset(u, 0, sizeof *u);
+        u->inode = e[h].inode;
+        u->netns = ns;
+        u->pid = e[h].pid;
+        int n = snprintf(path, sizeof path, "%s/%d/fd/%d", q->proc_root, (int)e[h].pid, (int)e[h].fd);
+        if (n > 0 && (size_t)n < sizeof path && rootlen < sizeof path) {
+            ssize_t got = getxattr(path, "system.sockprotoname", u->proto, sizeof u->proto - 1);
+            u->proto[got > 0 ? (size_t)got : 0] = '\0';     /* (the value carries its own NUL) */
+        }
+        out->len++;
+    }
+    free(ns_of);
+    return 0;
+}

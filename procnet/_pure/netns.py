@@ -1,0 +1,122 @@
+"""The sockets of other network namespaces; twin of netns.c (read its header comment).
+
+Listing: a sock_diag socket made inside the namespace by a short-lived thread
+that setns()es in (``os.setns``, Python 3.12+; the plan reads a member's
+``PID/net`` text where Python has none). Accounting: socket fds no listed
+table holds, named by their ``system.sockprotoname`` attribute.
+"""
+import os
+import re
+import threading
+from typing import Dict, List, Optional, Set, Tuple
+
+from .._contract import Owner
+from . import sock_diag
+
+_LINK = re.compile(rb"^net:\[(\d{1,10})\]$")
+
+
+def netns_diag_open(enter: str):
+    """pn_netns_diag_open: (socket, own inode) made inside the namespace `enter` names."""
+    out: Dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            fd = os.open(enter, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                os.setns(fd, os.CLONE_NEWNET)    # type: ignore[attr-defined]  # (3.12+)
+            finally:
+                os.close(fd)
+            out["ok"] = sock_diag.open_diag()
+        except OSError as e:
+            out["error"] = e
+
+    # this thread alone moves, and ends right after: no way back needed
+    t = threading.Thread(target=run, name="procnet-netns", daemon=True)
+    t.start()
+    t.join()
+    if "ok" not in out:
+        raise out.get("error") or OSError(5, os.strerror(5))  # type: ignore[misc]
+    return out["ok"]
+
+
+def parse_netns_link(target: bytes) -> int:
+    """pn_parse_netns_link: b"net:[4026531840]" -> 4026531840; 0 otherwise."""
+    m = _LINK.match(target)
+    v = int(m.group(1)) if m else 0
+    return v if v <= 0xFFFFFFFF else 0
+
+
+def _proc_netns(rootfd: int, pid: int) -> int:
+    try:
+        return parse_netns_link(os.readlink(b"%d/ns/net" % pid, dir_fd=rootfd))
+    except OSError:
+        return 0
+
+
+_SIOCGSKNS = 0x894C
+_libc = None
+
+
+def _socket_netns(pid: int, fd: int) -> int:
+    """socket_netns(): the namespace the socket itself belongs to (a pidfd_getfd
+    copy, then SIOCGSKNS); 0 when not allowed or gone."""
+    global _libc
+    import ctypes
+    import fcntl
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    try:
+        pfd = os.pidfd_open(pid)
+    except (OSError, AttributeError):
+        return 0
+    try:
+        s = _libc.syscall(438, pfd, fd, 0)      # pidfd_getfd: the same number everywhere
+    finally:
+        os.close(pfd)
+    if s < 0:
+        return 0
+    try:
+        nsfd = fcntl.ioctl(s, _SIOCGSKNS)
+    except OSError:
+        return 0
+    finally:
+        os.close(s)
+    try:
+        ino = os.fstat(nsfd).st_ino
+    finally:
+        os.close(nsfd)
+    return ino if ino <= 0xFFFFFFFF else 0
+
+
+def classify_unlisted(root: str, rootfd: int, classify: int, listed: Set[int],
+                      by_inode: Dict[int, List[Owner]], joined: Set[int]
+                      ) -> List[Tuple[int, int, int, str]]:
+    """pn_classify_unlisted: (inode, netns, pid, protocol) per socket no listed
+    table holds, as `classify` (PN_CL_*) asks; `listed`: the namespaces listed."""
+    ns_of: Dict[int, int] = {}
+    out = []
+    for inode, held in by_inode.items():
+        if inode in joined or not inode:      # ("socket:[0]" is no socket)
+            continue
+        o = min(held, key=lambda x: (x.pid, x.fd))   # the same holder as in C
+        ns = ns_of.get(o.pid)
+        if ns is None:
+            ns = ns_of[o.pid] = _proc_netns(rootfd, o.pid)
+        if not (classify & 2) and not ((classify & 1) and ns and ns not in listed):
+            continue
+        if not ns or ns in listed:         # in no table of its holder's namespace: ask it
+            ns = _socket_netns(o.pid, o.fd) or ns
+        proto = ""
+        try:
+            value = os.getxattr("%s/%d/fd/%d" % (root, o.pid, o.fd), "system.sockprotoname")
+            if len(value) <= 23:               # as C's 23-byte buffer (ERANGE past it)
+                proto = value.split(b"\0", 1)[0].decode("ascii", "replace")
+        except OSError:
+            pass
+        out.append((inode, ns, o.pid, proto))
+    return out
+
+
+def listed_set(listings: Optional[tuple], self_netns: int) -> Set[int]:
+    return {self_netns} if listings is None else {li.inode for li in listings}
