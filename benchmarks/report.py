@@ -135,6 +135,10 @@ TARGETS = [
      "owners_floor", 0.3),
     ("procnet -tuaxnp >= 4x faster than ss -tuaxnp (issue 10; at 50k)", "cli -tuaxnp", "cli_procnet",
      "cli_peer[ss--tuaxnp]", 0.25),
+    ("warm Prometheus scrape >= 10x cheaper than psutil.net_connections() (issue 17)", "export scrape",
+     "scrape_warm", "psutil", 0.1),
+    ("warm scrape without listener series >= 10x cheaper than psutil (issue 17)", "export scrape",
+     "scrape_warm_counts", "psutil", 0.1),
 ]
 
 
@@ -216,6 +220,8 @@ def render(data: dict, groups: Dict[str, Dict[str, dict]], plot_path: str) -> st
             out += table(groups, group, ["gil_one_thread"])
         elif group.startswith("listeners"):
             out += table(groups, group, ["listeners_native[procfs]"])
+        elif group.startswith("export scrape"):
+            out += table(groups, group, ["psutil", "poll_warm"])
         else:
             out += table(groups, group, ["owners_floor", "owners_native", "owners_psutil",
                                          "fields_psutil"])
