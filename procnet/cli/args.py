@@ -36,6 +36,8 @@ examples:
   procnet -anp --pid 812         every socket process 812 holds
   procnet -tn --state ESTABLISHED --user www-data
   procnet -tulpnc 2              the same listing every 2 seconds (Ctrl-C stops)
+  procnet -Mlnp                  MPTCP listeners and their processes (ss -Mlnp)
+  procnet -San --vsock --xdp     SCTP, vsock and AF_XDP sockets (ss -S, --vsock, --xdp)
   procnet -tlnp --json | jq -r '.connections[] | "\\(.laddr.port) \\(.owners[].pid)"'
   procnet -tnp --json -c 5 | jq -c '.connections | length'   (one line per refresh)
 
@@ -46,6 +48,10 @@ differences from netstat (net-tools):
   - addresses are never truncated (-W is accepted and changes nothing)
   - -u also lists UDP-Lite (netstat: -U); Proto says udplite, not udpl
   - unix sockets: no RefCnt column (not in procnet's records)
+  - families netstat does not list, with ss's flags: -M/--mptcp, -S/--sctp
+    (sctp associations show their own states: COOKIE_WAIT, SHUTDOWN_SENT...),
+    --vsock (addresses CID:port) and --xdp (interface:queue), each in a
+    section of its own after the inet one
   - control characters in names and paths are escaped (\\n, \\t, \\x1b,
     invalid UTF-8 as \\xNN; a backslash as \\\\), so no name can forge a row
   - host names are looked up for at most ~0.5 s, then shown numerically;
@@ -93,6 +99,8 @@ def json_help() -> str:
         _keys("connection", conn, '(each of "connections": the fields of procnet.Connection)'),
         _keys("address", fields.ADDRESS_KEYS,
               '(an inet "laddr", "raddr"; a unix "laddr" is the path, "@name" if abstract)'),
+        _keys("vsock", fields.VSOCK_ADDRESS_KEYS, '(a vsock "laddr", "raddr")'),
+        _keys("xdp", fields.XDP_ADDRESS_KEYS, '(an AF_XDP "laddr"; its "raddr" is null)'),
         _keys("owner", fields.OWNER_KEYS, '(each of "owners": one per fd)'),
         _keys("event", event, '(--events --json: one line per change; "old_owners" in '
               '"owners" events only)', placeholder="every connection key"),
@@ -102,7 +110,7 @@ def json_help() -> str:
 EPILOG = EPILOG % {"json": json_help()}
 
 # One-letter flags that take no value, as netstat spells them ('c' is separate).
-_FLAG_LETTERS = "tuwxlanpe46W"
+_FLAG_LETTERS = "tuwxMSlanpe46W"
 # A cluster of those letters with at most an inline -c value: -tulpnc, -ctl, -tc2, -c0.5t
 _CLUSTER = re.compile(r"-(?:[%s]|c(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)?)+\Z" % _FLAG_LETTERS)
 _CLUSTER_PART = re.compile(r"c([0-9]+(?:\.[0-9]*)?|\.[0-9]+)?|[%s]" % _FLAG_LETTERS)
@@ -113,10 +121,14 @@ _NEGATIVE = re.compile(r"-[0-9.]")
 TCP = ("tcp", "tcp6")
 UDP = ("udp", "udp6", "udplite", "udplite6")
 RAW = ("raw", "raw6")
+MPTCP = ("mptcp", "mptcp6")
+SCTP = ("sctp", "sctp6")
 INET_DEFAULT = TCP + UDP + RAW
-PROTO_CHOICES = INET_DEFAULT + ("icmp", "icmp6", "unix")
+PROTO_CHOICES = INET_DEFAULT + ("icmp", "icmp6", "unix") + MPTCP + SCTP + ("vsock", "xdp")
 V6 = frozenset(n for n in PROTO_CHOICES if n.endswith("6"))
-INET = frozenset(PROTO_CHOICES) - {"unix"}
+# families with sections of their own (neither inet nor unix; -4/-6 do not apply)
+OTHER_SECTIONS = ("vsock", "xdp")
+INET = frozenset(PROTO_CHOICES) - {"unix"} - set(OTHER_SECTIONS)
 
 _STATE_ALIASES = {"LISTENING": "LISTEN", "ESTAB": "ESTABLISHED", "UNCONN": "NONE",
                   "UNCONNECTED": "NONE", "CLOSED": "CLOSE", "SYN_RECEIVED": "SYN_RECV"}
@@ -157,6 +169,7 @@ class Options(NamedTuple):
     proc_root: str
     version: bool
     export: "Optional[ExportOptions]" = None   # --serve / --format prom (cli/serve.py)
+    other_sections: Tuple[str, ...] = ()       # "vsock", "xdp": sections of their own
 
 
 class _Parser(argparse.ArgumentParser):
@@ -240,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-u", "--udp", action="store_true", help="UDP and UDP-Lite (udp, udp6, udplite, udplite6)")
     g.add_argument("-w", "--raw", action="store_true", help="raw sockets (raw, raw6)")
     g.add_argument("-x", "--unix", action="store_true", help="unix domain sockets")
+    g.add_argument("-M", "--mptcp", action="store_true", help="MPTCP (mptcp, mptcp6), as ss -M")
+    g.add_argument("-S", "--sctp", action="store_true",
+                   help="SCTP endpoints and associations (sctp, sctp6), as ss -S")
+    g.add_argument("--vsock", action="store_true", help="vsock (AF_VSOCK) sockets, as ss --vsock")
+    g.add_argument("--xdp", action="store_true", help="AF_XDP sockets, as ss --xdp")
     g.add_argument("-4", "--inet", dest="v4", action="store_true", help="IPv4 only")
     g.add_argument("-6", "--inet6", dest="v6", action="store_true", help="IPv6 only")
     g = p.add_argument_group("states (none given: non-listening sockets, as netstat)")
@@ -359,7 +377,7 @@ def parse(argv: Sequence[str]) -> Options:
     """Options from argv (without the program name); raises UsageError."""
     parser = build_parser()
     ns = parser.parse_args(expand_clusters(argv, parser))
-    kinds = ns.tcp or ns.udp or ns.raw or ns.unix
+    kinds = ns.tcp or ns.udp or ns.raw or ns.unix or ns.mptcp or ns.sctp or ns.vsock or ns.xdp
     tables: Set[str] = set()
     if ns.tcp:
         tables.update(TCP)
@@ -369,9 +387,17 @@ def parse(argv: Sequence[str]) -> Options:
         tables.update(RAW)
     if ns.unix:
         tables.add("unix")
+    if ns.mptcp:
+        tables.update(MPTCP)
+    if ns.sctp:
+        tables.update(SCTP)
+    if ns.vsock:
+        tables.add("vsock")
+    if ns.xdp:
+        tables.add("xdp")
     if not kinds:
         if ns.proto:
-            tables.update(PROTO_CHOICES)
+            tables.update(ns.proto)
         elif ns.v4 or ns.v6:              # netstat -4: every inet table of that family, no unix
             tables.update(INET_DEFAULT)
         else:
@@ -388,7 +414,7 @@ def parse(argv: Sequence[str]) -> Options:
         mode = "all"                      # "--port 22" should show the listener too
     else:
         mode = "connected"
-    inet_section = bool(tables & INET) or ns.tcp or ns.udp or ns.raw
+    inet_section = bool(tables & INET) or ns.tcp or ns.udp or ns.raw or ns.mptcp or ns.sctp
     return Options(
         tables=frozenset(tables),
         inet_section=inet_section,
@@ -410,4 +436,5 @@ def parse(argv: Sequence[str]) -> Options:
         proc_root=ns.proc_root,
         version=ns.version,
         export=_export_options(ns),
+        other_sections=tuple(t for t in OTHER_SECTIONS if t in tables or getattr(ns, t)),
     )

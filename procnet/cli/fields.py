@@ -8,6 +8,8 @@ values from here, so an address or an owner set reads the same everywhere:
 - unix address: the path escaped (names.escape: no control character, no
   invalid UTF-8 reaches the terminal); abstract names as the kernel shows them,
   ``@name``.
+- vsock address: ``CID:port``, ``*`` for VMADDR_CID_ANY / VMADDR_PORT_ANY (as ss).
+- xdp address: ``interface:queue`` (the ifindex with -n or when it has no name).
 - owners: ``812/nginx,813/nginx`` -- each pid once, in pid order; ``-`` for none.
 
 A :class:`Formatter` made with ``split_fields=True`` (--events) also escapes
@@ -18,13 +20,15 @@ the path is the last one (netstat prints ``/run/my app.sock`` so).
 JSON keeps every value exactly (no escaping, no names): the keys below are the
 ones the writers emit, and --help lists them from here.
 """
+import socket
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .._contract import Address, Connection, Owner
+from .._contract import Address, Connection, Owner, VsockAddress, XdpAddress
 from .names import Hosts, Protocols, Services, Users, escape
 
 __all__ = ["Formatter", "escape_field", "host_text", "port_text",
-           "DOCUMENT_KEYS", "CONNECTION_KEYS", "ADDRESS_KEYS", "OWNER_KEYS", "EVENT_KEYS"]
+           "DOCUMENT_KEYS", "CONNECTION_KEYS", "ADDRESS_KEYS", "VSOCK_ADDRESS_KEYS",
+           "XDP_ADDRESS_KEYS", "OWNER_KEYS", "EVENT_KEYS"]
 
 # -- JSON ------------------------------------------------------------------------
 
@@ -34,8 +38,12 @@ DOCUMENT_KEYS: Tuple[str, ...] = (
     "sources", "processes", "owner_source", "connections")
 #: each of "connections": every field of procnet.Connection (Connection.as_dict)
 CONNECTION_KEYS: Tuple[str, ...] = Connection._FIELDS
-#: "laddr" and "raddr" of an inet socket
+#: "laddr" and "raddr" of an inet (mptcp, sctp) socket
 ADDRESS_KEYS: Tuple[str, ...] = Address._fields
+#: "laddr" and "raddr" of a vsock socket
+VSOCK_ADDRESS_KEYS: Tuple[str, ...] = VsockAddress._fields
+#: "laddr" of an AF_XDP socket
+XDP_ADDRESS_KEYS: Tuple[str, ...] = XdpAddress._fields
 #: each of "owners"
 OWNER_KEYS: Tuple[str, ...] = Owner._fields
 #: one --events --json line: "event", the connection's keys, and "old_owners" in an owners event
@@ -45,7 +53,9 @@ EVENT_KEYS: Tuple[str, ...] = ("event",) + CONNECTION_KEYS + ("old_owners",)
 # -- text --------------------------------------------------------------------------
 
 _SERVICE_PROTO = {"tcp": "tcp", "tcp6": "tcp", "udp": "udp", "udp6": "udp",
-                  "udplite": "udp", "udplite6": "udp"}
+                  "udplite": "udp", "udplite6": "udp", "mptcp": "tcp", "mptcp6": "tcp",
+                  "sctp": "sctp", "sctp6": "sctp"}
+_VSOCK_ANY = 0xFFFFFFFF        # VMADDR_CID_ANY, VMADDR_PORT_ANY
 _RAW = frozenset(("raw", "raw6"))
 
 
@@ -160,8 +170,9 @@ class Formatter:
     def address(self, a: Any, proto: str) -> str:
         """One address of any family as one field: ``-`` for none or an unnamed socket.
 
-        inet as :meth:`addresses`, unix as :meth:`path`, a packet socket's
-        ifindex or a netlink socket's port id as the number.
+        inet as :meth:`addresses`, unix as :meth:`path`, vsock as
+        :meth:`vsock`, xdp as :meth:`xdp`, a packet socket's ifindex or a
+        netlink socket's port id as the number.
         """
         if a is None:
             return "-"
@@ -169,7 +180,26 @@ class Formatter:
             return self.host(a.ip) + ":" + self.port(a.port, proto)
         if isinstance(a, str):
             return self.path(a) or "-"
+        if isinstance(a, VsockAddress):
+            return self.vsock(a)
+        if isinstance(a, XdpAddress):
+            return self.xdp(a)
         return str(a)
+
+    @staticmethod
+    def vsock(a: VsockAddress) -> str:
+        """``CID:port``; ``*`` for any (as ss prints them)."""
+        return "%s:%s" % ("*" if a.cid == _VSOCK_ANY else a.cid, "*" if a.port == _VSOCK_ANY else a.port)
+
+    def xdp(self, a: XdpAddress) -> str:
+        """``interface:queue``: the interface's name unless numeric (-n) or unknown."""
+        name = None
+        if self.hosts is not None and a.ifindex:
+            try:
+                name = escape(socket.if_indextoname(a.ifindex))
+            except OSError:
+                name = None
+        return "%s:%d" % (name or a.ifindex, a.queue_id)
 
     def user(self, uid: Optional[int]) -> str:
         """The user's name (the number with -n); ``-`` where the source gives no uid."""

@@ -10,6 +10,10 @@ from typing import List, Optional
 
 from .._contract import Snapshot
 
+# Tables a kernel may lack the sock_diag support (or the text) to list, while
+# their sockets may still exist (vsock, xdp): said when asked for and missing.
+_DIAG_ONLY = frozenset(("mptcp", "mptcp6", "sctp", "sctp6", "vsock", "xdp"))
+
 PARTIAL_WARNING = ("(Not all processes could be identified, non-owned process info will not be "
                    "shown, you would have to be root to see it all.)")
 # root too can be refused a process's fds (an LSM, a process beyond its reach)
@@ -42,6 +46,10 @@ def data_note(snap: Snapshot) -> Optional[str]:
     if failed:
         parts.append("could not read %s" % ", ".join(
             "%s (%s)" % (t, st.split(":", 1)[1].strip() if ":" in st else st) for t, st in failed))
+    unlistable = sorted(t for t, st in snap.tables.items() if st == "missing" and t in _DIAG_ONLY)
+    if unlistable:
+        parts.append("cannot list %s (neither this kernel's sock_diag nor the /proc text has %s)" % (
+            ", ".join(unlistable), "it" if len(unlistable) == 1 else "them"))
     if not parts:
         return None
     return "procnet: warning: " + "; ".join(" ".join(p.split()) for p in parts)

@@ -22,6 +22,9 @@ _RAW_STATE.update((name, str(code)) for code, name in T.DGRAM_STATES.items())
 _DGRAM_STATE = {"NONE": ""}
 _UNIX_STATE = {"LISTEN": "LISTENING", "NONE": ""}
 _STATE_TEXT: Dict[str, Dict[str, str]] = {"tcp": {}, "tcp6": {}, "raw": _RAW_STATE, "raw6": _RAW_STATE}
+# the families with a section of their own (args.OTHER_SECTIONS), titled as ss names them
+_FAMILY_TITLE = {"vsock": "VSOCK", "xdp": "XDP"}
+_OTHER = frozenset(_FAMILY_TITLE)
 _TYPE_TEXT: Dict[object, str] = {}
 
 
@@ -116,16 +119,46 @@ class Table:
         data.append([fmt.path(p) for p in (c.laddr for c in conns)])  # type: ignore[arg-type]
         return "Active UNIX domain sockets %s\n%s" % (_MODE_TITLE[opts.mode], layout(cols, data))
 
+    def other(self, family: str, conns: Sequence[Connection]) -> str:
+        """A section of a family netstat does not list ("vsock", "xdp"): the inet
+        section's columns, addresses as cli.fields spells them."""
+        opts, fmt = self.opts, self.fmt
+        cols = [Column("Proto", 5), Column("Recv-Q", 6, True), Column("Send-Q", 6, True),
+                Column("Local Address", 23), Column("Foreign Address", 23), Column("State", 11)]
+        data = [[c.proto for c in conns], [str(c.rx_queue) for c in conns],
+                [str(c.tx_queue) for c in conns],
+                [fmt.address(c.laddr, c.proto) for c in conns],
+                [fmt.address(c.raddr, c.proto) for c in conns],
+                [_DGRAM_STATE.get(c.state, c.state) for c in conns]]
+        if opts.extend:
+            cols += [Column("User", 10), Column("Inode", 10)]
+            data.append([fmt.user(c.uid) for c in conns])
+            data.append([str(c.inode) for c in conns])
+        if opts.program:
+            cols.append(Column("PID/Program name", 0))
+            data.append(fmt.owner_column(conns))
+        return "Active %s sockets %s\n%s" % (_FAMILY_TITLE[family], _MODE_TITLE[opts.mode],
+                                           layout(cols, data))
+
     def render(self, conns: Iterable[Connection]) -> str:
-        """Both sections, as the options ask."""
+        """The sections the options ask for: inet, unix, then vsock and xdp."""
         self.fmt.begin()
         inet: List[Connection] = []
         unix: List[Connection] = []
+        other: Dict[str, List[Connection]] = {f: [] for f in self.opts.other_sections}
         for c in conns:
-            (unix if c.proto == "unix" else inet).append(c)
+            proto = c.proto
+            if proto == "unix":
+                unix.append(c)
+            elif proto in _OTHER:
+                other.setdefault(proto, []).append(c)
+            else:
+                inet.append(c)
         parts = []
         if self.opts.inet_section:
             parts.append(self.inet(inet))
         if self.opts.unix_section:
             parts.append(self.unix(unix))
+        for family in self.opts.other_sections:
+            parts.append(self.other(family, other[family]))
         return "".join(parts)
