@@ -50,7 +50,6 @@ _Static_assert(PN_DIAG_RCVBUF <= PN_READ_CHUNK, "dumps are received into the sin
 #define PN_IPPROTO_MPTCP 262          /* does not fit inet_diag_req_v2's u8 sdiag_protocol */
 #define PN_IPPROTO_SCTP  132
 #define PN_INET_DIAG_REQ_PROTOCOL 3   /* the u32 protocol attribute (Linux 5.9+) */
-#define PN_INET_DIAG_PEERS 14         /* sctp: an association's peer addresses */
 
 int pn_diag_open(uint64_t *own_inode)
 {
@@ -267,7 +266,7 @@ static int decode_msg(int table, const struct nlmsghdr *h, struct pn_sock *s, st
             size_t hdr = NLMSG_ALIGN(sizeof m);
             if (len >= hdr) {
                 FOR_ATTRS(data + hdr, len - hdr, a) {
-                    if (a->nla_type == PN_INET_DIAG_PEERS) {
+                    if (a->nla_type == INET_DIAG_PEERS) {
                         s->state = (uint8_t)(m.idiag_state < 256 - PN_SCTP_ASSOC_STATE ?
                                              PN_SCTP_ASSOC_STATE + m.idiag_state : 255);
                         break;
@@ -464,6 +463,30 @@ int pn_diag_parse(const char *buf, size_t n, int table, const struct pn_query *q
         sink->socks.len++;
     }
     return 0;
+}
+
+int pn_diag_decode(int table, const char *buf, size_t n, uint32_t seq, struct pn_result *out)
+{
+    struct pn_query q;
+    struct pn_sink sink;
+    int intr = 0, r;
+    memset(out, 0, sizeof *out);
+    if (table < 0 || table >= PN_NTABLES) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(&q, 0, sizeof q);
+    memset(&sink, 0, sizeof sink);
+    q.lport = q.rport = -1;
+    q.uid = -1;
+    r = pn_diag_parse(buf, n, table, &q, &sink, &out->skipped[table], 0, seq, &intr);
+    int e = errno;
+    out->socks = sink.socks.data;       /* what was decoded before an error, too */
+    out->nsocks = sink.socks.len;
+    out->strings = sink.strings.data;
+    out->strings_len = sink.strings.len;
+    errno = e;
+    return r;
 }
 
 /* One dump attempt. 0 done, 1 interrupted (retry), -1 error (errno). */

@@ -261,7 +261,7 @@ class Connection(tuple):
     def as_dict(self) -> Dict[str, Any]:
         """A JSON-ready dict of every field (enums as names, owners as dicts)."""
         d: Dict[str, Any] = {f: getattr(self, f) for f in self._FIELDS}
-        d["family"] = d["family"].name
+        d["family"] = T.family_name(d["family"])
         d["type"] = d["type"].name if d["type"] is not None else None
         for k in ("laddr", "raddr"):
             if isinstance(d[k], (Address, VsockAddress, XdpAddress)):

@@ -47,6 +47,12 @@ def _family(n: int) -> int:
         return n
 
 
+def family_name(family: int) -> str:
+    """"AF_INET", ...: the enum's name, or AF_XDP / AF_VSOCK where this Python lacks them."""
+    name = getattr(family, "name", None)
+    return name or {_AF_XDP: "AF_XDP", _AF_VSOCK: "AF_VSOCK"}.get(family, str(family))
+
+
 FAMILIES: Tuple[int, ...] = tuple(
     socket.AF_INET6 if i in V6_TABLES else
     socket.AF_UNIX if i == UNIX else

@@ -26,7 +26,7 @@ AF_VSOCK = getattr(socket, "AF_VSOCK", 40)
 AF_XDP = getattr(socket, "AF_XDP", 44)
 IPPROTO_SCTP = 132
 INET_DIAG_REQ_PROTOCOL = 3                   # the u32 protocol attribute (Linux 5.9+)
-INET_DIAG_PEERS = 14                         # sctp: an association's peer addresses
+INET_DIAG_PEERS = 13                         # sctp: an association's peer addresses
 VSOCK_REQ = struct.Struct("=BBHIII8x")       # vsock_diag_req
 VSOCK_MSG = struct.Struct("=BBBBIIIII8x")    # vsock_diag_msg
 XDP_REQ = struct.Struct("=BBHII8x")          # xdp_diag_req
@@ -218,6 +218,47 @@ def _decode(table: int, buf: bytes, off: int, end: int, strings: bytearray) -> O
             NETLINK, 0, stype, 0, SF_NO_UID)
 
 
+def parse_buffer(buf: bytes, table: int, keep: Callable[[tuple], bool], own_inode: int, seq: int,
+                 out: List[tuple], strings: bytearray) -> Tuple[bool, bool, int]:
+    """One received dump buffer (pn_diag_parse()): (done, interrupted, skipped);
+    the kept records appended to `out`. Raises OSError for an error message."""
+    off, intr, skipped = 0, False, 0
+    while off + 16 <= len(buf):
+        mlen, mtype, mflags, mseq, _ = NLMSGHDR.unpack_from(buf, off)
+        if mlen < 16 or off + mlen > len(buf):
+            break                   # truncated or garbage: nothing more to trust
+        end, body = off + mlen, off + 16
+        nxt = off + _align(mlen)
+        if mseq != seq:
+            off = nxt
+            continue                # a stale answer to an earlier request
+        if mflags & NLM_F_DUMP_INTR:
+            intr = True
+        if mtype == NLMSG_DONE:
+            err = struct.unpack_from("=i", buf, body)[0] if mlen >= 20 else 0
+            if err < 0:
+                e = errno.EPROTO if err == -2 ** 31 else -err
+                raise OSError(e, os.strerror(e))
+            return True, intr, skipped
+        if mtype == NLMSG_ERROR:
+            if mlen < 20 + 16:
+                raise OSError(errno.EPROTO, os.strerror(errno.EPROTO))
+            err = struct.unpack_from("=i", buf, body)[0]
+            e = -err if err < 0 and err != -2 ** 31 else errno.EPROTO
+            raise OSError(e, os.strerror(e))
+        if mtype == SOCK_DIAG_BY_FAMILY:
+            mark = len(strings)
+            rec = _decode(table, buf, body, end, strings)
+            if rec is None:
+                skipped += 1
+            elif (table == NETLINK and own_inode and rec[0] == own_inode) or not keep(rec):
+                del strings[mark:]
+            else:
+                out.append(rec)
+        off = nxt
+    return False, intr, skipped
+
+
 def _dump_once(sock: socket.socket, table: int, q, keep: Callable[[tuple], bool], own_inode: int,
                seq: int, out: List[tuple], strings: bytearray) -> Tuple[bool, int]:
     """(interrupted, skipped); raises OSError like C returns -1."""
@@ -227,39 +268,10 @@ def _dump_once(sock: socket.socket, table: int, q, keep: Callable[[tuple], bool]
         buf = sock.recv(RCVBUF)
         if not buf:
             raise OSError(errno.EPROTO, os.strerror(errno.EPROTO))
-        off = 0
-        while off + 16 <= len(buf):
-            mlen, mtype, mflags, mseq, _ = NLMSGHDR.unpack_from(buf, off)
-            if mlen < 16 or off + mlen > len(buf):
-                break
-            end, body = off + mlen, off + 16
-            nxt = off + _align(mlen)
-            if mseq != seq:
-                off = nxt
-                continue
-            if mflags & NLM_F_DUMP_INTR:
-                intr = True
-            if mtype == NLMSG_DONE:
-                err = struct.unpack_from("=i", buf, body)[0] if mlen >= 20 else 0
-                if err < 0:
-                    raise OSError(-err, os.strerror(-err))
-                return intr, skipped
-            if mtype == NLMSG_ERROR:
-                if mlen < 20 + 16:
-                    raise OSError(errno.EPROTO, os.strerror(errno.EPROTO))
-                err = struct.unpack_from("=i", buf, body)[0]
-                e = -err if err else errno.EPROTO
-                raise OSError(e, os.strerror(e))
-            if mtype == SOCK_DIAG_BY_FAMILY:
-                mark = len(strings)
-                rec = _decode(table, buf, body, end, strings)
-                if rec is None:
-                    skipped += 1
-                elif (table == NETLINK and own_inode and rec[0] == own_inode) or not keep(rec):
-                    del strings[mark:]
-                else:
-                    out.append(rec)
-            off = nxt
+        done, i, n = parse_buffer(buf, table, keep, own_inode, seq, out, strings)
+        intr, skipped = intr or i, skipped + n
+        if done:
+            return intr, skipped
 
 
 def dump_table(sock: socket.socket, table: int, q, keep: Callable[[tuple], bool], own_inode: int,
