@@ -71,12 +71,10 @@ _UNIX = T.UNIX
 # psutil's classes when psutil is importable, equivalents otherwise
 
 
-class _Addr(NamedTuple):
-    ip: str
-    port: int
+_Addr = namedtuple("addr", ("ip", "port"))
 
 
-class Error(ProcNetError):
+class _Error(ProcNetError):
     """Base of this module's own process errors (psutil.Error's stand-in)."""
 
     def __init__(self, msg: str = "") -> None:
@@ -89,7 +87,7 @@ class Error(ProcNetError):
         return " ".join(x for x in (self.msg, "(%s)" % info if info else "") if x)
 
 
-class NoSuchProcess(Error):
+class _NoSuchProcess(_Error):
     """The process does not exist (psutil.NoSuchProcess's stand-in)."""
 
     def __init__(self, pid: int, name: Optional[str] = None, msg: Optional[str] = None) -> None:
@@ -97,7 +95,7 @@ class NoSuchProcess(Error):
         self.pid, self.name = pid, name
 
 
-class ZombieProcess(NoSuchProcess):
+class _ZombieProcess(_NoSuchProcess):
     """psutil.ZombieProcess's stand-in (never raised on Linux, as by psutil)."""
 
     def __init__(self, pid: int, name: Optional[str] = None, ppid: Optional[int] = None,
@@ -106,13 +104,17 @@ class ZombieProcess(NoSuchProcess):
         self.ppid = ppid
 
 
-class AccessDenied(Error):
+class _AccessDenied(_Error):
     """Permission to read the process was refused (psutil.AccessDenied's stand-in)."""
 
     def __init__(self, pid: Optional[int] = None, name: Optional[str] = None,
                  msg: Optional[str] = None) -> None:
         super().__init__(msg or "")
         self.pid, self.name = pid, name
+
+
+for _cls in (_Error, _NoSuchProcess, _ZombieProcess, _AccessDenied):
+    _cls.__name__ = _cls.__qualname__ = _cls.__name__[1:]    # named as psutil's
 
 
 class _Types(NamedTuple):
@@ -129,7 +131,7 @@ class _Types(NamedTuple):
 _OWN_TYPES = _Types(
     namedtuple("sconn", ("fd", "family", "type", "laddr", "raddr", "status", "pid")),
     namedtuple("pconn", ("fd", "family", "type", "laddr", "raddr", "status")),
-    _Addr, NoSuchProcess, AccessDenied, ZombieProcess, Error, None)
+    _Addr, _NoSuchProcess, _AccessDenied, _ZombieProcess, _Error, None)
 _types: Optional[_Types] = None
 _types_lock = threading.Lock()
 
