@@ -15,6 +15,7 @@ import time
 import pytest
 
 import procnet
+from procnet import _backend
 from procnet.cli import args as cli_args
 from procnet.cli.names import Hosts, Services, escape
 
@@ -107,9 +108,11 @@ def test_version_and_backend():
     first, bpf = p.stdout.splitlines()
     assert p.returncode == 0 and first == "procnet %s (backend: %s)" % (procnet.__version__, procnet.backend)
     assert bpf.startswith("BPF owner source: ")
+    why = _backend.resolve("pure")[1].bpf_load()          # the reason, as the backend gives it
+    assert "pure" in why
     assert run("-V", "--backend", "pure").stdout.splitlines() == [
         "procnet %s (backend: pure)" % procnet.__version__,
-        "BPF owner source: unavailable (the pure backend walks /proc)"]
+        "BPF owner source: unavailable (%s)" % why]
 
 
 def test_help_reads_like_a_man_page():
