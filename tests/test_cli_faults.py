@@ -7,7 +7,6 @@ Fixture trees (--proc-root) keep every run exact: nothing changes between refres
 import fcntl
 import json
 import os
-import select
 import shutil
 import signal
 import struct
