@@ -50,7 +50,7 @@ class Query(NamedTuple):
 
 def resolve_kind(kind: Union[str, Iterable[str]]) -> FrozenSet[int]:
     """A kind name, or several -> the table indices (see _tables.KINDS)."""
-    names = (kind,) if isinstance(kind, str) else tuple(kind) if kind is not None else ()
+    names = _names("kind", kind, "a kind name")
     tables: FrozenSet[int] = frozenset()
     for name in names:
         t = T.KINDS.get(name) if isinstance(name, str) else None
@@ -74,6 +74,21 @@ def _address(ip: Optional[str]) -> Tuple[int, bytes]:
     raise ValueError("laddr must be an IPv4 or IPv6 address, not %r" % (ip,))
 
 
+def _names(arg: str, v: object, what: str) -> Tuple[object, ...]:
+    """One name or an iterable of them, as given; a ValueError naming `arg` for
+    anything else (an int is not iterable, bytes are not names)."""
+    if v is None:
+        return ()
+    if isinstance(v, str):
+        return (v,)
+    if isinstance(v, (bytes, bytearray)):
+        raise ValueError("%s must be %s or several, not %r" % (arg, what, v))
+    try:
+        return tuple(v)  # type: ignore[call-overload]
+    except TypeError:
+        raise ValueError("%s must be %s or several, not %r" % (arg, what, v)) from None
+
+
 def _port(name: str, v: Optional[int]) -> int:
     if v is None:
         return -1
@@ -82,19 +97,34 @@ def _port(name: str, v: Optional[int]) -> int:
     return v
 
 
+def _is_id(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 0x7FFFFFFF
+
+
 def _ints(name: str, v: Union[int, Iterable[int], None]) -> Optional[Tuple[int, ...]]:
+    """A non-negative int32, or an iterable of them; the error shows `v` as given."""
     if v is None:
         return None
-    vals = (v,) if isinstance(v, int) else tuple(v)
-    for x in vals:
-        if isinstance(x, bool) or not isinstance(x, int) or x < 0 or x > 0x7FFFFFFF:
-            raise ValueError("%s must be a non-negative integer (or several), not %r" % (name, x))
-    return tuple(sorted(set(vals)))
+    if isinstance(v, int) and not isinstance(v, bool):
+        vals: Tuple[object, ...] = (v,)
+    elif isinstance(v, (str, bytes, bytearray, bool)):
+        vals = (v,)                     # not iterated: "12" is no pid, b"12" no pids 49, 50
+    else:
+        try:
+            vals = tuple(v)
+        except TypeError:
+            vals = (v,)
+    if not all(_is_id(x) for x in vals):
+        raise ValueError("%s must be a non-negative integer (or several), not %r" % (name, v))
+    return tuple(sorted(set(vals)))  # type: ignore[type-var]
 
 
 def check_root(proc_root: Union[str, "os.PathLike[str]"]) -> str:
     """A procfs-like root: a directory with a net/ directory. Raises ProcRootError."""
-    root = os.fspath(proc_root)
+    try:
+        root = os.fspath(proc_root)
+    except TypeError:
+        raise ValueError("proc_root must be a path, not %r" % (proc_root,)) from None
     if not isinstance(root, str):
         root = os.fsdecode(root)
     if not os.path.isdir(root):
@@ -143,21 +173,23 @@ def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Unio
                owner_source: Optional[str] = None, netns: "_netns.NetnsArg" = None) -> Query:
     """Validate the public arguments; every error names the bad one."""
     tables = resolve_kind(kind)
-    if byteorder not in BYTE_ORDERS:
+    if not (byteorder is None or isinstance(byteorder, str)) or byteorder not in BYTE_ORDERS:
         raise ValueError("byteorder must be 'native', 'little' or 'big', not %r" % (byteorder,))
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
         raise ValueError("threads must be a non-negative integer, not %r" % (threads,))
     states = None
     masks = (0,) * len(T.TABLES)
     if state is not None:
-        states = frozenset((state,) if isinstance(state, str) else state)
-        bad = sorted(s for s in states if s not in T.ALL_STATES)
+        names = _names("state", state, "a state name")
+        bad = [s for s in names if not isinstance(s, str) or s not in T.ALL_STATES]
         if bad:
-            raise ValueError("unknown state %r; valid states: %s" % (bad[0], ", ".join(sorted(T.ALL_STATES))))
+            raise ValueError("unknown state %r in state=%r; valid states: %s"
+                             % (bad[0], state, ", ".join(sorted(T.ALL_STATES))))
+        states = frozenset(names)
         masks = tuple(T.state_mask(t, states) for t in range(len(T.TABLES)))
+    if uid is not None and not _is_id(uid):
+        raise ValueError("uid must be a non-negative integer, not %r" % (uid,))
     uid_ints = _ints("uid", uid)
-    if uid_ints is not None and len(uid_ints) != 1:
-        raise ValueError("uid takes one integer, not %r" % (uid,))
     root = check_root(proc_root)
     laddr_family, laddr_bytes = _address(laddr)
     source, owner_source = requested_sources(source, owner_source, root)
