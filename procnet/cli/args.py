@@ -8,7 +8,6 @@ Flag clusters are expanded first, the way netstat's getopt reads them, so that
 """
 import argparse
 import re
-import textwrap
 from typing import TYPE_CHECKING
 from typing import FrozenSet, List, NamedTuple, NoReturn, Optional, Sequence, Set, Tuple
 
@@ -16,7 +15,6 @@ from .. import _tables as T
 
 if TYPE_CHECKING:
     from .serve import ExportOptions
-from . import fields
 
 USAGE = "procnet [-tuwxlanpe46] [-c [SECONDS]] [--json] [filters]"
 
@@ -78,6 +76,7 @@ PROCNET_SOURCE=auto|netlink|procfs (where the socket tables are read)."""
 
 def _keys(label: str, keys: Sequence[str], note: str = "", placeholder: str = "") -> str:
     """`label: {"k1", "k2", ...} note`, wrapped under the opening brace."""
+    import textwrap
     words = ['"%s"' % k for k in keys]
     if placeholder:
         words.insert(1, placeholder)
@@ -89,6 +88,7 @@ def _keys(label: str, keys: Sequence[str], note: str = "", placeholder: str = ""
 
 def json_help() -> str:
     """The --help text on --json: every key it writes, from cli.fields (the writers' keys)."""
+    from . import fields                  # only for --help: a run needs none of this
     conn = fields.CONNECTION_KEYS
     event = [k for k in fields.EVENT_KEYS if k not in conn]
     return "\n".join([
@@ -107,7 +107,7 @@ def json_help() -> str:
     ])
 
 
-EPILOG = EPILOG % {"json": json_help()}
+# EPILOG's %(json)s is filled in by _Parser.format_help, only when help is asked for.
 
 # One-letter flags that take no value, as netstat spells them ('c' is separate).
 _FLAG_LETTERS = "tuwxMSlanpe46W"
@@ -177,6 +177,11 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(message.splitlines()[0] if message else "bad usage")
+
+    def format_help(self) -> str:
+        if self.epilog and "%(json)s" in self.epilog:
+            self.epilog = self.epilog % {"json": json_help()}
+        return super().format_help()
 
     def print_help(self, file: object = None) -> NoReturn:  # type: ignore[override]
         # written by the caller, whose writes report a full or closed stdout
