@@ -169,3 +169,31 @@ def test_long_lines_stream_alike(both, tmp_path):
         s = impl.connections("tcp4", proc_root=root, owners=False)
         got.append(([c.inode for c in s], s.skipped))
     assert got[0] == got[1] == ([111, 222], {"tcp": 2})
+
+
+POLL_CHILD = """
+import json, sys, procnet
+root, backend = sys.argv[1:3]
+with procnet.Poller("tcp4", proc_root=root, backend=backend, owner_source="procfs") as p:
+    polls = [p.poll(), p.poll()]
+print(json.dumps([sorted([c.inode, sorted([o.pid, o.fd, o.name] for o in c.owners)] for c in x.snapshot)
+                  for x in polls]))
+"""
+
+
+@pytest.mark.parametrize("node", ["fifo", "chardev"])
+def test_special_files_in_a_process_dir_under_a_poller(impl, tmp_path, node):
+    # the owner cache reads PID/stat and task/TID/schedstat: unreadable there
+    # means "walk it", never a hang
+    root = make_tree(str(tmp_path / "proc"), net={"tcp": [LINE]}, procs={42: {"fd": {3: sock(111)}}})
+    os.makedirs(os.path.join(root, "42", "task", "42"))
+    for rel in ("stat", "schedstat", "task/42/stat", "task/42/schedstat"):
+        path = os.path.join(root, "42", rel)
+        os.mkfifo(path) if node == "fifo" else char_device(path)
+    try:
+        p = subprocess.run([sys.executable, "-c", POLL_CHILD, root, impl.name], capture_output=True,
+                           text=True, timeout=60, env=dict(os.environ, PYTHONPATH=REPO))
+    except subprocess.TimeoutExpired:
+        pytest.fail("a Poller on %s did not end (%s backend)" % (root, impl.name))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == [[[111, [[42, 3, "proc42"]]]]] * 2
