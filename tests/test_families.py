@@ -437,3 +437,51 @@ def test_all_reads_the_new_tables(impl):
     assert set(NEW) <= set(snap.tables)
     assert snap.tables["mptcp"] == snap.tables["mptcp6"] == "read"      # CONFIG_INET_MPTCP_DIAG=y
     assert snap.sources["mptcp"] == "netlink"
+
+
+# -- mutation parity: the SCTP text decoder and its twin on near-valid input ---------
+
+def test_sctp_decoders_agree_on_mutated_text(both, tmp_path):
+    """As tests/test_parity_fuzz.py does for the other tables: lines of both files
+    mutated from an alphabet that hits the scanners' and address parser's edges
+    (hex digits, blanks, ':', '.', '*', '<->', NUL, high bytes); both backends
+    keep the same records of both tables and count the same skipped lines."""
+    hypothesis = pytest.importorskip("hypothesis")
+    from hypothesis import HealthCheck, given, settings, strategies as st
+    native, pure = both
+    alphabet = b"0123456789abcdefABCDEF :.*<->\t\x00\xff/x"
+    seeds = [l.encode() for l in EPS[:3] + ASSOCS[:4]]
+
+    @st.composite
+    def mutated(draw):
+        base = bytearray(draw(st.sampled_from(seeds)))
+        for _ in range(draw(st.integers(0, 4))):
+            op = draw(st.sampled_from(["replace", "insert", "delete", "dup"]))
+            i = draw(st.integers(0, max(0, len(base) - 1)))
+            c = draw(st.sampled_from(list(alphabet)))
+            if op == "replace" and base:
+                base[i] = c
+            elif op == "insert":
+                base.insert(i, c)
+            elif op == "delete" and base:
+                del base[i]
+            else:
+                j = draw(st.integers(i, len(base)))
+                base[i:i] = base[i:j]
+        return bytes(base)
+
+    root = str(tmp_path)
+    d = os.path.join(root, "net", "sctp")
+    os.makedirs(d)
+
+    @settings(max_examples=int(os.environ.get("PROCNET_FUZZ_EXAMPLES", "150")), deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.lists(mutated(), min_size=1, max_size=6), st.lists(mutated(), max_size=6))
+    def check(eps, assocs):
+        for name, header, lines in (("eps", EPS_HEADER, eps), ("assocs", ASSOCS_HEADER, assocs)):
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(header.encode() + b"\n" + b"\n".join(lines) + b"\n")
+        a, b = (i.connections("sctp", owners=False, proc_root=root) for i in (native, pure))
+        assert [c.as_tuple() for c in a] == [c.as_tuple() for c in b], (eps, assocs)
+        assert (a.skipped, a.tables) == (b.skipped, b.tables), (eps, assocs)
+    check()
