@@ -26,6 +26,7 @@ import stat
 import sys
 import threading
 from collections import namedtuple
+from operator import itemgetter
 from typing import Any, Callable, Dict, FrozenSet, List, NamedTuple, Optional, Tuple
 
 from . import _contract as C
@@ -180,6 +181,11 @@ _TCP_STATUS = tuple(None if n == "CLOSE" else CONN_SYN_RECV if n == "NEW_SYN_REC
                     for n in T.TCP_STATES) + tuple("UNKNOWN_%d" % c for c in range(len(T.TCP_STATES), 256))
 
 
+# the raw record's fields _rows reads, in one C call per record
+_FIELDS = itemgetter(C.R_TABLE, C.R_LADDR, C.R_RADDR, C.R_LPORT, C.R_RPORT, C.R_STATE, C.R_STYPE,
+                     C.R_OWNER_FIRST, C.R_OWNER_COUNT, C.R_EXT, C.R_EXT_LEN, C.R_CTX)
+
+
 def _owner_list(ctx: Any) -> List[Any]:
     ctx.owners(0, 1)                # decodes every owner of the snapshot once
     return ctx._owners              # type: ignore[no-any-return]
@@ -204,63 +210,53 @@ def _rows(snap: List[Any], pid: Optional[int] = None, all_owners: bool = False,
     ty = types or _resolve_types()
     make = tuple.__new__
     row_t, addr_t = (ty.sconn if pid is None else ty.pconn), ty.addr
-    socktype, ip_of, info, tcp_status = C._socktype, C._ip, _TABLE_INFO, _TCP_STATUS
+    socktype, info, tcp_status = C._socktype, _TABLE_INFO, _TCP_STATUS
     unix_fam, unix_table, none = socket.AF_UNIX, _UNIX, CONN_NONE
-    addrs: Dict[Tuple[bytes, int, bool], tuple] = {}
-    R_TABLE, R_LADDR, R_RADDR, R_LPORT, R_RPORT = C.R_TABLE, C.R_LADDR, C.R_RADDR, C.R_LPORT, C.R_RPORT
-    R_STATE, R_STYPE, R_FIRST, R_COUNT, R_EXT, R_EXT_LEN, R_CTX = (
-        C.R_STATE, C.R_STYPE, C.R_OWNER_FIRST, C.R_OWNER_COUNT, C.R_EXT, C.R_EXT_LEN, C.R_CTX)
+    ntop, af4, af6 = socket.inet_ntop, socket.AF_INET, socket.AF_INET6
+    ip4: Dict[bytes, str] = {}
+    ip6: Dict[bytes, str] = {}
     out: List[tuple] = []
     append = out.append
     ctx: Any = None
     objs: List[Any] = []
-    for r in snap:
-        table = r[R_TABLE]
+    for table, lraw, rraw, lport, rport, state, stype, first, n, ext, ext_len, c in map(_FIELDS, snap):
+        if c is not ctx:
+            ctx, objs = c, _owner_list(c)
         if table == unix_table:
-            fam, typ, ra, status = unix_fam, socktype(r[R_STYPE]), "", none
-            if r[R_CTX] is not ctx:
-                ctx = r[R_CTX]
-                objs = _owner_list(ctx)
-            la = ctx.text(r[R_EXT], r[R_EXT_LEN])
+            fam, typ, la, ra, status = unix_fam, socktype(stype), ctx.text(ext, ext_len), "", none
         else:
             fam, typ, v6, tcp = info[table]
             if tcp:
-                status = tcp_status[r[R_STATE]]
+                status = tcp_status[state]
                 if status is None:
                     continue
             else:
                 status = none
-            port = r[R_LPORT]
-            if port:
-                key = (r[R_LADDR], port, v6)
-                la = addrs.get(key)
-                if la is None:
-                    la = addrs[key] = make(addr_t, (ip_of(key[0], v6), port))
+            ips = ip6 if v6 else ip4
+            if lport:
+                ip = ips.get(lraw)
+                if ip is None:
+                    ip = ips[lraw] = ntop(af6, lraw) if v6 else ntop(af4, lraw[:4])
+                la = make(addr_t, (ip, lport))
             else:
-                la = ()         # psutil: no port, no address
-            port = r[R_RPORT]
-            if port:
-                key = (r[R_RADDR], port, v6)
-                ra = addrs.get(key)
-                if ra is None:
-                    ra = addrs[key] = make(addr_t, (ip_of(key[0], v6), port))
+                la = ()             # psutil: no port, no address (a listener's raddr, ...)
+            if rport:
+                ip = ips.get(rraw)
+                if ip is None:
+                    ip = ips[rraw] = ntop(af6, rraw) if v6 else ntop(af4, rraw[:4])
+                ra = make(addr_t, (ip, rport))
             else:
                 ra = ()
-        n = r[R_COUNT]
-        if not n:
-            if pid is None:
-                append(make(row_t, (-1, fam, typ, la, ra, status, None)))
-            continue
-        if r[R_CTX] is not ctx:
-            ctx = r[R_CTX]
-            objs = _owner_list(ctx)
-        first = r[R_FIRST]
-        if n == 1:
+        if n == 1:                  # the common case, without a list
             o = objs[first]
             if pid is None:
                 append(make(row_t, (o[1], fam, typ, la, ra, status, o[0])))
             elif o[0] == pid:
                 append(make(row_t, (o[1], fam, typ, la, ra, status)))
+            continue
+        if not n:
+            if pid is None:
+                append(make(row_t, (-1, fam, typ, la, ra, status, None)))
             continue
         mine = objs[first:first + n]
         if not all_owners:
@@ -288,7 +284,10 @@ def net_connections(kind: str = "inet", *, all_owners: bool = False, proc_root: 
         all_owners: one row per (pid, fd) holding a socket, instead of the one
             owner psutil picks (keyword-only, an extension).
         proc_root, backend, source, owner_source, threads: passed to
-            :func:`procnet.connections` (keyword-only extensions).
+            :func:`procnet.connections` (keyword-only extensions). Unlike
+            procnet's default, ``owner_source=None`` means the BPF owner source
+            whenever it can load (root, libbpf, this host's /proc), whatever
+            the socket count: psutil's callers call again and again.
 
     Returns:
         A list of ``sconn(fd, family, type, laddr, raddr, status, pid)``; ``fd``
@@ -297,11 +296,26 @@ def net_connections(kind: str = "inet", *, all_owners: bool = False, proc_root: 
     Raises:
         ValueError: an unknown kind (psutil's message).
     """
+    global _bpf_refused
     tables = _tables_of(kind)
     ty = _resolve_types()
-    snap = _connections(tables, proc_root=proc_root or _procfs_path(ty), backend=backend, source=source,
-                        owner_source=owner_source, threads=threads)
+    root = proc_root or _procfs_path(ty)
+    source_kw = dict(proc_root=root, backend=backend, source=source, threads=threads)
+    if (owner_source is None and not _bpf_refused and root == "/proc" and backend != "pure"
+            and not os.environ.get("PROCNET_OWNER_SOURCE")):
+        try:
+            return _rows(_connections(tables, owner_source="bpf", **source_kw), all_owners=all_owners, types=ty)
+        except ProcNetError:
+            _bpf_refused = True         # not root, no libbpf, old kernel: the /proc walk from now on
+    snap = _connections(tables, owner_source=owner_source, **source_kw)
     return _rows(snap, all_owners=all_owners, types=ty)
+
+
+# psutil's callers poll (OpenTelemetry on every collection, Glances every few
+# seconds): loading the BPF owner source once (~15 ms) pays from the first
+# repeat at any size, where procnet's one-shot default waits for
+# BPF_BREAK_EVEN sockets. Set once it cannot load here.
+_bpf_refused = False
 
 
 def _procfs_path(ty: _Types) -> str:

@@ -597,3 +597,45 @@ def test_import_procnet_does_not_import_psutil():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          env=dict(os.environ, PYTHONPATH=REPO), timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+# ---------------------------------------------------------------------------
+# the owner source: BPF whenever it loads (psutil's callers poll), else the walk
+
+
+def test_prefers_the_bpf_owner_source_then_remembers_a_refusal(monkeypatch):
+    asked = []
+    real = compat._connections
+
+    def spy(kind, **kw):
+        asked.append(kw.get("owner_source"))
+        if kw.get("owner_source") == "bpf":
+            raise procnet.ProcNetError("no BPF here (test)")
+        return real(kind, **kw)
+    monkeypatch.setattr(compat, "_connections", spy)
+    monkeypatch.setattr(compat, "_bpf_refused", False)
+    monkeypatch.delenv("PROCNET_OWNER_SOURCE", raising=False)
+    first = compat.net_connections("tcp")
+    assert asked == ["bpf", None] and compat._bpf_refused
+    compat.net_connections("tcp")
+    assert asked == ["bpf", None, None]
+    assert {r.status for r in first} <= STATUSES
+    # never for what BPF cannot serve: an explicit choice, the pure backend, another root
+    monkeypatch.setattr(compat, "_bpf_refused", False)
+    del asked[:]
+    compat.net_connections("tcp", owner_source="procfs")
+    compat.net_connections("tcp", backend="pure")
+    compat.net_connections("tcp", proc_root="/proc/self/..")
+    monkeypatch.setenv("PROCNET_OWNER_SOURCE", "procfs")
+    compat.net_connections("tcp")
+    assert "bpf" not in asked and not compat._bpf_refused
+
+
+def test_bpf_owners_give_the_walks_rows(edges):
+    try:
+        bpf = compat.net_connections("all", owner_source="bpf")
+    except procnet.ProcNetError as e:
+        pytest.skip("no BPF owner source here: %s" % e)
+    walk = compat.net_connections("all", owner_source="procfs")
+    assert collections.Counter(r for r in bpf if edges.mine(r)) == collections.Counter(
+        r for r in walk if edges.mine(r))
