@@ -283,8 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--events", action="store_true",
                    help="one line per change instead of whole tables: open, close, owners "
                         "(a socket's owner set changed); with -c, every change since the "
-                        "last refresh (the first lists every socket as opened); JSON lines "
-                        "with --json")
+                        "last refresh (the first lists every socket as opened): EVENT PROTO "
+                        "LOCAL REMOTE STATE OWNERS [was OWNERS], spelled as in the table, a "
+                        "space inside a value as \\x20; JSON lines with --json")
     g = p.add_argument_group("filters", "beyond netstat; combinable; any of them without -l or -a implies -a")
     g.add_argument("--port", action="append", type=_port, default=[], metavar="N",
                    help="local or remote port N (repeatable: any of them)")
