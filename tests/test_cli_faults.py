@@ -25,6 +25,8 @@ from cli_support import ENV, run
 from procfs_tree import be_words, inet_line, le_words, make_tree, sock
 
 F_SETPIPE_SZ = 1031
+# Python's streams as users get them: buffered (this test environment may set PYTHONUNBUFFERED)
+USER_ENV = {k: v for k, v in ENV.items() if k != "PYTHONUNBUFFERED"}
 
 
 def _words(ip: bytes) -> str:
@@ -53,25 +55,38 @@ def _child_setup(close):
     return setup
 
 
-def procnet_raw(*args, close=(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60):
-    """`python -m procnet ARGS` with the given stdout/stderr, fds in `close` closed before exec."""
+def procnet_raw(*args, close=(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=60,
+                buffered=True):
+    """`python -m procnet ARGS` with the given stdout/stderr, fds in `close` closed before exec.
+
+    `buffered`: Python's streams as users get them (PYTHONUNBUFFERED unset: a write
+    error may leave bytes in a buffer for the interpreter's final flush).
+    """
+    env = dict(USER_ENV) if buffered else dict(ENV, PYTHONUNBUFFERED="1")
     return subprocess.run([sys.executable, "-m", "procnet"] + list(args), stdout=stdout, stderr=stderr,
-                          env=ENV, preexec_fn=_child_setup(close), timeout=timeout)
+                          env=env, preexec_fn=_child_setup(close), timeout=timeout)
 
 
 # -- stderr closed or full: warnings are lost, the output is not ------------------------
 
 
-@pytest.mark.parametrize("stderr", ["closed", "full"])
-def test_stderr_closed_or_full_keeps_the_table(tmp_path, stderr):
+@pytest.mark.parametrize("buffered", [True, False])
+@pytest.mark.parametrize("stderr", ["closed", "full", "broken pipe"])
+def test_stderr_closed_or_full_keeps_the_table(tmp_path, stderr, buffered):
     # pid 77's fds cannot be read: a run with -p has a warning to write on stderr
     root = tree(tmp_path, procs={42: {"comm": "web", "fd": {3: sock(111)}}, 77: {"fd_dir": False}})
     open(os.path.join(root, "77", "fd"), "w").close()
     warned = run("-tlnp", "--proc-root", root)
     assert warned.returncode == 0 and "Not all processes could be identified" in warned.stderr
-    with open("/dev/full", "wb") as full:
-        p = procnet_raw("-tlnp", "--proc-root", root, close=(2,) if stderr == "closed" else (),
-                        stderr=full if stderr == "full" else subprocess.DEVNULL)
+    rfd, wfd = os.pipe()
+    os.close(rfd)                           # a reader that went away
+    try:
+        with open("/dev/full", "wb") as full:
+            p = procnet_raw("-tlnp", "--proc-root", root, close=(2,) if stderr == "closed" else (),
+                            stderr={"full": full, "broken pipe": wfd}.get(stderr, subprocess.DEVNULL),
+                            buffered=buffered)
+    finally:
+        os.close(wfd)
     assert p.returncode == 0
     assert p.stdout.decode() == warned.stdout
     assert "42/web" in p.stdout.decode()
@@ -82,12 +97,13 @@ def test_stderr_closed_or_full_keeps_the_table(tmp_path, stderr):
 
 @pytest.mark.parametrize("args", [["-tlnp"], ["--json", "-tlnp"], ["--events", "-tlnp"], ["--help"],
                                   ["--version"], ["-tlnp", "-c", "0.1"]])
-@pytest.mark.parametrize("stdout", ["full", "closed"])
-def test_stdout_full_or_closed_is_one_write_error(tmp_path, args, stdout):
+@pytest.mark.parametrize("stdout,buffered", [("full", True), ("full", False), ("closed", True)])
+def test_stdout_full_or_closed_is_one_write_error(tmp_path, args, stdout, buffered):
     root = tree(tmp_path)
     with open("/dev/full", "wb") as full:
         p = procnet_raw(*args, "--proc-root", root, close=(1,) if stdout == "closed" else (),
-                        stdout=full if stdout == "full" else subprocess.DEVNULL, timeout=30)
+                        stdout=full if stdout == "full" else subprocess.DEVNULL, timeout=30,
+                        buffered=buffered)
     reason = os.strerror(28 if stdout == "full" else 9)      # ENOSPC, EBADF
     assert p.stderr.decode() == "procnet: write error: %s\n" % reason
     assert p.returncode == 1
@@ -100,7 +116,7 @@ def test_stdout_full_or_closed_is_one_write_error(tmp_path, args, stdout):
 def test_continuous_ends_when_its_reader_goes_away(tmp_path, mode):
     root = tree(tmp_path)
     p = subprocess.Popen([sys.executable, "-m", "procnet", "-tanp", "-c", "30", "--proc-root", root] + mode,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=USER_ENV)
     try:
         assert p.stdout.readline()
         p.stdout.close()                # the next refresh is 30 s away (and --events has nothing to say)
@@ -119,7 +135,7 @@ def test_events_into_head_ends(tmp_path):
     root = tree(tmp_path)
     cmd = '"$PY" -m procnet -tnp -c 1 --events --proc-root "$ROOT" | head -1'
     r = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, timeout=30,
-                       env=dict(ENV, PY=sys.executable, ROOT=root))
+                       env=dict(USER_ENV, PY=sys.executable, ROOT=root))
     assert r.returncode == 0 and r.stderr == b""
     assert r.stdout.decode().split() == ["open", "tcp", "127.0.0.1:80", "127.0.0.2:50000", "ESTABLISHED",
                                          "42/web"]
@@ -141,8 +157,9 @@ def _pipe_filled(rfd, pid, size, timeout=20.0) -> bool:
     return False
 
 
+@pytest.mark.parametrize("buffered", [True, False])
 @pytest.mark.parametrize("continuous,status", [(False, 130), (True, 0)])
-def test_ctrl_c(tmp_path, continuous, status):
+def test_ctrl_c(tmp_path, continuous, status, buffered):
     """Interrupted without -c: 130 (the run did not finish); with -c: 0 (Ctrl-C is how it ends).
 
     SIGINT arrives while procnet is blocked writing into a full pipe nobody reads: it
@@ -156,7 +173,8 @@ def test_ctrl_c(tmp_path, continuous, status):
         size = fcntl.fcntl(wfd, F_SETPIPE_SZ, 4096)
         p = subprocess.Popen([sys.executable, "-m", "procnet", "-tan", "--proc-root", root]
                              + (["-c", "30"] if continuous else []),
-                             stdout=wfd, stderr=subprocess.PIPE, env=ENV, preexec_fn=_child_setup(()))
+                             stdout=wfd, stderr=subprocess.PIPE, preexec_fn=_child_setup(()),
+                             env=USER_ENV if buffered else dict(ENV, PYTHONUNBUFFERED="1"))
         os.close(wfd)
         wfd = -1
         try:
@@ -197,7 +215,7 @@ def test_skipped_lines_and_unread_tables_said_on_stderr(tmp_path):
     assert p.stderr.splitlines() == [line]
     # with -c (not on a terminal): once, not under every refresh
     c = subprocess.Popen([sys.executable, "-m", "procnet", "-tln", "-c", "0.05", "--proc-root", root],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=ENV)
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=USER_ENV)
     heads = 0
     while heads < 4:
         out = c.stdout.readline()

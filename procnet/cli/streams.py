@@ -8,7 +8,7 @@
   reader that went away ends a -c run even while nothing is written (a pipe
   whose reader closed reports POLLERR, a hung-up terminal POLLHUP).
 - stderr may be closed (``2>&-``: sys.stderr is None) or full: :func:`say`
-  is best-effort and never fails the run.
+  is best-effort and never fails the run (nor its exit status).
 
 Nothing here writes to fd 1 or 2 behind Python's back: with ``>&-`` or
 ``2>&-`` those numbers may be reused by files procnet opens.
@@ -95,7 +95,12 @@ def quiet_stdout() -> None:
 
 
 def say(line: str) -> None:
-    """One line to stderr, if stderr takes it (closed, full: dropped)."""
+    """One line to stderr, if stderr takes it (closed, full: dropped).
+
+    After a failed write, stderr is dropped for good (sys.stderr = None): its
+    buffer may still hold the line, and the interpreter's final flush of it
+    would fail and turn the exit status into 120.
+    """
     err = sys.stderr
     if err is None:
         return
@@ -103,4 +108,4 @@ def say(line: str) -> None:
         err.write(line + "\n")
         err.flush()
     except (OSError, ValueError):
-        pass
+        sys.stderr = None
