@@ -443,7 +443,11 @@ def _pidfd_rows(pid: int, kind: str, proc_root: str, all_owners: bool, ty: _Type
     out: List[tuple] = []
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as mine:
-            my_ns = _netns_cookie(mine)
+            try:
+                my_ns = _netns_cookie(mine)
+            except _Fallback:
+                _pidfd_broken = True            # before Linux 5.14: never here
+                raise
         for inode, fds in socks.items():
             try:
                 dup = call(SYS_pidfd_getfd, pidfd, fds[0], 0)
