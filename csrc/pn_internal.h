@@ -134,6 +134,8 @@ struct pn_sink {
     struct pn_vec socks;    /* struct pn_sock */
     struct pn_vec strings;  /* char */
     char *readbuf;          /* PN_READ_CHUNK + PN_MAX_LINE bytes, reused per table */
+    uint64_t own_inode;     /* the snapshot's own sock_diag socket (0: none): never a
+                             * socket of the listing, read from netlink or from text */
 };
 int pn_read_table(int netdirfd, int table, const struct pn_query *q,
                   struct pn_sink *sink, uint32_t *skipped);

@@ -97,6 +97,8 @@ static int take_line(int table, const struct pn_query *q, const char *line, size
     }
     if (s->table != table || !pn_keep_sock(q, s))   /* sctp: a line of the other family */
         return 0;
+    if (table == PN_NETLINK && sink->own_inode && s->inode == sink->own_inode)
+        return 0;                 /* our dump socket, open while the text is read */
     if (path) {
         size_t off = pn_vec_append_bytes(&sink->strings, path, path_len);
         if (off == (size_t)-1 || off > UINT32_MAX)

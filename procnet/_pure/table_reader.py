@@ -8,8 +8,8 @@ import errno
 import socket
 from typing import Callable, List, Tuple
 
-from .._contract import (R_EXT, R_EXT_LEN, R_FLAGS, R_LADDR, R_LPORT, R_RPORT, R_STATE, R_TABLE,
-                         R_UID, SF_NO_UID, SF_UNIX_ACC)
+from .._contract import (R_EXT, R_EXT_LEN, R_FLAGS, R_INODE, R_LADDR, R_LPORT, R_RPORT, R_STATE,
+                         R_TABLE, R_UID, SF_NO_UID, SF_UNIX_ACC)
 from .._tables import (INET_TABLES, IP_TABLES, NETLINK, PACKET, SCTP_TABLES, STATE_UNIX_LISTEN,
                        TABLE_FILES, TABLES, UNIX, V6_TABLES, VSOCK)
 from . import file_read, tables_inet, tables_netlink, tables_packet, tables_sctp, tables_unix
@@ -43,12 +43,17 @@ def decode_lines(table: int, lines: List[bytes], big_endian: bool,
 
 
 def read_table(netfd: int, table: int, big_endian: bool, keep: Callable[[tuple], bool],
-               out: List[tuple], strings: bytearray) -> int:
+               out: List[tuple], strings: bytearray, own_inode: int = 0) -> int:
     """Append the table's kept records to `out`; returns the malformed line count.
 
     Reads each of the table's files (TABLE_FILES; none: ENOENT, the table is
     missing) in turn, all or nothing. Raises OSError like the C reader fails.
+    `own_inode`: the snapshot's own sock_diag socket (pn_sink.own_inode), open
+    while the text is read and never a socket of the listing.
     """
+    if own_inode and table == NETLINK:
+        keep_any = keep
+        keep = lambda r: r[R_INODE] != own_inode and keep_any(r)  # noqa: E731
     files = TABLE_FILES[table]
     if not files:
         raise FileNotFoundError(errno.ENOENT, "no text table", TABLES[table])
