@@ -27,8 +27,9 @@ class EventWriter:
         if fmt is None:
             return "".join(dumps(ch.as_dict()) for ch in changes)
         fmt.begin()
-        conns = [ch.conn for ch in changes]
-        fmt.lookup_hosts([c.laddr for c in conns], [c.raddr for c in conns])
+        if fmt.hosts is not None:             # this refresh's new hosts, looked up at once
+            conns = [ch.conn for ch in changes]
+            fmt.lookup_hosts([c.laddr for c in conns], [c.raddr for c in conns])
         lines: List[str] = []
         for ch in changes:
             c = ch.conn
