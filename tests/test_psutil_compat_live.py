@@ -38,7 +38,6 @@ BENCH = os.path.join(os.path.dirname(HERE), "benchmarks")
 sys.path.insert(0, BENCH)
 from workload import Workload  # noqa: E402
 
-import procnet  # noqa: E402
 from procnet import psutil_compat as compat  # noqa: E402
 
 psutil = pytest.importorskip("psutil")
