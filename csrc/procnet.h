@@ -234,11 +234,13 @@ int  pn_decode_line(int table, const char *line, size_t len, int byte_order,
                     struct pn_sock *out, const char **path, size_t *path_len);
 
 /* Decode one received NETLINK_SOCK_DIAG dump buffer of a table (messages of
- * sequence number seq; no filters) into out->socks/strings and
- * out->skipped[table]: 1 = the dump is done, 0 = more would follow, -1 = an
- * error message or ENOMEM (errno). Free with pn_result_free. Exposed for
- * tests and fuzzing; pn_snapshot decodes its dumps with the same code. */
-int  pn_diag_decode(int table, const char *buf, size_t n, uint32_t seq, struct pn_result *out);
+ * sequence number seq) into out->socks/strings and out->skipped[table],
+ * keeping what q's filters keep (q NULL: everything): 1 = the dump is done,
+ * 0 = more would follow, -1 = an error message or ENOMEM (errno). Free with
+ * pn_result_free. Exposed for tests and fuzzing; pn_snapshot decodes its
+ * dumps with the same code. */
+int  pn_diag_decode(int table, const char *buf, size_t n, uint32_t seq,
+                    const struct pn_query *q, struct pn_result *out);
 
 /* Parse a readlink target "socket:[12345]". 1 and *inode on success, else 0. */
 int  pn_parse_socket_link(const char *s, size_t len, uint64_t *inode);

@@ -465,9 +465,10 @@ int pn_diag_parse(const char *buf, size_t n, int table, const struct pn_query *q
     return 0;
 }
 
-int pn_diag_decode(int table, const char *buf, size_t n, uint32_t seq, struct pn_result *out)
+int pn_diag_decode(int table, const char *buf, size_t n, uint32_t seq,
+                   const struct pn_query *q, struct pn_result *out)
 {
-    struct pn_query q;
+    struct pn_query all;
     struct pn_sink sink;
     int intr = 0, r;
     memset(out, 0, sizeof *out);
@@ -475,11 +476,14 @@ int pn_diag_decode(int table, const char *buf, size_t n, uint32_t seq, struct pn
         errno = EINVAL;
         return -1;
     }
-    memset(&q, 0, sizeof q);
+    if (!q) {
+        memset(&all, 0, sizeof all);
+        all.lport = all.rport = -1;
+        all.uid = -1;
+        q = &all;
+    }
     memset(&sink, 0, sizeof sink);
-    q.lport = q.rport = -1;
-    q.uid = -1;
-    r = pn_diag_parse(buf, n, table, &q, &sink, &out->skipped[table], 0, seq, &intr);
+    r = pn_diag_parse(buf, n, table, q, &sink, &out->skipped[table], 0, seq, &intr);
     int e = errno;
     out->socks = sink.socks.data;       /* what was decoded before an error, too */
     out->nsocks = sink.socks.len;

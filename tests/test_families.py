@@ -280,11 +280,16 @@ BUFFERS = {
 }
 
 
-def native_decode(table, buf):
+def native_decode(table, buf, q=None):
     from procnet._core import ffi, lib
     res = ffi.new("struct pn_result *")
+    keep = []
+    if q is not None:
+        from procnet._native import _cquery
+        from procnet._plan import SRC_NETLINK, Plan
+        cq, keep = _cquery(q, Plan(SRC_NETLINK, False, 0, False), None)
     try:
-        r = lib.pn_diag_decode(T.TABLE_INDEX[table], buf, len(buf), SEQ, res)
+        r = lib.pn_diag_decode(T.TABLE_INDEX[table], buf, len(buf), SEQ, cq if keep else ffi.NULL, res)
         err = ffi.errno
         recs = [r_[:RAW_FIELDS] for r_ in SOCK_STRUCT.iter_unpack(
             ffi.buffer(res.socks, res.nsocks * SOCK_STRUCT.size)[:])] if res.nsocks else []
@@ -293,10 +298,12 @@ def native_decode(table, buf):
         lib.pn_result_free(res)
 
 
-def pure_decode(table, buf):
+def pure_decode(table, buf, q=None):
+    from procnet._pure.table_reader import keep_sock
     out = []
+    keep = (lambda r: True) if q is None else keep_sock(q)
     try:
-        done, _intr, skipped = pure_diag.parse_buffer(buf, T.TABLE_INDEX[table], lambda r: True, 0, SEQ,
+        done, _intr, skipped = pure_diag.parse_buffer(buf, T.TABLE_INDEX[table], keep, 0, SEQ,
                                                       out, bytearray())
     except OSError as e:
         return -1, e.errno, out, 0
@@ -325,6 +332,33 @@ def test_diag_errors_agree(both, table):
     assert native_decode(table, err)[:2] == pure_decode(table, err)[:2] == (-1, errno.ENOENT)
     done_err = nlmsg(3, struct.pack("=i", -errno.EPERM))
     assert native_decode(table, done_err)[:2] == pure_decode(table, done_err)[:2] == (-1, errno.EPERM)
+
+
+@pytest.mark.parametrize("table, filters, inodes", [
+    ("vsock", {"lport": 1024}, {7001}),
+    ("vsock", {"lport": 70000 - 65536}, set()),          # a 32-bit port is never cut to 16 bits
+    ("vsock", {"rport": 4000000000 % 65536}, set()),
+    ("vsock", {"state": "LISTEN"}, {7001}),
+    ("vsock", {"state": ["ESTABLISHED", "CLOSE"]}, {7002, 7003}),
+    ("vsock", {"uid": 0}, set()),                        # vsock_diag reports no uid
+    ("vsock", {"laddr": "0.0.0.3"}, set()),              # a CID is not an IP address
+    ("xdp", {"uid": 1000}, {8001}),
+    ("xdp", {"lport": 4}, set()),
+    ("xdp", {"state": "NONE"}, {8001, 8002, 8003}),
+    ("sctp", {"state": "LISTEN"}, {6001}),
+    ("sctp", {"state": "ESTABLISHED"}, {6002}),          # the association and its socket
+    ("sctp", {"lport": 9000, "rport": 41000}, {6002}),
+    ("mptcp", {"state": "LISTEN", "laddr": "127.0.0.1"}, {5001}),
+    ("mptcp", {"rport": 50000}, {5002}),
+    ("mptcp6", {"laddr": "::1", "lport": 443}, {5003}),
+])
+def test_diag_filters_agree(both, table, filters, inodes):
+    from procnet._query import make_query
+    q = make_query(table, owners=False, proc_root="/proc", **filters)
+    buf = BUFFERS[table]
+    native, pure = native_decode(table, buf, q), pure_decode(table, buf, q)
+    assert native == pure
+    assert {r[0] for r in pure[2]} == inodes
 
 
 def test_diag_mptcp_records():
