@@ -10,6 +10,8 @@ import textwrap
 
 import pytest
 
+import procnet
+
 IPPROTO_MPTCP = 262
 
 # A listener shared by a parent and its forked child, a connection (both ends,
@@ -145,3 +147,24 @@ def test_mptcp_equals_ss(impl, mptcp):
     both = set(ss) & set(ours)
     assert set(want) <= both
     assert {i: ours[i] for i in both} == {i: ss[i] for i in both}
+
+
+def test_poller_follows_mptcp_sockets(impl):
+    import socket
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP).close()
+    except OSError as e:
+        pytest.skip("no MPTCP here: %s" % e)
+    with procnet.Poller("mptcp", backend=impl.name) as poller:
+        poller.poll()
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM, IPPROTO_MPTCP)
+        s.bind(("127.0.0.1", 0))
+        s.listen(1)
+        ino = os.fstat(s.fileno()).st_ino
+        p = poller.poll()
+        opened = [c for c in p.opened if c.inode == ino]
+        assert [(c.proto, c.state, [o.pid for o in c.owners]) for c in opened] == [
+            ("mptcp", "LISTEN", [os.getpid()])]
+        s.close()
+        p = poller.poll()
+        assert [c.inode for c in p.closed if c.inode == ino] == [ino]
