@@ -157,7 +157,7 @@ def _namespace_meta(q: Query, p: Plan, meta: dict) -> None:
                                       os.strerror(err) if err and not source else "")
         listed = set(namespaces)
     counts: dict = {}
-    others = set()
+    others: dict = {}
     everything = bool(p.classify & CL_ALL)
     read = {T.TABLE_INDEX[name] for name, st in meta["tables"].items() if st == "read"}
     for _inode, ns, _pid, proto in raw_unlisted:
@@ -168,10 +168,10 @@ def _namespace_meta(q: Query, p: Plan, meta: dict) -> None:
             continue        # in no table of its own listed namespace: unbound or closed
         counts[proto or "?"] = counts.get(proto or "?", 0) + 1
         if ns and ns not in listed:
-            others.add(ns)
+            others[ns] = others.get(ns, 0) + 1
     meta["namespaces"] = namespaces
     meta["unlisted"] = counts
-    meta["other_netns"] = tuple(sorted(others))
+    meta["other_netns"] = dict(sorted(others.items()))
 
 
 def _check_meta(q: Query, meta: dict) -> None:

@@ -376,8 +376,9 @@ class Snapshot(List[Connection]):
             ``"UNIX-STREAM"``, ``"AF_VSOCK"``...): those of other network
             namespaces (of the kinds asked for), and with ``kind="all"`` and
             no filter every one (a family procnet cannot list here).
-        other_netns: inodes of the namespaces not listed whose sockets were
-            seen (``netns="all"`` lists them).
+        other_netns: ``{inode: sockets}`` of the namespaces not listed whose
+            sockets (of the kinds asked for) were seen held by readable
+            processes (``netns="all"`` lists them).
     """
 
     __slots__ = ("denied_pids", "skipped", "tables", "sources", "backend", "processes", "pids_hidden",
@@ -389,11 +390,11 @@ class Snapshot(List[Connection]):
                  processes: int = 0, pids_hidden: bool = False, owner_source: str = "",
                  namespaces: Optional[Dict[int, NetNS]] = None,
                  unlisted: Optional[Dict[str, int]] = None,
-                 other_netns: Tuple[int, ...] = ()) -> None:
+                 other_netns: Optional[Dict[int, int]] = None) -> None:
         super().__init__(conns)
         self.namespaces = namespaces or {}
         self.unlisted = unlisted or {}
-        self.other_netns = other_netns
+        self.other_netns = other_netns or {}
         self.owner_source = owner_source
         self.denied_pids = denied_pids
         self.skipped = skipped or {}

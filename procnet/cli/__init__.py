@@ -18,7 +18,7 @@ from typing import Callable, Optional, Sequence
 
 from .._errors import ProcNetError
 from .args import HelpRequested, UsageError, parse
-from .notices import PARTIAL_WARNING, ROOT_PARTIAL_WARNING, data_note, owners_note
+from .notices import PARTIAL_WARNING, ROOT_PARTIAL_WARNING, data_note, netns_note, owners_note
 from .streams import Output, WriteError, quiet_stdout, say
 
 __all__ = ["main", "continuous", "PARTIAL_WARNING", "ROOT_PARTIAL_WARNING"]
@@ -123,19 +123,22 @@ def _show(opts, out: Output) -> None:
         table = Table(opts)
 
         def render(t) -> str:
-            return clear + table.render(t.connections)
+            return clear + table.render(t.connections, t.snapshot.namespaces)
 
     def refresh() -> None:
         t = take(opts, poller)
         text = render(t)
         owners = owners_note(t.snapshot) if opts.program and not (opts.json or opts.events) else None
+        netns = netns_note(t.snapshot) if not (opts.json or opts.events) else None
         if not clear:
             notes.say("data", data_note(t.snapshot))
+            notes.say("netns", netns)
             notes.say("owners", owners)
         if text:
             out.write(text)
         if clear:
             notes.say("data", data_note(t.snapshot))
+            notes.say("netns", netns)
             notes.say("owners", owners)
 
     if opts.interval is None:

@@ -7,9 +7,10 @@ Flag clusters are expanded first, the way netstat's getopt reads them, so that
 ``-tulpnc2`` all mean "these flags, continuous" (2 s in the last two).
 """
 import argparse
+import os
 import re
 from typing import TYPE_CHECKING
-from typing import FrozenSet, List, NamedTuple, NoReturn, Optional, Sequence, Set, Tuple
+from typing import FrozenSet, List, NamedTuple, NoReturn, Optional, Sequence, Set, Tuple, Union
 
 from .. import _tables as T
 
@@ -102,6 +103,9 @@ def json_help() -> str:
         _keys("vsock", fields.VSOCK_ADDRESS_KEYS, '(a vsock "laddr", "raddr")'),
         _keys("xdp", fields.XDP_ADDRESS_KEYS, '(an AF_XDP "laddr"; its "raddr" is null)'),
         _keys("owner", fields.OWNER_KEYS, '(each of "owners": one per fd)'),
+        _keys("namespace", fields.NETNS_KEYS, '(each of "namespaces": one per network '
+              'namespace listed; "unlisted": sockets no listed table holds, per protocol; '
+              '"other_netns": inode -> sockets of namespaces not listed)'),
         _keys("event", event, '(--events --json: one line per change; "old_owners" in '
               '"owners" events only)', placeholder="every connection key"),
     ])
@@ -170,6 +174,7 @@ class Options(NamedTuple):
     version: bool
     export: "Optional[ExportOptions]" = None   # --serve / --format prom (cli/serve.py)
     other_sections: Tuple[str, ...] = ()       # "vsock", "xdp": sections of their own
+    netns: Union[None, str, int] = None        # --all-netns: "all"; --netns: a pid or a path
 
 
 class _Parser(argparse.ArgumentParser):
@@ -219,6 +224,21 @@ def _pid(text: str) -> int:
     if not _UINT.match(text) or not 0 < int(text) <= 0x7FFFFFFF:
         raise argparse.ArgumentTypeError("invalid pid %s: a positive process id expected" % _shown(text))
     return int(text)
+
+
+def _netns(text: str) -> Union[str, int]:
+    """--netns: a pid (ASCII digits), a path (with a "/"), or a name under
+    /run/netns (ip netns) or /run/docker/netns."""
+    if _UINT.match(text) or re.match(r"[-+][0-9]+\Z", text):
+        return _pid(text)                 # (a signed number is a bad pid, not a name)
+    if "/" in text:
+        return text
+    if text and text not in (".", "..") and "\0" not in text:
+        for folder in ("/run/netns", "/run/docker/netns"):
+            path = os.path.join(folder, text)
+            if os.path.exists(path):
+                return path
+    raise argparse.ArgumentTypeError("no network namespace named %s (see ip netns list)" % _shown(text))
 
 
 def _user(text: str) -> int:
@@ -307,6 +327,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--proc-root", default="/proc", metavar="PATH",
                    help="a procfs mount or a copy laid out like one (default /proc): "
                         "a container's /proc, a fixture tree")
+    g.add_argument("--all-netns", action="store_true",
+                   help="every network namespace of the host (containers, ip netns), with a "
+                        "Net namespace column; without it, other namespaces' sockets are "
+                        "only counted on stderr")
+    g.add_argument("--netns", type=_netns, metavar="NAME|PID|PATH",
+                   help="one network namespace: an ip netns NAME, a PID in it, or a PATH "
+                        "(/run/netns/NAME, /proc/PID/ns/net)")
     from .serve import add_arguments           # --serve, --format prom, ...
     add_arguments(p)
     g = p.add_argument_group("information")
@@ -443,4 +470,5 @@ def parse(argv: Sequence[str]) -> Options:
         version=ns.version,
         export=_export_options(ns),
         other_sections=tuple(t for t in OTHER_SECTIONS if t in tables or getattr(ns, t)),
+        netns="all" if ns.all_netns else ns.netns,
     )

@@ -23,19 +23,19 @@ ones the writers emit, and --help lists them from here.
 import socket
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .._contract import Address, Connection, Owner, VsockAddress, XdpAddress
+from .._contract import Address, Connection, NetNS, Owner, VsockAddress, XdpAddress
 from .names import Hosts, Protocols, Services, Users, escape
 
 __all__ = ["Formatter", "escape_field", "host_text", "port_text",
            "DOCUMENT_KEYS", "CONNECTION_KEYS", "ADDRESS_KEYS", "VSOCK_ADDRESS_KEYS",
-           "XDP_ADDRESS_KEYS", "OWNER_KEYS", "EVENT_KEYS"]
+           "XDP_ADDRESS_KEYS", "OWNER_KEYS", "NETNS_KEYS", "EVENT_KEYS"]
 
 # -- JSON ------------------------------------------------------------------------
 
 #: one --json document (cli.jsonout.document)
 DOCUMENT_KEYS: Tuple[str, ...] = (
     "version", "backend", "time", "complete", "denied_pids", "pids_hidden", "skipped", "tables",
-    "sources", "processes", "owner_source", "connections")
+    "sources", "processes", "owner_source", "namespaces", "unlisted", "other_netns", "connections")
 #: each of "connections": every field of procnet.Connection (Connection.as_dict)
 CONNECTION_KEYS: Tuple[str, ...] = Connection._FIELDS
 #: "laddr" and "raddr" of an inet (mptcp, sctp) socket
@@ -46,6 +46,8 @@ VSOCK_ADDRESS_KEYS: Tuple[str, ...] = VsockAddress._fields
 XDP_ADDRESS_KEYS: Tuple[str, ...] = XdpAddress._fields
 #: each of "owners"
 OWNER_KEYS: Tuple[str, ...] = Owner._fields
+#: each of "namespaces": procnet.NetNS
+NETNS_KEYS: Tuple[str, ...] = NetNS._fields
 #: one --events --json line: "event", the connection's keys, and "old_owners" in an owners event
 EVENT_KEYS: Tuple[str, ...] = ("event",) + CONNECTION_KEYS + ("old_owners",)
 

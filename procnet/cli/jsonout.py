@@ -31,6 +31,9 @@ def document(snap: Snapshot, conns: Sequence[Connection]) -> Dict[str, Any]:
         "sources": dict(snap.sources),            # which source served each table
         "processes": snap.processes,
         "owner_source": snap.owner_source,
+        "namespaces": [ns._asdict() for ns in snap.namespaces.values()],
+        "unlisted": dict(snap.unlisted),
+        "other_netns": {str(k): v for k, v in snap.other_netns.items()},
         "connections": [c.as_dict() for c in conns],
     }
 

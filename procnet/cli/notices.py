@@ -1,9 +1,11 @@
 """What the command line says on stderr about a snapshot that missed something.
 
-Two notes, each one line: owners it could not see (netstat's "Not all
-processes could be identified", with -p), and lines it skipped or tables it
+Three notes, each one line: owners it could not see (netstat's "Not all
+processes could be identified", with -p); lines it skipped or tables it
 could not read (as netstat's "warning, got bogus tcp line"), from
-Snapshot.skipped and Snapshot.tables.
+Snapshot.skipped and Snapshot.tables; and sockets no listed table holds --
+those of other network namespaces, namespaces that could not be listed,
+families this kernel cannot list (Snapshot.unlisted, other_netns, namespaces).
 """
 import os
 from typing import List, Optional
@@ -53,3 +55,35 @@ def data_note(snap: Snapshot) -> Optional[str]:
     if not parts:
         return None
     return "procnet: warning: " + "; ".join(" ".join(p.split()) for p in parts)
+
+
+def netns_note(snap: Snapshot) -> Optional[str]:
+    """What the listing left out, by namespace and family; None when nothing.
+
+    e.g. ``(412 sockets in 9 other network namespaces not shown: use --all-netns)``.
+    """
+    parts: List[str] = []
+    others = snap.other_netns
+    if others:
+        n = sum(others.values())
+        parts.append("%d socket%s in %d other network namespace%s not shown: use --all-netns" % (
+            n, "" if n == 1 else "s", len(others), "" if len(others) == 1 else "s"))
+    failed = sorted(ns for ns in snap.namespaces.values() if not ns.source)
+    if failed:
+        parts.append("network namespace%s not listed: %s" % ("" if len(failed) == 1 else "s", ", ".join(
+            "%s (%s)" % (_name(ns), ns.error or "unknown") for ns in failed[:5]) + (
+                ", ..." if len(failed) > 5 else "")))
+    n_other = sum(others.values())
+    rest = sum(snap.unlisted.values()) - n_other
+    if rest > 0:
+        parts.append("%d socket%s of a family no table lists here (%s)" % (
+            rest, "" if rest == 1 else "s", ", ".join(
+                "%s: %d" % kv for kv in sorted(snap.unlisted.items()))))
+    if not parts:
+        return None
+    return "(%s)" % "; ".join(parts)
+
+
+def _name(ns) -> str:
+    from .fields import escape_field
+    return escape_field(ns.names[0]) if ns.names else str(ns.inode)

@@ -29,6 +29,8 @@ def api_arguments(opts: Options, tables: FrozenSet[str]) -> Tuple[Dict[str, Any]
         kw["pid"] = opts.pids
     if len(opts.uids) == 1:
         kw["uid"] = opts.uids[0]
+    if opts.netns is not None:
+        kw["netns"] = opts.netns
     # --port means local OR remote port; the core filters lport and rport
     # separately (AND), and a second call would walk every process's fds
     # again. So the port is filtered below, in Python -- except when listing
@@ -67,11 +69,10 @@ def take(opts: Options, poller: Optional[Poller] = None) -> Taken:
         snap = connections(sorted(T.EXACT_KIND[t] for t in tables), **kw)   # exactly the tables shown
     conns = _select(opts, port_in_core, snap)
     if poller is not None:
-        # through the same filters, per socket, so that one that starts or stops
-        # passing them (a bind turning into a listen) is opened or closed
-        states = poller._q.states
-        changes = polled.select(lambda c: (states is None or c.state in states) and
-                                bool(_select(opts, port_in_core, [c])))
+        # through the filters the core cannot apply, per socket, so that one
+        # that starts or stops passing them (a bind turning into a listen) is
+        # opened or closed (the state filter is the core's, as for the snapshot)
+        changes = polled.select(lambda c: bool(_select(opts, port_in_core, [c])))
     return Taken(snap, conns, dict(snap.tables), changes)
 
 

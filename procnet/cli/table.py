@@ -5,10 +5,10 @@ grow to fit the longest value, so nothing is ever truncated. Every value a
 local user or the network can choose (process names, unix paths, host and
 service names) is spelled by cli.fields.Formatter, as in --events.
 """
-from typing import Dict, Iterable, List, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 from .. import _tables as T
-from .._contract import Connection
+from .._contract import Connection, NetNS
 from .args import Options
 from .fields import Formatter
 
@@ -74,6 +74,15 @@ class Table:
     def __init__(self, opts: Options) -> None:
         self.opts = opts
         self.fmt = Formatter(opts)
+        self.netns: Dict[int, str] = {}   # inode -> what the Net namespace column says
+
+    def _netns_column(self, cols: List[Column], data: List[List[str]],
+                      conns: Sequence[Connection]) -> None:
+        """The "Net namespace" column, when more than one namespace is shown."""
+        if self.netns:
+            cols.append(Column("Net namespace", 13))
+            names = self.netns
+            data.append([names.get(c.netns or 0) or str(c.netns or "-") for c in conns])
 
     # -- sections ------------------------------------------------------------
 
@@ -94,6 +103,7 @@ class Table:
             cols += [Column("User", 10), Column("Inode", 10)]
             data.append([fmt.user(c.uid) for c in conns])
             data.append([str(c.inode) for c in conns])
+        self._netns_column(cols, data, conns)
         if opts.program:
             cols.append(Column("PID/Program name", 0))
             data.append(fmt.owner_column(conns))
@@ -112,6 +122,7 @@ class Table:
             [_UNIX_STATE.get(st, st) for st in states],
             [str(c.inode) for c in conns],
         ]
+        self._netns_column(cols, data, conns)
         if opts.program:
             cols.append(Column("PID/Program name", 20))
             data.append(fmt.owner_column(conns))
@@ -134,15 +145,21 @@ class Table:
             cols += [Column("User", 10), Column("Inode", 10)]
             data.append([fmt.user(c.uid) for c in conns])
             data.append([str(c.inode) for c in conns])
+        self._netns_column(cols, data, conns)
         if opts.program:
             cols.append(Column("PID/Program name", 0))
             data.append(fmt.owner_column(conns))
         return "Active %s sockets %s\n%s" % (_FAMILY_TITLE[family], _MODE_TITLE[opts.mode],
                                            layout(cols, data))
 
-    def render(self, conns: Iterable[Connection]) -> str:
-        """The sections the options ask for: inet, unix, then vsock and xdp."""
+    def render(self, conns: Iterable[Connection], namespaces: Optional[Dict[int, NetNS]] = None) -> str:
+        """The sections the options ask for: inet, unix, then vsock and xdp; with
+        more than one of `namespaces` (Snapshot.namespaces), a Net namespace column
+        naming each by its first name (ip netns, container id) or its inode."""
         self.fmt.begin()
+        self.netns = {} if not namespaces or len(namespaces) < 2 else {
+            ns.inode: self.fmt.path(ns.names[0]) if ns.names else str(ns.inode)
+            for ns in namespaces.values()}
         inet: List[Connection] = []
         unix: List[Connection] = []
         other: Dict[str, List[Connection]] = {f: [] for f in self.opts.other_sections}
