@@ -181,14 +181,24 @@ _TCP_STATUS = tuple(None if n == "CLOSE" else CONN_SYN_RECV if n == "NEW_SYN_REC
                     for n in T.TCP_STATES) + tuple("UNKNOWN_%d" % c for c in range(len(T.TCP_STATES), 256))
 
 
+# pn_sock.stype -> socket.SocketKind (None where the kernel's number has no name)
+_SOCKTYPES = tuple(C._socktype(n) for n in range(256))
 # the raw record's fields _rows reads, in one C call per record
 _FIELDS = itemgetter(C.R_TABLE, C.R_LADDR, C.R_RADDR, C.R_LPORT, C.R_RPORT, C.R_STATE, C.R_STYPE,
                      C.R_OWNER_FIRST, C.R_OWNER_COUNT, C.R_EXT, C.R_EXT_LEN, C.R_CTX)
 
 
 def _owner_list(ctx: Any) -> List[Any]:
-    ctx.owners(0, 1)                # decodes every owner of the snapshot once
-    return ctx._owners              # type: ignore[no-any-return]
+    """Every owner of a snapshot as a sequence indexable by owner index: [0] pid, [1] fd.
+
+    The native backend's raw struct pn_owner records, unpacked in one C call:
+    rows need no process names, and decoding ~15 000 of them into Owner
+    objects cost more than building the rows (the pure backend has Owners).
+    """
+    objs = ctx._owners
+    if objs is not None:
+        return objs                 # type: ignore[no-any-return]
+    return list(C.OWNER_STRUCT.iter_unpack(ctx.owner_rows))
 
 
 def _rows(snap: List[Any], pid: Optional[int] = None, all_owners: bool = False,
@@ -210,7 +220,7 @@ def _rows(snap: List[Any], pid: Optional[int] = None, all_owners: bool = False,
     ty = types or _resolve_types()
     make = tuple.__new__
     row_t, addr_t = (ty.sconn if pid is None else ty.pconn), ty.addr
-    socktype, info, tcp_status = C._socktype, _TABLE_INFO, _TCP_STATUS
+    socktype, info, tcp_status = _SOCKTYPES.__getitem__, _TABLE_INFO, _TCP_STATUS
     unix_fam, unix_table, none = socket.AF_UNIX, _UNIX, CONN_NONE
     ntop, af4, af6 = socket.inet_ntop, socket.AF_INET, socket.AF_INET6
     ip4: Dict[bytes, str] = {}
@@ -223,7 +233,8 @@ def _rows(snap: List[Any], pid: Optional[int] = None, all_owners: bool = False,
         if c is not ctx:
             ctx, objs = c, _owner_list(c)
         if table == unix_table:
-            fam, typ, la, ra, status = unix_fam, socktype(stype), ctx.text(ext, ext_len), "", none
+            fam, typ, ra, status = unix_fam, socktype(stype), "", none
+            la = ctx.text(ext, ext_len) if ext_len else ""
         else:
             fam, typ, v6, tcp = info[table]
             if tcp:
