@@ -28,8 +28,6 @@
 #include <linux/unix_diag.h>
 #include <linux/packet_diag.h>
 #include <linux/netlink_diag.h>
-#include <linux/vm_sockets_diag.h>
-#include <linux/xdp_diag.h>
 
 #define PN_DIAG_RCVBUF   (256 * 1024)
 #define PN_DIAG_RETRIES  5           /* NLM_F_DUMP_INTR: the table changed mid-dump */
@@ -47,6 +45,38 @@ _Static_assert(PN_DIAG_RCVBUF <= PN_READ_CHUNK, "dumps are received into the sin
 #ifndef AF_XDP
 #define AF_XDP 44
 #endif
+/* vsock_diag and xdp_diag requests and answers, as linux/vm_sockets_diag.h
+ * (4.10) and linux/xdp_diag.h (5.1) lay them out: defined here, because the
+ * build hosts' headers may predate them (manylinux_2_28 ships 4.18's). */
+struct pn_vsock_diag_req {
+    uint8_t  sdiag_family, sdiag_protocol;
+    uint16_t pad;
+    uint32_t vdiag_states, vdiag_ino, vdiag_show, vdiag_cookie[2];
+};
+struct pn_vsock_diag_msg {
+    uint8_t  vdiag_family, vdiag_type, vdiag_state, vdiag_shutdown;
+    uint32_t vdiag_src_cid, vdiag_src_port, vdiag_dst_cid, vdiag_dst_port, vdiag_ino;
+    uint32_t vdiag_cookie[2];
+};
+struct pn_xdp_diag_req {
+    uint8_t  sdiag_family, sdiag_protocol;
+    uint16_t pad;
+    uint32_t xdiag_ino, xdiag_show, xdiag_cookie[2];
+};
+struct pn_xdp_diag_msg {
+    uint8_t  xdiag_family, xdiag_type;
+    uint16_t pad;
+    uint32_t xdiag_ino, xdiag_cookie[2];
+};
+struct pn_xdp_diag_info {
+    uint32_t ifindex, queue_id;
+};
+#define PN_XDP_SHOW_INFO 1
+#define PN_XDP_DIAG_INFO 1
+#define PN_XDP_DIAG_UID  2
+_Static_assert(sizeof(struct pn_vsock_diag_msg) == 32 && sizeof(struct pn_xdp_diag_msg) == 16 &&
+               sizeof(struct pn_vsock_diag_req) == 24 && sizeof(struct pn_xdp_diag_req) == 20,
+               "the uapi layouts");
 #define PN_IPPROTO_MPTCP 262          /* does not fit inet_diag_req_v2's u8 sdiag_protocol */
 #define PN_IPPROTO_SCTP  132
 #define PN_INET_DIAG_REQ_PROTOCOL 3   /* the u32 protocol attribute (Linux 5.9+) */
@@ -181,15 +211,15 @@ static int send_dump(int fd, int table, const struct pn_query *q, uint32_t seq)
         memcpy(buf.bytes + off, &r, sizeof r);
         off += NLMSG_ALIGN(sizeof r);
     } else if (family == AF_VSOCK) {
-        struct vsock_diag_req r = {0};
+        struct pn_vsock_diag_req r = {0};
         r.sdiag_family = AF_VSOCK;
         r.vdiag_states = q->state_mask[table] ? q->state_mask[table] : 0xffffffffu;
         memcpy(buf.bytes + off, &r, sizeof r);
         off += NLMSG_ALIGN(sizeof r);
     } else if (family == AF_XDP) {
-        struct xdp_diag_req r = {0};
+        struct pn_xdp_diag_req r = {0};
         r.sdiag_family = AF_XDP;
-        r.xdiag_show = XDP_SHOW_INFO;
+        r.xdiag_show = PN_XDP_SHOW_INFO;
         memcpy(buf.bytes + off, &r, sizeof r);
         off += NLMSG_ALIGN(sizeof r);
     } else if (family == AF_PACKET) {
@@ -277,7 +307,7 @@ static int decode_msg(int table, const struct nlmsghdr *h, struct pn_sock *s, st
         return 1;
     }
     if (table == PN_VSOCK) {
-        struct vsock_diag_msg m;
+        struct pn_vsock_diag_msg m;
         if (len < sizeof m)
             return 0;
         memcpy(&m, data, sizeof m);
@@ -293,7 +323,7 @@ static int decode_msg(int table, const struct nlmsghdr *h, struct pn_sock *s, st
         return 1;
     }
     if (table == PN_XDP) {
-        struct xdp_diag_msg m;
+        struct pn_xdp_diag_msg m;
         if (len < sizeof m)
             return 0;
         memcpy(&m, data, sizeof m);
@@ -304,12 +334,12 @@ static int decode_msg(int table, const struct nlmsghdr *h, struct pn_sock *s, st
         if (len < hdr)
             return 1;
         FOR_ATTRS(data + hdr, len - hdr, a) {
-            if (a->nla_type == XDP_DIAG_INFO && ATTR_LEN(a) >= sizeof(struct xdp_diag_info)) {
-                struct xdp_diag_info xi;
+            if (a->nla_type == PN_XDP_DIAG_INFO && ATTR_LEN(a) >= sizeof(struct pn_xdp_diag_info)) {
+                struct pn_xdp_diag_info xi;
                 memcpy(&xi, ATTR_DATA(a), sizeof xi);
                 s->ext = xi.ifindex;
                 s->ext_len = xi.queue_id;
-            } else if (a->nla_type == XDP_DIAG_UID && ATTR_LEN(a) >= 4) {
+            } else if (a->nla_type == PN_XDP_DIAG_UID && ATTR_LEN(a) >= 4) {
                 s->uid = get_u32(ATTR_DATA(a));
                 s->flags &= (uint16_t)~PN_SF_NO_UID;
             }
