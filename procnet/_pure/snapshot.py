@@ -273,7 +273,7 @@ def snapshot(q: Query, p: Plan, cache: Optional[_cache.Cache] = None) -> Tuple[L
 
 
 Cache = _cache.Cache
-_NO_BPF = "it needs the native backend (the pure one walks /proc)"
+_NO_BPF = "the pure backend walks /proc; the BPF owner source is the native one's"
 
 
 def bpf_load() -> Optional[str]:

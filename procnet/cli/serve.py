@@ -14,6 +14,7 @@ non-listening sockets would leave the listener series empty). With only the
 ``listeners`` and ``status`` metrics, only listening sockets are polled.
 """
 import argparse
+import re
 import signal
 import sys
 import threading
@@ -39,9 +40,12 @@ def _listen_address(text: str) -> Tuple[str, int]:
     host, sep, port = text.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
-    if not sep or not port.isdigit() or int(port) > 65535 or ("]" in host or "[" in host):
+    # ASCII digits only (str.isdigit takes fullwidth ones), and a bounded echo
+    if not sep or not re.fullmatch(r"[0-9]{1,5}", port) or int(port) > 65535 or (
+            "]" in host or "[" in host):
         raise argparse.ArgumentTypeError(
-            "invalid address %r: [HOST]:PORT expected, e.g. 127.0.0.1:9977, [::1]:9977 or :9977" % text)
+            "invalid address %r: [HOST]:PORT expected, e.g. 127.0.0.1:9977, [::1]:9977 or :9977"
+            % (text if len(text) <= 64 else text[:60] + "..."))
     return host or "0.0.0.0", int(port)
 
 
@@ -50,7 +54,7 @@ def _metric_list(text: str) -> Tuple[str, ...]:
     bad = [n for n in names if n not in METRIC_GROUPS]
     if bad or not names:
         raise argparse.ArgumentTypeError("invalid metrics %r (valid: a comma-separated list of %s)" % (
-            text, ", ".join(METRIC_GROUPS)))
+            text if len(text) <= 64 else text[:60] + "...", ", ".join(METRIC_GROUPS)))
     return names
 
 
