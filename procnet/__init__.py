@@ -10,7 +10,7 @@ to a backend (``backend="native" | "pure"`` or ``PROCNET_BACKEND``).
 from typing import Any
 
 from ._api import connections
-from ._contract import Address, Connection, NetNS, Owner, Snapshot
+from ._contract import Address, Connection, NetNS, Owner, Snapshot, VsockAddress, XdpAddress
 from ._errors import BackendUnavailable, ProcNetError, ProcRootError
 from ._tables import KINDS as _KINDS
 from ._version import __version__
@@ -20,7 +20,8 @@ KINDS = tuple(sorted(_KINDS))
 
 __all__ = [
     "Address", "BackendUnavailable", "Change", "Connection", "KINDS", "NetNS", "Owner", "Poll", "Poller",
-    "ProcNetError", "ProcRootError", "Snapshot", "__version__", "backend", "connections",
+    "ProcNetError", "ProcRootError", "Snapshot", "VsockAddress", "XdpAddress", "__version__",
+    "backend", "connections",
 ]
 
 _LAZY = {"Poller", "Poll", "Change"}

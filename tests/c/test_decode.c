@@ -7,7 +7,7 @@
 void test_layout(void)
 {
     current = "layout";
-    CHECK_EQ(sizeof(struct pn_sock), 80);
+    CHECK_EQ(sizeof(struct pn_sock), 88);
     CHECK_EQ(offsetof(struct pn_sock, inode), 0);
     CHECK_EQ(offsetof(struct pn_sock, laddr), 8);
     CHECK_EQ(offsetof(struct pn_sock, raddr), 24);
@@ -26,6 +26,8 @@ void test_layout(void)
     CHECK_EQ(offsetof(struct pn_sock, stype), 76);
     CHECK_EQ(offsetof(struct pn_sock, reserved), 77);
     CHECK_EQ(offsetof(struct pn_sock, flags), 78);
+    CHECK_EQ(offsetof(struct pn_sock, netns), 80);
+    CHECK_EQ(offsetof(struct pn_sock, reserved2), 84);
 
     CHECK_EQ(sizeof(struct pn_owner), 24);
     CHECK_EQ(offsetof(struct pn_owner, pid), 0);
