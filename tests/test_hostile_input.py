@@ -197,3 +197,16 @@ def test_special_files_in_a_process_dir_under_a_poller(impl, tmp_path, node):
         pytest.fail("a Poller on %s did not end (%s backend)" % (root, impl.name))
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout) == [[[111, [[42, 3, "proc42"]]]]] * 2
+
+
+def test_fifo_for_a_directory_is_refused_alike(both, tmp_path):
+    # PID/fd is opened O_DIRECTORY: a FIFO there fails at once (ENOTDIR) and
+    # the pid is reported, as a directory we may not read would be
+    root = make_tree(str(tmp_path / "proc"), net={"tcp": [LINE]},
+                     procs={42: {"fd_dir": False}, 43: {"fd": {3: sock(111)}}})
+    os.mkfifo(os.path.join(root, "42", "fd"))
+    got = []
+    for impl in both:
+        s = impl.connections("tcp4", proc_root=root)
+        got.append(([(c.inode, [o[:2] for o in c.owners]) for c in s], s.denied_pids))
+    assert got[0] == got[1] == ([(111, [(43, 3)])], (42,))
