@@ -27,6 +27,8 @@ _CGROUP_IDS = (
     (re.compile(r"machine-([^/\n]+)\.scope"), "nspawn:"),
 )
 
+_NS_GET_NSTYPE = 0xB703          # _IO(0xb7, 0x3), linux/nsfs.h
+_CLONE_NEWNET = 0x40000000
 NetnsArg = Union[None, str, int, "os.PathLike[str]"]
 
 
@@ -57,6 +59,22 @@ def _nsfs_dev() -> Optional[int]:
         return os.stat("/proc/self/ns/net").st_dev
     except OSError:
         return None
+
+
+def _is_net_ns(path: str) -> bool:
+    """Is this nsfs file a network namespace? (/proc/PID/ns/uts is nsfs too.)
+    Asked with NS_GET_NSTYPE; True where the kernel cannot say (before 4.11)."""
+    import fcntl
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return True         # (stat() could: the listing says what it cannot open)
+    try:
+        return fcntl.ioctl(fd, _NS_GET_NSTYPE) == _CLONE_NEWNET
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def _bind_mounts() -> Dict[int, List[Tuple[str, str]]]:
@@ -152,7 +170,7 @@ def resolve(netns: NetnsArg, root: str) -> Union[None, str, int]:
             st = os.stat(path)
         except OSError as e:
             raise ProcNetError("netns=%r: %s" % (path, e.strerror)) from None
-        if st.st_dev != _nsfs_dev():
+        if st.st_dev != _nsfs_dev() or not _is_net_ns(path):
             raise ProcNetError("netns=%r is not a network namespace file "
                                "(e.g. /run/netns/NAME or /proc/PID/ns/net)" % path)
         return st.st_ino

@@ -432,6 +432,9 @@ def test_unknown_namespace_is_an_error(impl, world):
         impl.connections("tcp", netns=0xFFFFFFF0)
     with pytest.raises(procnet.ProcNetError):
         impl.connections("tcp", netns="/etc/hostname")
+    for other in ("uts", "mnt", "user"):        # nsfs files too, of other namespace types
+        with pytest.raises(procnet.ProcNetError, match="not a network namespace"):
+            impl.connections("tcp", netns="/proc/self/ns/" + other)
 
 
 PROBE = r"""
