@@ -24,7 +24,7 @@ extern "C" {
 /* PN_CDEF_BEGIN */
 
 /* Bump when any struct below changes; Python refuses a core that disagrees. */
-#define PN_ABI_VERSION 6
+#define PN_ABI_VERSION 7
 
 /* Socket tables, in the order /proc/net lists them to users. */
 #define PN_TCP       0
@@ -286,6 +286,52 @@ struct pn_delta {
 int  pn_poll(const struct pn_query *q, struct pn_cache *c, struct pn_result *out,
              struct pn_delta *d);
 void pn_delta_free(struct pn_delta *d);
+
+/*
+ * The command line's netstat table (netstat_render.c), rendered from a
+ * pn_result's records and written to a file descriptor: byte for byte what
+ * procnet/cli/table.py writes with numeric hosts, ports and users.
+ */
+/* pn_render.flags: the sections (in this order) and optional columns */
+#define PN_R_EXTEND    1       /* -e: User and Inode */
+#define PN_R_PROGRAM   2       /* -p: PID/Program name */
+#define PN_R_INET      4
+#define PN_R_UNIX      8
+#define PN_R_VSOCK    16
+#define PN_R_XDP      32
+#define PN_R_NETNS    64       /* the Net namespace column (several namespaces shown) */
+/* pn_render.mode: which sockets (Connection.listening) */
+#define PN_R_ALL        0
+#define PN_R_LISTENING  1
+#define PN_R_CONNECTED  2
+
+/* A namespace's text in the Net namespace column (UTF-8, already escaped). */
+struct pn_render_netns {
+    uint32_t    inode;
+    uint32_t    len;
+    const char *text;
+};
+
+struct pn_render {
+    int32_t  fd;               /* written with write(2), in chunks of a fixed buffer */
+    uint32_t flags;            /* PN_R_* */
+    int32_t  mode;             /* PN_R_ALL, PN_R_LISTENING, PN_R_CONNECTED */
+    uint32_t need_unicode;     /* out: a non-ASCII character and no nonprint table (EDOM) */
+    const struct pn_render_netns *netns;
+    size_t   nnetns;
+    const uint32_t *nonprint;  /* sorted code points > 0x7f that are not printable
+                                  (Python's str.isprintable), or NULL: none met so far */
+    size_t   nnonprint;
+    const char *type_names;    /* 256 x 16 bytes: the Type column per pn_sock.stype */
+    uint64_t skip;             /* in: output bytes an interrupted call already wrote */
+    uint64_t written;          /* out: output bytes written (skip included) */
+    uint64_t rows;             /* out: rows written */
+};
+
+/* Render and write. 0, or -1 with errno: EDOM (need_unicode: nothing written;
+ * call again with the nonprint table), EINTR (call again with skip = written),
+ * a write's errno (EPIPE, ENOSPC...), ENOMEM, EINVAL (a bad mode). */
+int  pn_render_table(const struct pn_result *r, struct pn_render *w);
 
 /* The version the core was built as (PN_VERSION in the build). */
 const char *pn_version(void);

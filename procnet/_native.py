@@ -5,10 +5,11 @@ holds no global state, so any number of threads may snapshot at once. The
 one process-wide thing is the loaded BPF owner program (see `bpf`), which the
 core only reads.
 """
+import errno
 import os
 import threading
 from array import array
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from ._contract import OWNER_STRUCT, SOCK_STRUCT, _Context
 from ._core import ffi, lib  # type: ignore[import-not-found]
@@ -19,7 +20,7 @@ from ._tables import TABLES
 from ._version import __version__
 
 # PN_ABI_VERSION of the csrc/procnet.h this Python code was written against
-ABI_VERSION = 6
+ABI_VERSION = 7
 if lib.pn_abi_version() != ABI_VERSION or ffi.sizeof("struct pn_sock") != SOCK_STRUCT.size \
         or ffi.sizeof("struct pn_owner") != OWNER_STRUCT.size:
     raise ImportError("procnet's compiled core does not match its Python code; reinstall procnet")
@@ -142,6 +143,11 @@ def _unpack(q: Query, res: Any) -> Tuple[Any, _Context, Dict[str, Any]]:
     socks = ffi.buffer(res.socks, res.nsocks * SOCK_STRUCT.size)[:] if res.nsocks else b""
     owners = ffi.buffer(res.owners, res.nowners * OWNER_STRUCT.size)[:] if res.nowners else b""
     strings = ffi.buffer(res.strings, res.strings_len)[:] if res.strings_len else b""
+    return SOCK_STRUCT.iter_unpack(socks), _Context(strings, owners), _meta(q, res)
+
+
+def _meta(q: Query, res: Any) -> Dict[str, Any]:
+    """What a result says besides its records (Snapshot's attributes, raw)."""
     denied = tuple(res.denied_pids[i] for i in range(res.ndenied))
     tables: Dict[str, str] = {}
     sources: Dict[str, str] = {}
@@ -159,7 +165,7 @@ def _unpack(q: Query, res: Any) -> Tuple[Any, _Context, Dict[str, Any]]:
                              (res.netns_status[i] for i in range(res.nnetns_status))]
     meta["_unlisted"] = [(u.inode, u.netns, u.pid, ffi.string(u.proto).decode("ascii", "replace"))
                          for u in (res.unlisted[i] for i in range(res.nunlisted))]
-    return SOCK_STRUCT.iter_unpack(socks), _Context(strings, owners), meta
+    return meta
 
 
 def snapshot(q: Query, p: Plan, cache: Optional[Cache] = None) -> Tuple[Any, _Context, Dict[str, Any]]:
@@ -202,5 +208,92 @@ def poll(q: Query, p: Plan, cache: Cache) -> Tuple[Any, _Context, Dict[str, Any]
         del keep
 
 
-__all__ = ["snapshot", "poll", "Cache", "CORE_VERSION", "bpf_load", "bpf_loaded", "bpf_may_load",
+# netstat's table in the core (csrc/netstat_render.c), for the command line
+RENDER_EXTEND, RENDER_PROGRAM = lib.PN_R_EXTEND, lib.PN_R_PROGRAM
+RENDER_SECTIONS = {"inet": lib.PN_R_INET, "unix": lib.PN_R_UNIX, "vsock": lib.PN_R_VSOCK,
+                   "xdp": lib.PN_R_XDP}
+RENDER_MODES = {"all": lib.PN_R_ALL, "listening": lib.PN_R_LISTENING, "connected": lib.PN_R_CONNECTED}
+_type_names: Optional[bytes] = None
+
+
+def _render_type_names() -> bytes:
+    """The Type column per pn_sock.stype (256 x 16 bytes): SOCK_STREAM -> "STREAM", "-" unknown."""
+    global _type_names
+    if _type_names is None:
+        from ._contract import _socktype
+        out = bytearray(256 * 16)
+        for n in range(256):
+            t = _socktype(n)
+            name = (t.name[5:] if t is not None else "-").encode("ascii")[:15]
+            out[16 * n:16 * n + len(name)] = name
+        _type_names = bytes(out)
+    return _type_names
+
+
+def _nonprintable(strings: bytes) -> "array[int]":
+    """The code points above 0x7f in `strings` that str.isprintable() refuses, sorted:
+    the core escapes exactly what Python's own Unicode tables call non-printable."""
+    text = strings.decode("utf-8", "surrogateescape")
+    return array("I", sorted({ord(ch) for ch in set(text) if ord(ch) > 0x7F and not ch.isprintable()}))
+
+
+def render_table(q: Query, p: Plan, fd: int, flags: int, mode: int,
+                 before: Callable[[Dict[str, Any], Callable[[], Tuple[Any, _Context]]],
+                                  Optional[Dict[int, str]]]) -> int:
+    """One snapshot rendered as netstat's table and written to `fd` by the core.
+
+    `before(meta, records)` runs between the snapshot and the writing: it gets
+    the snapshot's metadata (as snapshot() returns it) and a function giving
+    its records (tests compare renderers on them), and returns the Net
+    namespace column's texts {inode: text}, or None for no such column.
+    Returns 0, or the errno of the write that failed (EPIPE...); the
+    snapshot's own errors raise as snapshot()'s do.
+    """
+    cq, keep = _cquery(q, p, None)
+    res = ffi.new("struct pn_result *")
+    try:
+        if lib.pn_snapshot(cq, res) != 0:
+            _fail(q)
+
+        def records() -> Tuple[Any, _Context]:
+            r, ctx, _ = _unpack(q, res)
+            return r, ctx
+
+        names = before(_meta(q, res), records)
+        w = ffi.new("struct pn_render *")
+        w.fd, w.mode = fd, mode
+        w.flags = flags | (lib.PN_R_NETNS if names is not None else 0)
+        if names:
+            texts = [(inode, text.encode("utf-8", "surrogateescape")) for inode, text in names.items()]
+            ns = ffi.new("struct pn_render_netns[]", len(texts))
+            for i, (inode, b) in enumerate(texts):
+                cb = ffi.new("char[]", b)
+                keep.append(cb)
+                ns[i].inode, ns[i].len, ns[i].text = inode, len(b), cb
+            keep.append(ns)
+            w.netns, w.nnetns = ns, len(texts)
+        types = ffi.from_buffer(_render_type_names())
+        keep.append(types)
+        w.type_names = types
+        while lib.pn_render_table(res, w) != 0:
+            err = ffi.errno
+            if err == errno.EINTR:                 # a signal: its handler runs here (Ctrl-C raises)
+                w.skip = w.written
+                continue
+            if err == errno.EDOM and w.nonprint == ffi.NULL:
+                table = _nonprintable(ffi.buffer(res.strings, res.strings_len)[:]) or array("I", [0])
+                cp = ffi.new("uint32_t[]", list(table))
+                keep.append(cp)
+                w.nonprint, w.nnonprint = cp, len(table)
+                continue
+            if err == errno.ENOMEM:
+                raise MemoryError("procnet: out of memory rendering a table")
+            return err
+        return 0
+    finally:
+        lib.pn_result_free(res)
+        del keep
+
+
+__all__ = ["render_table", "snapshot", "poll", "Cache", "CORE_VERSION", "bpf_load", "bpf_loaded", "bpf_may_load",
            "can_enter_netns"]

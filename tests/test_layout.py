@@ -18,6 +18,8 @@ NATIVE_ONLY = {
     "bpf_load": "loads that program with libbpf",
     "owners_hash": "the inode -> owners hash is a dict in owners_proc.py",
     "dirents": "getdents64; the twin lists directories with os.listdir",
+    "netstat_render": "the CLI's table in C; the pure backend renders in Python (cli/table.py), "
+                      "byte-identical by tests/test_render.py",
 }
 PURE_ONLY = {"__init__": "the package's entry points"}
 

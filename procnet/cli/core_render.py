@@ -1,0 +1,105 @@
+"""netstat's table rendered by the C core: one call takes the snapshot and writes the rows.
+
+At tens of thousands of sockets, building a Connection per socket and
+formatting its row in Python is most of a run's time and memory. With the
+native backend and options the core renders exactly as cli/table.py
+(numeric hosts, ports and users; the filters the core or the renderer apply),
+:func:`show` takes the snapshot and has csrc/netstat_render.c write the table
+straight to stdout's fd, from the flat records, through a fixed buffer. Every
+other case (names, --port cut in Python, several --user, -c, --json,
+--events, a stdout Python cannot hand over as UTF-8 bytes) stays with
+cli/table.py; tests/test_render.py checks both give the same bytes.
+"""
+import codecs
+import errno
+import os
+from typing import Any, Callable, Dict, Optional
+
+from .. import _backend
+from .. import _tables as T
+from .args import Options
+from .streams import Output, WriteError
+
+__all__ = ["usable", "show"]
+
+#: tests and benchmarks switch the core's renderer off to compare with cli/table.py
+ENABLED = True
+
+
+def usable(opts: Options, out: Output) -> bool:
+    """Can the core render this run's table, exactly as cli/table.py would?"""
+    if not ENABLED or opts.json or opts.events or opts.interval is not None:
+        return False
+    if not (opts.numeric_hosts and opts.numeric_ports and (opts.numeric_users or not opts.extend)):
+        return False
+    if len(opts.uids) > 1:
+        return False
+    from .selection import api_arguments
+    _, port_in_core = api_arguments(opts, opts.tables)
+    if opts.ports and not port_in_core:
+        return False
+    if out.fd is None or out.buffer is None or out.stream is None:
+        return False
+    try:
+        if codecs.lookup(out.encoding).name != "utf-8":
+            return False
+    except LookupError:
+        return False
+    try:
+        name, _ = _backend.resolve(opts.backend)
+    except Exception:        # the caller's own path reports an unusable backend
+        return False
+    return name == "native"
+
+
+def show(opts: Options, out: Output, notes: Callable[[Any], None]) -> None:
+    """One snapshot, its notes said by `notes(snapshot)` (stderr, before the table), then
+    the table written by the core. Raises WriteError or BrokenPipeError as Output.write."""
+    from .. import _api
+    from .._contract import Snapshot
+    from .._plan import plan
+    from .._query import make_query
+    from .fields import Formatter
+    from .selection import api_arguments
+    from .. import _native
+
+    kw, _ = api_arguments(opts, opts.tables)
+    del kw["backend"]
+    q = make_query(sorted(T.EXACT_KIND[t] for t in opts.tables), **kw)
+    name, impl = _backend.resolve(opts.backend)
+    p = plan(q, impl)
+    flags = (_native.RENDER_EXTEND if opts.extend else 0) | (
+        _native.RENDER_PROGRAM if opts.program else 0)
+    if opts.inet_section:
+        flags |= _native.RENDER_SECTIONS["inet"]
+    if opts.unix_section:
+        flags |= _native.RENDER_SECTIONS["unix"]
+    for family in opts.other_sections:
+        flags |= _native.RENDER_SECTIONS[family]
+
+    def before(meta: Dict[str, Any], records: Any) -> Optional[Dict[int, str]]:
+        _api._namespace_meta(q, p, meta)
+        _api._check_meta(q, meta)
+        snap = Snapshot((), backend=name, **meta)
+        notes(snap)
+        return column_names(snap.namespaces, Formatter(opts))
+
+    try:
+        out.stream.flush()             # nothing of Python's may follow the core's bytes
+    except (OSError, ValueError) as e:
+        raise WriteError(getattr(e, "strerror", None) or str(e)) from None
+    with _api._root_errors(q):
+        err = impl.render_table(q, p, out.fd, flags, _native.RENDER_MODES[opts.mode], before)
+    if err == errno.EPIPE:
+        raise BrokenPipeError(err, os.strerror(err))
+    if err:
+        raise WriteError(os.strerror(err))
+
+
+def column_names(namespaces: Dict[int, Any], fmt: Any) -> Optional[Dict[int, str]]:
+    """The Net namespace column's text per namespace (cli/table.py Table.render), or None
+    when one namespace is shown (no column)."""
+    if not namespaces or len(namespaces) < 2:
+        return None
+    return {ns.inode: fmt.path(ns.names[0]) if ns.names else str(ns.inode)
+            for ns in namespaces.values()}
