@@ -61,21 +61,20 @@ def show(opts: Options, out: Output, notes: Callable[[Any], None]) -> None:
     from .._query import make_query
     from .fields import Formatter
     from .selection import api_arguments
-    from .. import _native
 
     kw, _ = api_arguments(opts, opts.tables)
     del kw["backend"]
     q = make_query(sorted(T.EXACT_KIND[t] for t in opts.tables), **kw)
-    name, impl = _backend.resolve(opts.backend)
+    name, impl = _backend.resolve(opts.backend)      # the native backend (usable())
     p = plan(q, impl)
-    flags = (_native.RENDER_EXTEND if opts.extend else 0) | (
-        _native.RENDER_PROGRAM if opts.program else 0)
+    flags = (impl.RENDER_EXTEND if opts.extend else 0) | (
+        impl.RENDER_PROGRAM if opts.program else 0)
     if opts.inet_section:
-        flags |= _native.RENDER_SECTIONS["inet"]
+        flags |= impl.RENDER_SECTIONS["inet"]
     if opts.unix_section:
-        flags |= _native.RENDER_SECTIONS["unix"]
+        flags |= impl.RENDER_SECTIONS["unix"]
     for family in opts.other_sections:
-        flags |= _native.RENDER_SECTIONS[family]
+        flags |= impl.RENDER_SECTIONS[family]
 
     def before(meta: Dict[str, Any], records: Any) -> Optional[Dict[int, str]]:
         _api._namespace_meta(q, p, meta)
@@ -89,7 +88,7 @@ def show(opts: Options, out: Output, notes: Callable[[Any], None]) -> None:
     except (OSError, ValueError) as e:
         raise WriteError(getattr(e, "strerror", None) or str(e)) from None
     with _api._root_errors(q):
-        err = impl.render_table(q, p, out.fd, flags, _native.RENDER_MODES[opts.mode], before)
+        err = impl.render_table(q, p, out.fd, flags, impl.RENDER_MODES[opts.mode], before)
     if err == errno.EPIPE:
         raise BrokenPipeError(err, os.strerror(err))
     if err:
