@@ -48,7 +48,8 @@ struct enter_job {
 static void *enter_main(void *arg)
 {
     struct enter_job *j = arg;
-    int nsfd = open(j->enter, O_RDONLY | O_CLOEXEC);
+    /* non-blocking: a FIFO in its place must not hang the call (setns then refuses it) */
+    int nsfd = open(j->enter, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (nsfd < 0) {
         j->err = errno;
         return NULL;

@@ -119,6 +119,7 @@ static int read_tables(const struct pn_query *q, int source, int nl, int nl_errn
                        uint64_t own_inode, int netfd, struct pn_sink *sink, struct ns_tables *o)
 {
     uint32_t seq = 0;
+    sink->own_inode = own_inode;    /* a text fallback lists our dump socket: leave it out */
     for (int t = 0; t < PN_NTABLES; t++) {
         if (!(q->tables & (1u << t)))
             continue;

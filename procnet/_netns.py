@@ -101,9 +101,9 @@ def _bind_mounts() -> Dict[int, List[Tuple[str, str]]]:
 
 def container_names(root: str, pid: int) -> Tuple[str, ...]:
     """Container ids named by PID's cgroup path (docker:ID, cri:ID, podman:ID, nspawn:NAME)."""
+    from ._pure.file_read import read_small     # regular files only, bounded
     try:
-        with open("%s/%d/cgroup" % (root, pid), "rb") as f:
-            text = f.read(65536).decode("utf-8", "replace")
+        text = read_small("%s/%d/cgroup" % (root, pid), 65536).decode("utf-8", "replace")
     except OSError:
         return ()
     out = []

@@ -90,6 +90,8 @@ def table_status(status: int, err: int) -> str:
         return "missing"
     if status == 0:
         return "error: no namespace could be listed"
+    if err == 6:                        # ENXIO from file_read: a FIFO, device or socket
+        return "error: not a regular file"
     return "error: " + os.strerror(err or 5)
 
 
@@ -136,17 +138,11 @@ def is_live_proc(root: str) -> bool:
 
 def expected_sockets(root: str) -> int:
     """Sockets in use per <root>/net/sockstat: known before any listing, ~20 µs."""
+    from ._pure.file_read import read_small     # regular files only, bounded
     try:
-        # non-blocking and regular files only: a FIFO under a hostile root must not hang us
-        fd = os.open(os.path.join(root, "net", "sockstat"), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        data = read_small(os.path.join(root, "net", "sockstat"), 4096)
     except OSError:
         return 0
-    try:
-        data = os.read(fd, 4096) if _is_regular(fd) else b""
-    except OSError:
-        data = b""
-    finally:
-        os.close(fd)
     for line in data.splitlines():
         if line.startswith(b"sockets:"):
             try:
@@ -154,11 +150,6 @@ def expected_sockets(root: str) -> int:
             except (ValueError, IndexError):
                 return 0
     return 0
-
-
-def _is_regular(fd: int) -> bool:
-    import stat
-    return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
 def _socket_source(q) -> Tuple[int, bool]:

@@ -23,7 +23,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(procnet.__file__)))
 LINE = inet_line(0, "0100007F:1F90", "00000000:0000", 0x0A, 111)
 LINE6 = inet_line(0, "0" * 32 + ":1F90", "0" * 32 + ":0000", 0x0A, 111)
 LINE2 = inet_line(1, "0100007F:1F91", "00000000:0000", 0x0A, 222)
-FIFO_STATUS = "error: " + os.strerror(errno.ENXIO)
+FIFO_STATUS = "error: not a regular file"
 
 CHILD = """
 import json, sys, procnet

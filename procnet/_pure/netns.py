@@ -22,7 +22,8 @@ def netns_diag_open(enter: str):
 
     def run() -> None:
         try:
-            fd = os.open(enter, os.O_RDONLY | os.O_CLOEXEC)
+            # non-blocking: a FIFO in its place must not hang the call (setns then refuses it)
+            fd = os.open(enter, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
             try:
                 os.setns(fd, os.CLONE_NEWNET)    # type: ignore[attr-defined]  # (3.12+)
             finally:

@@ -28,14 +28,14 @@ class NsTables:
 
 
 def _read_text(netfd: Optional[int], t: int, big: bool, keep, recs: List[tuple], strings: bytearray,
-               o: NsTables) -> None:
+               o: NsTables, own_inode: int = 0) -> None:
     o.source[t] = SRC_PROCFS
     if netfd is None:           # a namespace with no process: no text to fall back to
         o.status[t] = (ERROR, errno.ENOENT)
         return
     mark = len(recs), len(strings)
     try:
-        n = table_reader.read_table(netfd, t, big, keep, recs, strings)
+        n = table_reader.read_table(netfd, t, big, keep, recs, strings, own_inode)
     except OSError as e:
         del recs[mark[0]:]
         del strings[mark[1]:]
@@ -74,7 +74,8 @@ def read_tables(q: Query, source: int, text_fallback: bool, nl, nl_error: Option
                 o.source[t] = SRC_NETLINK
                 continue
             # this table alone falls back to its text file
-        _read_text(netfd, t, big, keep, recs, strings, o)
+        # (a text fallback lists our dump socket: leave it out, as C's pn_sink.own_inode)
+        _read_text(netfd, t, big, keep, recs, strings, o, own_inode)
 
 
 class Merged:
