@@ -161,6 +161,8 @@ def _namespace_meta(q: Query, p: Plan, meta: dict) -> None:
     everything = bool(p.classify & CL_ALL)
     read = {T.TABLE_INDEX[name] for name, st in meta["tables"].items() if st == "read"}
     for _inode, ns, _pid, proto in raw_unlisted:
+        if not proto:
+            continue        # gone since the walk (a race, never a loss), or no socket to ask
         table = T.TABLE_INDEX.get(T.PROTO_TABLES.get(proto, ""), -1)
         if not (everything or table in q.tables):
             continue
