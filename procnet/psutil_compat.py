@@ -470,7 +470,7 @@ def _pidfd_rows(pid: int, kind: str, proc_root: str, all_owners: bool, ty: _Type
                 raise _Fallback(str(e)) from None   # EPERM: no ptrace rights
             try:
                 st = os.fstat(dup)
-                s = socket.socket(fileno=dup) if st.st_ino == inode and stat.S_ISSOCK(st.st_mode) else None
+                s = _borrowed(dup) if st.st_ino == inode and stat.S_ISSOCK(st.st_mode) else None
             except BaseException:
                 os.close(dup)
                 raise
@@ -484,19 +484,33 @@ def _pidfd_rows(pid: int, kind: str, proc_root: str, all_owners: bool, ty: _Type
     return out
 
 
+def _borrowed(fd: int) -> socket.socket:
+    """A socket object on a borrowed fd that never touches the file's flags.
+
+    The fd shares its open file description with the owner's: a plain
+    socket(fileno=fd) sets O_NONBLOCK on it when socket.setdefaulttimeout()
+    is in force, which would switch the *owner's* socket to non-blocking.
+    Passing SOCK_NONBLOCK in the type tells Python it already is (no fcntl);
+    the real type is read back with SO_TYPE.
+    """
+    return socket.socket(-1, socket.SOCK_STREAM | socket.SOCK_NONBLOCK, 0, fileno=fd)
+
+
 def _socket_rows(s: socket.socket, fds: List[int], want: FrozenSet[Tuple[int, int]], my_ns: bytes,
                  all_owners: bool, row_t: Any, addr_t: Any) -> List[tuple]:
     """The pconn rows of one borrowed socket held on `fds`, or none where psutil lists none."""
     make = tuple.__new__
-    fam, typ = int(s.family), int(s.type)
+    fam = int(s.family)
+    typ = s.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE)         # s.type is a placeholder
     if (fam, 0 if fam == socket.AF_UNIX else typ) not in want:
         return []
-    if fam != socket.AF_UNIX and s.proto not in (socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+    if fam != socket.AF_UNIX and s.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL) not in (
+            socket.IPPROTO_TCP, socket.IPPROTO_UDP):
         return []                               # udplite, icmp, sctp, mptcp: other tables
     if _netns_cookie(s) != my_ns:
         return []                               # another namespace: not in our tables
     if fam == socket.AF_UNIX:
-        head = (s.family, s.type, _unix_path(s.getsockname()), "", CONN_NONE)
+        head = (s.family, _SOCKTYPES[typ & 0xFF], _unix_path(s.getsockname()), "", CONN_NONE)
         return [make(row_t, (fd,) + head) for fd in fds]
     local = s.getsockname()
     if typ == socket.SOCK_STREAM:
@@ -513,7 +527,7 @@ def _socket_rows(s: socket.socket, fds: List[int], want: FrozenSet[Tuple[int, in
     peer = _sockname(s, True)
     la = make(addr_t, (local[0].partition("%")[0], local[1])) if local[1] else ()
     ra = make(addr_t, (peer[0].partition("%")[0], peer[1])) if peer and peer[1] else ()
-    head = (s.family, s.type, la, ra, status)
+    head = (s.family, _SOCKTYPES[typ], la, ra, status)
     return [make(row_t, (fd,) + head) for fd in (fds if all_owners else fds[:1])]
 
 

@@ -364,10 +364,13 @@ def test_newline_in_unix_path_is_a_row_not_an_error(impl):
 
 def test_identical_rows_are_not_merged(impl):
     """psutil returns a set: two ownerless rows that look alike are one. Compat: one per socket."""
-    rows = compat.net_connections("unix", backend=impl.name)
-    unowned = collections.Counter(r for r in rows if r.pid is None)
     snap = impl.connections("unix")
+    rows = compat._rows(snap)
+    unowned = collections.Counter(r for r in rows if r.pid is None)
     assert sum(unowned.values()) == sum(1 for c in snap if not c.owners)
+    # one row per ownerless socket, one per fd of the last pid for the others
+    assert len(rows) == sum(1 for c in snap if not c.owners) + sum(
+        len([o for o in c.owners if o.pid == c.owners[-1].pid]) for c in snap if c.owners)
 
 
 def test_sockets_psutil_never_lists_are_not_rows(impl, edges):
@@ -641,3 +644,23 @@ def test_bpf_owners_give_the_walks_rows(edges):
     walk = compat.net_connections("all", owner_source="procfs")
     assert collections.Counter(r for r in bpf if edges.mine(r)) == collections.Counter(
         r for r in walk if edges.mine(r))
+
+
+def fd_flags(pid, fd):
+    with open("/proc/%d/fdinfo/%d" % (pid, fd)) as f:
+        return int(next(line for line in f if line.startswith("flags:")).split()[1], 8)
+
+
+def test_pidfd_route_leaves_the_owners_sockets_blocking(edges):
+    """Borrowed fds share the owner's file flags: a default timeout must not make them non-blocking."""
+    fds = [(pid, s.fileno()) for pid in sorted(edges.pids) for s in edges.socks.values()]
+    before = {k: fd_flags(*k) for k in fds}
+    assert any(not v & os.O_NONBLOCK for v in before.values())
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(5.0)
+    try:
+        for pid in sorted(edges.pids):
+            assert compat.Process(pid, via="pidfd").net_connections("all")
+    finally:
+        socket.setdefaulttimeout(old)
+    assert {k: fd_flags(*k) for k in fds} == before
