@@ -66,7 +66,7 @@ def _is_net_ns(path: str) -> bool:
     Asked with NS_GET_NSTYPE; True where the kernel cannot say (before 4.11)."""
     import fcntl
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)   # (no FIFO hang)
     except OSError:
         return True         # (stat() could: the listing says what it cannot open)
     try:
