@@ -63,6 +63,7 @@ def spread(request):
 
 
 def _check(snap, wl, netns: bool) -> None:
+    """The workload's sockets all listed with their owner pids (and, spread, in >= K namespaces)."""
     got = {c.inode: {o.pid for o in c.owners} for c in snap}
     missing = [i for i in wl.expected if i not in got]
     assert not missing, "%d of %d workload sockets not listed" % (len(missing), len(wl.expected))
@@ -76,6 +77,7 @@ class TestOneNamespace:
         _group(benchmark, one)
         snap = benchmark(procnet.connections, "all", backend="native")
         _check(snap, one, False)
+        benchmark.extra_info["owner_source"] = snap.owner_source
 
     def test_one_ns_all(self, benchmark, one):
         _group(benchmark, one)
@@ -88,7 +90,8 @@ class TestSpread:
         _group(benchmark, spread)
         snap = benchmark(procnet.connections, "all", netns="all", backend="native")
         _check(snap, spread, True)
-        benchmark.extra_info["namespaces_listed"] = len(snap.namespaces)
+        benchmark.extra_info.update(namespaces_listed=len(snap.namespaces), owner_source=snap.owner_source,
+                                    sources=sorted({ns.source for ns in snap.namespaces.values()}))
 
     def test_spread_all_pure(self, benchmark, spread):
         _group(benchmark, spread)
