@@ -40,6 +40,7 @@
 
 struct enter_job {
     const char *enter;
+    uint32_t inode;
     int fd;
     int err;
     uint64_t own_inode;
@@ -52,6 +53,14 @@ static void *enter_main(void *arg)
     int nsfd = open(j->enter, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (nsfd < 0) {
         j->err = errno;
+        return NULL;
+    }
+    /* the namespace planned, not another: PID may have exited and its number
+     * been reused (or the process moved) since the plan found it there */
+    struct stat st;
+    if (j->inode && (fstat(nsfd, &st) < 0 || st.st_ino != j->inode)) {
+        j->err = ESTALE;
+        close(nsfd);
         return NULL;
     }
     /* this thread alone moves, and ends right after: no way back needed */
@@ -67,9 +76,9 @@ static void *enter_main(void *arg)
     return NULL;
 }
 
-int pn_netns_diag_open(const char *enter, uint64_t *own_inode)
+int pn_netns_diag_open(const char *enter, uint32_t inode, uint64_t *own_inode)
 {
-    struct enter_job j = { .enter = enter, .fd = -1 };
+    struct enter_job j = { .enter = enter, .inode = inode, .fd = -1 };
     pthread_t t;
     if (!enter) {
         errno = EINVAL;
@@ -137,18 +146,19 @@ static uint32_t socket_netns(int32_t pid, int32_t fd)
     return ino;
 }
 
-static int listed(const struct pn_query *q, uint32_t ns)
+/* Were ns's tables listed? (One asked for but refused is not.) */
+static int listed(const struct pn_query *q, const struct pn_netns_status *st, uint32_t ns)
 {
     if (!q->netns)
         return ns == q->self_netns;
     for (size_t i = 0; i < q->nnetns; i++)
-        if (q->netns[i].inode == ns)
+        if (st[i].inode == ns && st[i].source)
             return 1;
     return 0;
 }
 
-int pn_classify_unlisted(const struct pn_query *q, int rootfd, const struct pn_owners *own,
-                         const uint8_t *matched, struct pn_vec *out)
+int pn_classify_unlisted(const struct pn_query *q, const struct pn_netns_status *st, int rootfd,
+                         const struct pn_owners *own, const uint8_t *matched, struct pn_vec *out)
 {
     const struct pn_fd_entry *e = own->entries.data;
     size_t nprocs = own->procs.len;
@@ -172,12 +182,12 @@ int pn_classify_unlisted(const struct pn_query *q, int rootfd, const struct pn_o
             ns_of[proc] = (uint64_t)proc_netns(rootfd, e[h].pid) + 1;
         uint32_t ns = proc < nprocs ? (uint32_t)(ns_of[proc] - 1) : 0;
         if (!(q->classify & PN_CL_ALL) &&
-            !((q->classify & PN_CL_OTHER_NS) && ns && !listed(q, ns)))
+            !((q->classify & PN_CL_OTHER_NS) && ns && !listed(q, st, ns)))
             continue;
         /* held from a listed namespace yet in no table: either it belongs to
          * another namespace (its holder moved), or it is in none of the
          * kernel's tables at all (unbound, closed): the socket says which */
-        if (!ns || listed(q, ns)) {
+        if (!ns || listed(q, st, ns)) {
             uint32_t own = socket_netns(e[h].pid, e[h].fd);
             if (own)
                 ns = own;

@@ -247,11 +247,11 @@ void pn_owners_free(struct pn_owners *o);
 /* Other network namespaces (netns.c). A sock_diag socket made inside the
  * namespace `enter` names (a short-lived thread setns()es in: the socket stays
  * bound to it): the fd, or -1 with errno (EPERM without CAP_SYS_ADMIN). */
-int  pn_netns_diag_open(const char *enter, uint64_t *own_inode);
+int  pn_netns_diag_open(const char *enter, uint32_t inode, uint64_t *own_inode);
 /* After the join: name the socket fds no listed table holds, as q->classify
  * asks, appending struct pn_unlisted to out (one per inode). -1 on ENOMEM. */
-int  pn_classify_unlisted(const struct pn_query *q, int rootfd, const struct pn_owners *own,
-                          const uint8_t *matched, struct pn_vec *out);
+int  pn_classify_unlisted(const struct pn_query *q, const struct pn_netns_status *st, int rootfd,
+                          const struct pn_owners *own, const uint8_t *matched, struct pn_vec *out);
 /* "net:[4026531840]" -> 4026531840; 0 when it is not such a link. */
 uint32_t pn_parse_netns_link(const char *s, size_t len);
 

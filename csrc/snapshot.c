@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -203,6 +204,19 @@ static int list_own(const struct pn_query *q, int netfd, struct pn_sink *sink,
     return 0;
 }
 
+/* Is the member whose "PID/net" text we opened still in namespace `inode`?
+ * (Its number may have been reused, or it moved, since the plan.) */
+static int member_still_in(int rootfd, const char *net_dir, uint32_t inode)
+{
+    char path[64], link[64];
+    size_t n = strlen(net_dir);
+    if (n < 4 || n > 40 || strcmp(net_dir + n - 4, "/net") != 0)
+        return 1;                          /* the caller's own "net": nothing to check */
+    snprintf(path, sizeof path, "%.*s/ns/net", (int)(n - 4), net_dir);
+    ssize_t len = readlinkat(rootfd, path, link, sizeof link);
+    return len > 0 && (size_t)len < sizeof link && pn_parse_netns_link(link, (size_t)len) == inode;
+}
+
 /* One listed namespace: netlink from a socket made inside it, falling back
  * to its text (PID/net) when that cannot be made and the plan allows. */
 static int list_netns(const struct pn_query *q, int rootfd, const struct pn_netns *ns,
@@ -220,7 +234,7 @@ static int list_netns(const struct pn_query *q, int rootfd, const struct pn_netn
     }
     if (source == PN_SRC_NETLINK) {
         /* the caller's own namespace needs no entering */
-        nl = ns->enter ? pn_netns_diag_open(ns->enter, &own_inode) : pn_diag_open(&own_inode);
+        nl = ns->enter ? pn_netns_diag_open(ns->enter, ns->inode, &own_inode) : pn_diag_open(&own_inode);
         if (nl < 0) {
             nl_errno = st->error = errno;
             if (!(q->flags & PN_Q_TEXT_FALLBACK) || !ns->net_dir)
@@ -230,10 +244,15 @@ static int list_netns(const struct pn_query *q, int rootfd, const struct pn_netn
     }
     if (ns->net_dir) {
         netfd = openat(rootfd, ns->net_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (netfd < 0 && source == PN_SRC_PROCFS) {
+        if (netfd >= 0 && !member_still_in(rootfd, ns->net_dir, ns->inode)) {
+            close(netfd);
+            netfd = -1;
+            errno = ESTALE;
+        }
+        if (netfd < 0 && source == PN_SRC_PROCFS) {   /* (then no netlink socket is open) */
             if (errno == ENOMEM)
                 return -1;
-            st->error = errno;             /* its process left: unlisted */
+            st->error = errno;             /* its process left or moved: unlisted */
             return 0;
         }
     }
@@ -382,7 +401,7 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     }
     if (join(q, &sink, &own, name_base, &owners, matched) < 0)
         goto out;
-    if (matched && pn_classify_unlisted(q, rootfd, &own, matched, &unlisted) < 0)
+    if (matched && pn_classify_unlisted(q, out->netns_status, rootfd, &own, matched, &unlisted) < 0)
         goto out;
 
     out->socks = sink.socks.data;

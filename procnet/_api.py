@@ -155,7 +155,7 @@ def _namespace_meta(q: Query, p: Plan, meta: dict) -> None:
             namespaces[inode] = NetNS(inode, f.names if f else (), f.pids if f else (),
                                       SOURCE_NAMES.get(source, ""),
                                       os.strerror(err) if err and not source else "")
-        listed = set(namespaces)
+        listed = {inode for inode, source, _err in status if source}   # not the ones refused
     counts: dict = {}
     others: dict = {}
     everything = bool(p.classify & CL_ALL)

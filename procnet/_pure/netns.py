@@ -5,6 +5,7 @@ that setns()es in (``os.setns``, Python 3.12+; the plan reads a member's
 ``PID/net`` text where Python has none). Accounting: socket fds no listed
 table holds, named by their ``system.sockprotoname`` attribute.
 """
+import errno
 import os
 import re
 import threading
@@ -16,8 +17,9 @@ from . import sock_diag
 _LINK = re.compile(rb"^net:\[(\d{1,10})\]$")
 
 
-def netns_diag_open(enter: str):
-    """pn_netns_diag_open: (socket, own inode) made inside the namespace `enter` names."""
+def netns_diag_open(enter: str, inode: int):
+    """pn_netns_diag_open: (socket, own inode) made inside the namespace `enter`
+    names, which must still be `inode` (a pid's number may have been reused)."""
     out: Dict[str, object] = {}
 
     def run() -> None:
@@ -25,6 +27,8 @@ def netns_diag_open(enter: str):
             # non-blocking: a FIFO in its place must not hang the call (setns then refuses it)
             fd = os.open(enter, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
             try:
+                if inode and os.fstat(fd).st_ino != inode:
+                    raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
                 os.setns(fd, os.CLONE_NEWNET)    # type: ignore[attr-defined]  # (3.12+)
             finally:
                 os.close(fd)
@@ -46,6 +50,17 @@ def parse_netns_link(target: bytes) -> int:
     m = _LINK.match(target)
     v = int(m.group(1)) if m else 0
     return v if v <= 0xFFFFFFFF else 0
+
+
+def member_still_in(rootfd: int, net_dir: str, inode: int) -> bool:
+    """snapshot.c's member_still_in: is "PID/net"'s process still in `inode`?"""
+    if not net_dir.endswith("/net") or not 4 <= len(net_dir) <= 40:
+        return True
+    try:
+        link = os.readlink(net_dir[:-4] + "/ns/net", dir_fd=rootfd)
+    except OSError:
+        return False
+    return parse_netns_link(os.fsencode(link)) == inode
 
 
 def _proc_netns(rootfd: int, pid: int) -> int:
@@ -119,5 +134,6 @@ def classify_unlisted(root: str, rootfd: int, classify: int, listed: Set[int],
     return out
 
 
-def listed_set(listings: Optional[tuple], self_netns: int) -> Set[int]:
-    return {self_netns} if listings is None else {li.inode for li in listings}
+def listed_set(listings: Optional[tuple], self_netns: int, status) -> Set[int]:
+    """The namespaces whose tables were listed (one asked for but refused is not)."""
+    return {self_netns} if listings is None else {inode for inode, source, _ in status if source}

@@ -148,7 +148,8 @@ def _list_netns(q: Query, p: Plan, rootfd: int, li, big: bool, recs: List[tuple]
     if source == SRC_NETLINK:
         try:
             # the caller's own namespace needs no entering
-            nl, own_inode = netns.netns_diag_open(li.enter) if li.enter else sock_diag.open_diag()
+            nl, own_inode = netns.netns_diag_open(li.enter, li.inode) if li.enter else \
+                sock_diag.open_diag()
         except OSError as e:
             nl_error, error = e, e.errno or errno.EIO
             if not p.text_fallback or li.net_dir is None:
@@ -159,9 +160,13 @@ def _list_netns(q: Query, p: Plan, rootfd: int, li, big: bool, recs: List[tuple]
         if li.net_dir is not None:
             try:
                 netfd = os.open(li.net_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=rootfd)
+                if not netns.member_still_in(rootfd, li.net_dir, li.inode):
+                    os.close(netfd)
+                    netfd = None
+                    raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
             except OSError as e:
                 if source == SRC_PROCFS:
-                    return li.inode, 0, e.errno or errno.EIO    # its process left
+                    return li.inode, 0, e.errno or errno.EIO    # its process left or moved
         read_tables(q, source, p.text_fallback, nl, nl_error, own_inode, netfd, big, recs,
                     strings, o)
     finally:
@@ -253,7 +258,7 @@ def snapshot(q: Query, p: Plan, cache: Optional[_cache.Cache] = None) -> Tuple[L
         rootfd = os.open(q.proc_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             unlisted = netns.classify_unlisted(
-                q.proc_root, rootfd, p.classify, netns.listed_set(p.listings, p.self_netns),
+                q.proc_root, rootfd, p.classify, netns.listed_set(p.listings, p.self_netns, ns_status),
                 by_inode, {r[R_INODE] for r in recs})
         finally:
             os.close(rootfd)
