@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, NamedTuple, Optional, T
 
 from . import _contract as C
 from . import _tables as T
+from ._api import _bulk_allocation
 from ._api import connections as _connections
 from ._errors import ProcNetError
 
@@ -315,11 +316,15 @@ def net_connections(kind: str = "inet", *, all_owners: bool = False, proc_root: 
     if (owner_source is None and not _bpf_refused and root == "/proc" and backend != "pure"
             and not os.environ.get("PROCNET_OWNER_SOURCE")):
         try:
-            return _rows(_connections(tables, owner_source="bpf", **source_kw), all_owners=all_owners, types=ty)
+            snap = _connections(tables, owner_source="bpf", **source_kw)
         except ProcNetError:
             _bpf_refused = True         # not root, no libbpf, old kernel: the /proc walk from now on
+        else:
+            with _bulk_allocation():
+                return _rows(snap, all_owners=all_owners, types=ty)
     snap = _connections(tables, owner_source=owner_source, **source_kw)
-    return _rows(snap, all_owners=all_owners, types=ty)
+    with _bulk_allocation():        # rows cannot form cycles: no collections while they are made
+        return _rows(snap, all_owners=all_owners, types=ty)
 
 
 # psutil's callers poll (OpenTelemetry on every collection, Glances every few
