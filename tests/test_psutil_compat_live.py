@@ -84,15 +84,15 @@ def key(row):
     return tuple(row[1:6])
 
 
-def differential(kind, backend, mine, ownerless=frozenset()):
+def differential(kind, backend, mine, ownerless=frozenset(), **kw):
     """Problems found comparing compat and psutil system-wide for one kind ([] = none),
     and how many rows the comparison covered."""
     problems = ["not run"]
     covered = 0
     for _attempt in range(3):
-        a = compat.net_connections(kind, backend=backend)
+        a = compat.net_connections(kind, backend=backend, **kw)
         p = psutil_call(psutil.net_connections, kind)
-        b = compat.net_connections(kind, backend=backend)
+        b = compat.net_connections(kind, backend=backend, **kw)
         a = [psutil_view(r) for r in a]
         b = [psutil_view(r) for r in b]
         problems = []
@@ -159,6 +159,17 @@ def test_system_wide_as_root(impl, wl, kind):
         pytest.skip("psutil cannot parse this host's /proc/net/unix now (documented defect): %s" % e)
     assert not problems, problems
     assert covered >= (1 if kind in ("udp6", "inet6", "tcp6") else N // 20)
+
+
+@pytest.mark.parametrize("kind", compat.KINDS)
+def test_system_wide_as_root_native_walk(wl, kind):
+    """The native backend's /proc walk (the test above takes the BPF owner source where it loads)."""
+    try:
+        problems, covered = differential(kind, "native", set(wl.pids), owner_source="procfs")
+    except PsutilCannotParse as e:
+        pytest.skip("psutil cannot parse this host's /proc/net/unix now (documented defect): %s" % e)
+    assert not problems, problems
+    assert covered > 0
 
 
 def test_per_process_as_root(wl):
