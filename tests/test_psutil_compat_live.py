@@ -15,7 +15,8 @@ compared where they cannot race:
   by (family, type, laddr, raddr, status) taken from root's view, as sets:
   psutil merges identical ownerless rows;
 - every other row present in both compat calls (one before, one after
-  psutil's) must be in psutil's answer: stable across the two calls.
+  psutil's), of a process whose rows did not change between them, must be
+  in psutil's answer: stable across the two calls (see stable()).
 
 The only differences allowed are psutil's documented defects, applied to
 compat's rows before comparing (see psutil_view): a unix path with whitespace
@@ -113,13 +114,28 @@ def differential(kind, backend, mine, ownerless=frozenset(), **kw):
             if not (sa == sb == sp):
                 problems.append("%s/%s ownerless workload rows: psutil only %s; compat only %s" % (
                     kind, backend, list(sp - sa)[:3], list(sa - sp)[:3]))
-        lost = (set(a) & set(b)) - set(p)
+        lost = stable(a, b) - set(p)
         if lost:
             problems.append("%s/%s: %d stable rows not in psutil's answer, e.g. %s" % (
                 kind, backend, len(lost), sorted(lost, key=repr)[:3]))
         if not problems:
             break
     return problems, covered
+
+
+def stable(a, b):
+    """Rows in both compat answers, of processes whose rows did not change between them.
+
+    A row alone is not enough: a process passing sockets around (SCM_RIGHTS)
+    can show the same (pid, fd, addresses) before and after while the fd held
+    another socket, or none, in between.
+    """
+    ca, cb = collections.defaultdict(collections.Counter), collections.defaultdict(collections.Counter)
+    for rows, by in ((a, ca), (b, cb)):
+        for r in rows:
+            by[r.pid][r] += 1
+    churn = {pid for pid in set(ca) | set(cb) if pid is not None and ca[pid] != cb[pid]}
+    return {r for r in set(a) & set(b) if r.pid not in churn}
 
 
 def per_process(pids):
