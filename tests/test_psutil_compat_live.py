@@ -16,7 +16,10 @@ compared where they cannot race:
   psutil merges identical ownerless rows;
 - every other row present in both compat calls (one before, one after
   psutil's), of a process whose rows did not change between them, must be
-  in psutil's answer: stable across the two calls (see stable()).
+  in psutil's answer: stable across the two calls (see stable()). A socket
+  passed between processes is held by none while in flight and can still look
+  stable, so this check (only) is retried, up to 10 times, before it fails;
+  a difference in the workload's rows fails at once.
 
 The only differences allowed are psutil's documented defects, applied to
 compat's rows before comparing (see psutil_view): a unix path with whitespace
@@ -90,36 +93,43 @@ def differential(kind, backend, mine, ownerless=frozenset(), **kw):
     and how many rows the comparison covered."""
     problems = ["not run"]
     covered = 0
-    for _attempt in range(3):
+    for _attempt in range(10):
         a = compat.net_connections(kind, backend=backend, **kw)
         p = psutil_call(psutil.net_connections, kind)
         b = compat.net_connections(kind, backend=backend, **kw)
         a = [psutil_view(r) for r in a]
         b = [psutil_view(r) for r in b]
-        problems = []
+        hard, soft = [], []         # hard: the workload's rows differ; soft: a race, retried
         ca = collections.Counter(r for r in a if r.pid in mine)
         cb = collections.Counter(r for r in b if r.pid in mine)
         cp = collections.Counter(r for r in p if r.pid in mine)
         covered = sum(ca.values())
         if ca != cb:
-            problems.append("workload rows changed between the compat calls")
+            soft.append("workload rows changed between the compat calls")
         elif cp != ca:
-            problems.append("%s/%s workload rows: psutil only %s; compat only %s" % (
+            hard.append("%s/%s workload rows: psutil only %s; compat only %s" % (
                 kind, backend, list((cp - ca).elements())[:3], list((ca - cp).elements())[:3]))
         if ownerless:
             sa = {r for r in a if r.pid is None and key(r) in ownerless}
             sb = {r for r in b if r.pid is None and key(r) in ownerless}
             sp = {r for r in p if r.pid is None and key(r) in ownerless}
             covered += len(sa)
-            if not (sa == sb == sp):
-                problems.append("%s/%s ownerless workload rows: psutil only %s; compat only %s" % (
+            if sa != sb:
+                soft.append("ownerless workload rows changed between the compat calls")
+            elif sp != sa:
+                hard.append("%s/%s ownerless workload rows: psutil only %s; compat only %s" % (
                     kind, backend, list(sp - sa)[:3], list(sa - sp)[:3]))
         lost = stable(a, b) - set(p)
         if lost:
-            problems.append("%s/%s: %d stable rows not in psutil's answer, e.g. %s" % (
+            # a socket passed between processes (SCM_RIGHTS) is held by none while in
+            # flight, yet can show the same row before and after: retried, not failed at once
+            soft.append("%s/%s: %d stable rows not in psutil's answer, e.g. %s" % (
                 kind, backend, len(lost), sorted(lost, key=repr)[:3]))
-        if not problems:
-            break
+        if hard:
+            return hard, covered
+        if not soft:
+            return [], covered
+        problems = soft
     return problems, covered
 
 
