@@ -664,3 +664,36 @@ def test_pidfd_route_leaves_the_owners_sockets_blocking(edges):
     finally:
         socket.setdefaulttimeout(old)
     assert {k: fd_flags(*k) for k in fds} == before
+
+
+# ---------------------------------------------------------------------------
+# a real caller, unchanged: OpenTelemetry's system-metrics instrumentation
+
+
+def test_opentelemetry_system_metrics_through_install(edges, monkeypatch):
+    sm = pytest.importorskip("opentelemetry.instrumentation.system_metrics")
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    calls = []
+    real = compat.net_connections
+
+    def spy(*a, **kw):
+        calls.append(a)
+        return real(*a, **kw)
+    monkeypatch.setattr(compat, "net_connections", spy)
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    inst = sm.SystemMetricsInstrumentor(config={"system.network.connections": ["family", "type"]})
+    compat.install()
+    try:
+        inst.instrument(meter_provider=provider)
+        data = reader.get_metrics_data()
+    finally:
+        inst.uninstrument()
+        compat.uninstall()
+    assert calls == [("inet",)]
+    points = [p for rm in data.resource_metrics for sc in rm.scope_metrics for m in sc.metrics
+              if m.name == "system.network.connections" for p in m.data.data_points]
+    listen = sum(p.value for p in points if p.attributes.get("state") == "LISTEN"
+                 and p.attributes.get("protocol") == "tcp")
+    assert listen >= 2                  # at least the edges' tcp listeners
