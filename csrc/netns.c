@@ -8,17 +8,18 @@
  * a member process's /proc/PID/net (snapshot.c).
  *
  * Accounting: after the join, a socket fd whose inode no listed table holds
- * is named by the system.sockprotoname attribute of its /proc/PID/fd/N link
- * ("TCP", "UNIX-STREAM", "AF_VSOCK", ...) and by its holder's namespace
- * (/proc/PID/ns/net) -- or, where that namespace was listed, by the socket's
- * own (SIOCGSKNS on a pidfd_getfd copy) -- so that nothing is dropped
- * silently. Socket inodes are unique host-wide: the join needs no namespace.
+ * is placed by its holder's namespace (/proc/PID/ns/net) and named through
+ * a copy of it (pidfd_getfd; its /proc/self/fd link checked to be that very
+ * socket, never the file touched: a reused fd might be a FUSE file that
+ * blocks): its system.sockprotoname attribute ("TCP", "UNIX-STREAM",
+ * "AF_VSOCK", ...) and, where the holder's namespace was listed, the
+ * socket's own namespace (SIOCGSKNS) -- so that nothing is dropped silently.
+ * Socket inodes are unique host-wide: the join needs no namespace.
  */
 #include "pn_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -122,21 +123,37 @@ static uint32_t proc_netns(int rootfd, int32_t pid)
     return n > 0 && (size_t)n < sizeof buf ? pn_parse_netns_link(buf, (size_t)n) : 0;
 }
 
-/* The namespace a socket belongs to, asked of the socket itself (a copy of
- * PID's fd through pidfd_getfd, then SIOCGSKNS): a process may hold sockets
- * of a namespace it has left. 0 when not allowed (ptrace rights) or gone. */
-static uint32_t socket_netns(int32_t pid, int32_t fd)
+/* A copy of PID's fd FD (pidfd_getfd), if it is still the socket `inode`: the
+ * walk saw it a moment ago, and the fd or even the pid may have been reused
+ * since. -1 when not allowed (ptrace rights), gone, or another file now.
+ * Checked through /proc/self/fd's link, never by touching the file: a file
+ * of a FUSE mount whose daemon does not answer would block any fstat. */
+static int socket_copy(int32_t pid, int32_t fd, uint64_t inode)
 {
-    uint32_t ino = 0;
     int pfd = (int)syscall(SYS_pidfd_open, (int)pid, 0);
     if (pfd < 0)
-        return 0;
+        return -1;
     int s = (int)syscall(SYS_pidfd_getfd, pfd, (int)fd, 0);
     close(pfd);
     if (s < 0)
-        return 0;
+        return -1;
+    char path[48], link[64];
+    uint64_t got = 0;
+    snprintf(path, sizeof path, "/proc/self/fd/%d", s);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n <= 0 || !pn_parse_socket_link(link, (size_t)n, &got) || got != inode) {
+        close(s);
+        return -1;
+    }
+    return s;
+}
+
+/* The namespace the socket belongs to (SIOCGSKNS): a process may hold
+ * sockets of a namespace it has left. 0 when the kernel says not. */
+static uint32_t socket_netns(int s)
+{
+    uint32_t ino = 0;
     int nsfd = ioctl(s, SIOCGSKNS);
-    close(s);
     if (nsfd >= 0) {
         struct stat st;
         if (fstat(nsfd, &st) == 0 && st.st_ino <= UINT32_MAX)
@@ -166,8 +183,6 @@ int pn_classify_unlisted(const struct pn_query *q, const struct pn_netns_status 
     uint64_t *ns_of = calloc(nprocs ? nprocs : 1, sizeof *ns_of);
     if (!ns_of)
         return -1;
-    size_t rootlen = strlen(q->proc_root);
-    char path[PATH_MAX];
     for (size_t k = 0; k < own->entries.len; k++) {
         /* one look per socket, through its lowest (pid, fd): the same holder
          * whatever order the walk's threads merged in */
@@ -184,14 +199,6 @@ int pn_classify_unlisted(const struct pn_query *q, const struct pn_netns_status 
         if (!(q->classify & PN_CL_ALL) &&
             !((q->classify & PN_CL_OTHER_NS) && ns && !listed(q, st, ns)))
             continue;
-        /* held from a listed namespace yet in no table: either it belongs to
-         * another namespace (its holder moved), or it is in none of the
-         * kernel's tables at all (unbound, closed): the socket says which */
-        if (!ns || listed(q, st, ns)) {
-            uint32_t own = socket_netns(e[h].pid, e[h].fd);
-            if (own)
-                ns = own;
-        }
         struct pn_unlisted *u = pn_vec_reserve(out, sizeof *u, 1);
         if (!u) {
             free(ns_of);
@@ -199,13 +206,27 @@ int pn_classify_unlisted(const struct pn_query *q, const struct pn_netns_status 
         }
         memset(u, 0, sizeof *u);
         u->inode = e[h].inode;
-        u->netns = ns;
         u->pid = e[h].pid;
-        int n = snprintf(path, sizeof path, "%s/%d/fd/%d", q->proc_root, (int)e[h].pid, (int)e[h].fd);
-        if (n > 0 && (size_t)n < sizeof path && rootlen < sizeof path) {
-            ssize_t got = getxattr(path, "system.sockprotoname", u->proto, sizeof u->proto - 1);
-            u->proto[got > 0 ? (size_t)got : 0] = '\0';     /* (the value carries its own NUL) */
+        /* held from a listed namespace yet in no table: either it belongs to
+         * another namespace (its holder moved), or it is in none of the
+         * kernel's tables at all (unbound, closed): the socket says which.
+         * Asked of a copy checked to be the same socket, else by its path. */
+        /* Only ever through a copy checked to be that socket: the file at
+         * PID/fd/N may be another by now, even one that blocks whoever
+         * touches it (FUSE). Without PN_CL_ASK_SOCKET (not this host's
+         * /proc) nothing is asked: the protocol stays unknown. */
+        int copy = (q->classify & PN_CL_ASK_SOCKET) ? socket_copy(e[h].pid, e[h].fd, e[h].inode) : -1;
+        if (copy >= 0) {
+            if (!ns || listed(q, st, ns)) {
+                uint32_t own_ns = socket_netns(copy);
+                if (own_ns)
+                    ns = own_ns;
+            }
+            ssize_t got = fgetxattr(copy, "system.sockprotoname", u->proto, sizeof u->proto - 1);
+            u->proto[got > 0 ? (size_t)got : 0] = '\0';   /* (the value carries its own NUL) */
+            close(copy);
         }
+        u->netns = ns;
         out->len++;
     }
     free(ns_of);

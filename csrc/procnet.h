@@ -24,7 +24,7 @@ extern "C" {
 /* PN_CDEF_BEGIN */
 
 /* Bump when any struct below changes; Python refuses a core that disagrees. */
-#define PN_ABI_VERSION 7
+#define PN_ABI_VERSION 8
 
 /* Socket tables, in the order /proc/net lists them to users. */
 #define PN_TCP       0
@@ -155,13 +155,13 @@ struct pn_netns_status {
     uint32_t inode;
     int32_t  source;       /* PN_SRC_* that served it; 0 = not listed */
     int32_t  error;        /* errno of the failure that left it unlisted (or fell back to text) */
-    uint32_t reserved;
+    uint32_t tables_read;  /* bit (1 << PN_xxx) per table read in it */
 };
 /* A socket fd no listed table holds (pn_result.unlisted): what it is, by the
  * system.sockprotoname attribute of /proc/PID/fd/N, and whose namespace. */
 struct pn_unlisted {
     uint64_t inode;
-    uint32_t netns;        /* its namespace (asked of the socket where its holder's was listed), else its holder's; 0 unknown */
+    uint32_t netns;        /* its namespace (asked of the socket, PN_CL_ASK_SOCKET), else its holder's; 0 unknown */
     int32_t  pid;
     char     proto[24];    /* "TCP", "UNIX-STREAM", "AF_VSOCK", ...; "" when unreadable */
 };
@@ -169,6 +169,8 @@ struct pn_unlisted {
 /* pn_query.classify: which socket fds that no listed table holds are named */
 #define PN_CL_OTHER_NS  1      /* those held by processes of a namespace not listed */
 #define PN_CL_ALL       2      /* every one (kind "all" without filters: nothing may hide) */
+#define PN_CL_ASK_SOCKET 4     /* where the holder's namespace was listed, ask the socket its
+                                * own (a copy by pidfd_getfd, SIOCGSKNS): this host's /proc only */
 
 /* What to read and what to keep. Filters run while decoding, before the join. */
 struct pn_query {

@@ -266,6 +266,9 @@ static int list_netns(const struct pn_query *q, int rootfd, const struct pn_netn
         return -1;
     }
     st->source = source;
+    for (int t = 0; t < PN_NTABLES; t++)
+        if (o.status[t] == PN_TABLE_READ)
+            st->tables_read |= 1u << t;
     merge_tables(q, &o, out);
     stamp(sink, from, ns->inode);
     return 0;

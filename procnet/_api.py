@@ -10,7 +10,7 @@ from ._contract import Connection, Snapshot, build
 from ._errors import ProcNetError, ProcRootError
 from . import _tables as T
 from ._contract import NetNS
-from ._plan import CL_ALL, SOURCE_NAMES, Plan, plan
+from ._plan import SOURCE_NAMES, Plan, plan
 from ._netns import NetnsArg
 from ._query import Query, make_query, pids_hidden
 
@@ -147,29 +147,31 @@ def _namespace_meta(q: Query, p: Plan, meta: dict) -> None:
         # the caller's own: listed by whatever served its tables
         src = "+".join(sorted(set(meta["sources"].values()) - {""})) or SOURCE_NAMES[p.source]
         namespaces = {p.self_netns: NetNS(p.self_netns, source=src)} if p.self_netns else {}
-        listed = {p.self_netns}
+        read_in = {p.self_netns: sum(1 << T.TABLE_INDEX[name] for name, st in meta["tables"].items()
+                                     if st == "read")}
     else:
         namespaces = {}
-        for inode, source, err in status:
+        read_in = {}
+        for inode, source, err, tables_read in status:
             f = found.get(inode)
             namespaces[inode] = NetNS(inode, f.names if f else (), f.pids if f else (),
                                       SOURCE_NAMES.get(source, ""),
                                       os.strerror(err) if err and not source else "")
-        listed = {inode for inode, source, _err in status if source}   # not the ones refused
+            if source:                  # not the ones refused
+                read_in[inode] = tables_read
     counts: dict = {}
     others: dict = {}
-    everything = bool(p.classify & CL_ALL)
-    read = {T.TABLE_INDEX[name] for name, st in meta["tables"].items() if st == "read"}
+    every_kind = q.tables == T.ALL_TABLES
     for _inode, ns, _pid, proto in raw_unlisted:
         if not proto:
             continue        # gone since the walk (a race, never a loss), or no socket to ask
         table = T.TABLE_INDEX.get(T.PROTO_TABLES.get(proto, ""), -1)
-        if not (everything or table in q.tables):
+        if not (every_kind or table in q.tables):
             continue
-        if ns in listed and table in read:
-            continue        # in no table of its own listed namespace: unbound or closed
-        counts[proto or "?"] = counts.get(proto or "?", 0) + 1
-        if ns and ns not in listed:
+        if ns in read_in and table >= 0 and read_in[ns] >> table & 1:
+            continue        # in no table of its own namespace, which was read: unbound or closed
+        counts[proto] = counts.get(proto, 0) + 1
+        if ns and ns not in read_in:
             others[ns] = others.get(ns, 0) + 1
     meta["namespaces"] = namespaces
     meta["unlisted"] = counts

@@ -20,7 +20,7 @@ from ._tables import TABLES
 from ._version import __version__
 
 # PN_ABI_VERSION of the csrc/procnet.h this Python code was written against
-ABI_VERSION = 7
+ABI_VERSION = 8
 if lib.pn_abi_version() != ABI_VERSION or ffi.sizeof("struct pn_sock") != SOCK_STRUCT.size \
         or ffi.sizeof("struct pn_owner") != OWNER_STRUCT.size:
     raise ImportError("procnet's compiled core does not match its Python code; reinstall procnet")
@@ -161,7 +161,7 @@ def _meta(q: Query, res: Any) -> Dict[str, Any]:
             "processes": res.nprocs, "owner_source": OWNER_SOURCE_NAMES[res.owner_source]}
     stats = {"procs_cached": res.procs_cached, "fds_read": res.fds_read}
     meta["_stats"] = stats
-    meta["_netns_status"] = [(st.inode, st.source, st.error) for st in
+    meta["_netns_status"] = [(st.inode, st.source, st.error, st.tables_read) for st in
                              (res.netns_status[i] for i in range(res.nnetns_status))]
     meta["_unlisted"] = [(u.inode, u.netns, u.pid, ffi.string(u.proto).decode("ascii", "replace"))
                          for u in (res.unlisted[i] for i in range(res.nunlisted))]

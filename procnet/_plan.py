@@ -33,7 +33,7 @@ from ._errors import ProcNetError
 SRC_PROCFS, SRC_NETLINK = 1, 2
 OWN_PROCFS, OWN_BPF = 1, 2
 Q_TEXT_FALLBACK, Q_WALK_FALLBACK = 4, 8
-CL_OTHER_NS, CL_ALL = 1, 2                  # PN_CL_*
+CL_OTHER_NS, CL_ALL, CL_ASK_SOCKET = 1, 2, 4   # PN_CL_*
 # pn_result.table_source: a table several namespaces served from both is both
 SOURCE_NAMES = {SRC_PROCFS: "procfs", SRC_NETLINK: "netlink", SRC_PROCFS | SRC_NETLINK: "netlink+procfs"}
 OWNER_SOURCE_NAMES = {0: "", OWN_PROCFS: "procfs", OWN_BPF: "bpf"}
@@ -200,13 +200,21 @@ def _unfiltered(q) -> bool:
 def _namespaces(q, impl, p: Plan) -> Plan:
     """Add which namespaces to list and which unlisted sockets to name."""
     root = q.proc_root
-    self_ns = _netns.netns_of(root, "self")
+    live = is_live_proc(root)
+    # the calling thread's: netlink dumps list the namespace of the thread that makes the socket
+    self_ns = _netns.netns_of(root, "thread-self" if live else "self") or _netns.netns_of(root, "self")
     classify = 0
     if q.owners:
         classify = CL_OTHER_NS | (CL_ALL if q.tables == T.ALL_TABLES and _unfiltered(q) else 0)
+        if live:
+            classify |= CL_ASK_SOCKET      # live sockets only: a fixture's pids are not ours to ask
+    # a family only sock_diag lists (MPTCP, vsock, XDP), read from text, holds
+    # its sockets nowhere: then every socket no table holds must be looked at
+    textless = q.tables & T.TEXTLESS_TABLES
     if q.netns is None:
+        if textless and p.source == SRC_PROCFS and q.owners:
+            classify |= CL_ALL
         return p._replace(self_netns=self_ns, classify=classify)
-    live = is_live_proc(root)
     found = _netns.discover(root, live)
     if q.netns == "all":
         chosen = sorted(found)
@@ -229,6 +237,8 @@ def _namespaces(q, impl, p: Plan) -> Plan:
             listings.append(Listing(ns, SRC_NETLINK, enter, net_dir))
         else:
             listings.append(Listing(ns, SRC_PROCFS, None, net_dir))
+    if textless and q.owners and any(li.source == SRC_PROCFS for li in listings):
+        classify |= CL_ALL
     return p._replace(listings=tuple(listings), self_netns=self_ns, classify=classify, found=found)
 
 

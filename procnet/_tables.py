@@ -24,11 +24,14 @@ SCTP_TABLES = frozenset((TABLE_INDEX["sctp"], TABLE_INDEX["sctp6"]))
 # tables of IP sockets: laddr/raddr are Address(ip, port) (pn_table_is_ip)
 IP_TABLES = INET_TABLES | MPTCP_TABLES | SCTP_TABLES
 
+# Tables only sock_diag can list: read from text, they are empty ("missing").
+TEXTLESS_TABLES: FrozenSet[int] = MPTCP_TABLES | frozenset((VSOCK, XDP))
+
 # The files of each table under <root>/net, read in order (table_reader): none
 # for the sock_diag-only families (their table is "missing" from text); both
 # SCTP files list both families, each line going to the table of its own.
 TABLE_FILES: Tuple[Tuple[str, ...], ...] = tuple(
-    () if i in MPTCP_TABLES or i in (VSOCK, XDP) else
+    () if i in TEXTLESS_TABLES else
     ("sctp/eps", "sctp/assocs") if i in SCTP_TABLES else
     (name,)
     for i, name in enumerate(TABLES)

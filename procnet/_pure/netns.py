@@ -13,6 +13,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from .._contract import Owner
 from . import sock_diag
+from .owners_proc import parse_socket_link
 
 _LINK = re.compile(rb"^net:\[(\d{1,10})\]$")
 
@@ -74,35 +75,56 @@ _SIOCGSKNS = 0x894C
 _libc = None
 
 
-def _socket_netns(pid: int, fd: int) -> int:
-    """socket_netns(): the namespace the socket itself belongs to (a pidfd_getfd
-    copy, then SIOCGSKNS); 0 when not allowed or gone."""
+def _socket_copy(pid: int, fd: int, inode: int) -> int:
+    """socket_copy(): a copy of PID's fd (pidfd_getfd) if it is still the socket
+    `inode`; -1 when not allowed, gone, or another file now."""
     global _libc
     import ctypes
-    import fcntl
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
     try:
         pfd = os.pidfd_open(pid)
     except (OSError, AttributeError):
-        return 0
+        return -1
     try:
         s = _libc.syscall(438, pfd, fd, 0)      # pidfd_getfd: the same number everywhere
     finally:
         os.close(pfd)
     if s < 0:
-        return 0
+        return -1
+    # through /proc/self/fd's link, never by touching the file (a FUSE file
+    # whose daemon does not answer would block an fstat)
+    try:
+        same = parse_socket_link(os.readlink("/proc/self/fd/%d" % s)) == inode
+    except OSError:
+        same = False
+    if not same:
+        os.close(s)
+        return -1
+    return s
+
+
+def _socket_netns(s: int) -> int:
+    """socket_netns(): the namespace the socket belongs to (SIOCGSKNS); 0 when not said."""
+    import fcntl
     try:
         nsfd = fcntl.ioctl(s, _SIOCGSKNS)
     except OSError:
         return 0
-    finally:
-        os.close(s)
     try:
         ino = os.fstat(nsfd).st_ino
     finally:
         os.close(nsfd)
     return ino if ino <= 0xFFFFFFFF else 0
+
+
+def _protocol(target: int) -> str:
+    """system.sockprotoname of a socket fd, as C's 23-byte buffer reads it."""
+    try:
+        value = os.getxattr(target, "system.sockprotoname")
+    except OSError:
+        return ""
+    return value.split(b"\0", 1)[0].decode("ascii", "replace") if len(value) <= 23 else ""
 
 
 def classify_unlisted(root: str, rootfd: int, classify: int, listed: Set[int],
@@ -121,19 +143,22 @@ def classify_unlisted(root: str, rootfd: int, classify: int, listed: Set[int],
             ns = ns_of[o.pid] = _proc_netns(rootfd, o.pid)
         if not (classify & 2) and not ((classify & 1) and ns and ns not in listed):
             continue
-        if not ns or ns in listed:         # in no table of its holder's namespace: ask it
-            ns = _socket_netns(o.pid, o.fd) or ns
+        # only ever through a copy checked to be that socket (PID/fd/N may be
+        # another file by now, even one that blocks: FUSE); not this host's
+        # /proc (no CL_ASK_SOCKET): nothing is asked, the protocol stays unknown
+        copy = _socket_copy(o.pid, o.fd, inode) if classify & 4 else -1
         proto = ""
-        try:
-            value = os.getxattr("%s/%d/fd/%d" % (root, o.pid, o.fd), "system.sockprotoname")
-            if len(value) <= 23:               # as C's 23-byte buffer (ERANGE past it)
-                proto = value.split(b"\0", 1)[0].decode("ascii", "replace")
-        except OSError:
-            pass
+        if copy >= 0:
+            try:
+                if not ns or ns in listed:   # in no table of its holder's namespace: ask it
+                    ns = _socket_netns(copy) or ns
+                proto = _protocol(copy)
+            finally:
+                os.close(copy)
         out.append((inode, ns, o.pid, proto))
     return out
 
 
 def listed_set(listings: Optional[tuple], self_netns: int, status) -> Set[int]:
     """The namespaces whose tables were listed (one asked for but refused is not)."""
-    return {self_netns} if listings is None else {inode for inode, source, _ in status if source}
+    return {self_netns} if listings is None else {ns[0] for ns in status if ns[1]}

@@ -139,12 +139,12 @@ def _list_own(q: Query, p: Plan, netfd: int, big: bool, recs: List[tuple], strin
 
 def _list_netns(q: Query, p: Plan, rootfd: int, li, big: bool, recs: List[tuple],
                 strings: bytearray, m: Merged) -> Tuple[int, int, int]:
-    """One listed namespace; its (inode, source, errno) as pn_netns_status."""
+    """One listed namespace; its (inode, source, errno, tables read) as pn_netns_status."""
     o = NsTables()
     mark = len(recs)
     source, nl, nl_error, own_inode, error = li.source, None, None, 0, 0
     if source == SRC_PROCFS and li.net_dir is None:
-        return li.inode, 0, errno.ENOENT          # no member process: no text to read
+        return li.inode, 0, errno.ENOENT, 0       # no member process: no text to read
     if source == SRC_NETLINK:
         try:
             # the caller's own namespace needs no entering
@@ -153,7 +153,7 @@ def _list_netns(q: Query, p: Plan, rootfd: int, li, big: bool, recs: List[tuple]
         except OSError as e:
             nl_error, error = e, e.errno or errno.EIO
             if not p.text_fallback or li.net_dir is None:
-                return li.inode, 0, error
+                return li.inode, 0, error, 0
             source = SRC_PROCFS                   # entering refused: the text
     netfd = None
     try:
@@ -166,7 +166,7 @@ def _list_netns(q: Query, p: Plan, rootfd: int, li, big: bool, recs: List[tuple]
                     raise OSError(errno.ESTALE, os.strerror(errno.ESTALE))
             except OSError as e:
                 if source == SRC_PROCFS:
-                    return li.inode, 0, e.errno or errno.EIO    # its process left or moved
+                    return li.inode, 0, e.errno or errno.EIO, 0    # its process left or moved
         read_tables(q, source, p.text_fallback, nl, nl_error, own_inode, netfd, big, recs,
                     strings, o)
     finally:
@@ -176,7 +176,8 @@ def _list_netns(q: Query, p: Plan, rootfd: int, li, big: bool, recs: List[tuple]
             os.close(netfd)
     m.merge(o)
     _stamp(recs, mark, li.inode)
-    return li.inode, source, error
+    read = sum(1 << t for t, (st, _) in o.status.items() if st == READ)
+    return li.inode, source, error, read
 
 
 class _Walker:
