@@ -10,7 +10,10 @@ compared where they cannot race:
 
 - the workload's rows (a workload pid owns them), as a multiset: they do not
   change during the test, and psutil's set cannot merge two of them (each has
-  its own (pid, fd));
+  its own (pid, fd)). One race remains even there: psutil's text read can
+  skip a live socket while other sockets of the table close (the kernel
+  resumes each read() by position), so rows missing from psutil's answer,
+  with nothing in their place, are retried like the check below;
 - as nobody, the root workload's rows (no owner nobody may see: pid None),
   by (family, type, laddr, raddr, status) taken from root's view, as sets:
   psutil merges identical ownerless rows;
@@ -107,8 +110,13 @@ def differential(kind, backend, mine, ownerless=frozenset(), **kw):
         if ca != cb:
             soft.append("workload rows changed between the compat calls")
         elif cp != ca:
-            hard.append("%s/%s workload rows: psutil only %s; compat only %s" % (
-                kind, backend, list((cp - ca).elements())[:3], list((ca - cp).elements())[:3]))
+            msg = "%s/%s workload rows: psutil only %s; compat only %s" % (
+                kind, backend, list((cp - ca).elements())[:3], list((ca - cp).elements())[:3])
+            # psutil reads /proc/net text over several read()s, and the kernel resumes
+            # its walk by position: a socket closed elsewhere meanwhile can make it skip
+            # a live one (seen for udp). Rows psutil lacks, with nothing in their place,
+            # are retried; a row psutil has and compat has not, or differs in, is not.
+            (soft if not cp - ca else hard).append(msg)
         if ownerless:
             sa = {r for r in a if r.pid is None and key(r) in ownerless}
             sb = {r for r in b if r.pid is None and key(r) in ownerless}
