@@ -182,6 +182,11 @@ def _check_meta(q: Query, meta: dict) -> None:
     """Raise for what the caller insisted on and did not get; add pids_hidden."""
     meta.pop("_stats", None)
     if q.source == "netlink":
+        refused = [ns for ns in meta.get("namespaces", {}).values() if not ns.source]
+        if refused:
+            raise ProcNetError("source='netlink' cannot list network namespace %s (%s); use "
+                               "source='auto' to fall back to /proc/PID/net text" % (
+                                   refused[0].inode, refused[0].error or "not entered"))
         failed = {t: st for t, st in meta["tables"].items() if st.startswith("error")}
         if failed:
             raise ProcNetError("source='netlink' cannot dump %s (%s); use source='auto' to fall "

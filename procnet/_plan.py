@@ -165,13 +165,15 @@ def _bpf_or_walk(q, impl, want_bpf: bool) -> Tuple[int, bool]:
     return OWN_PROCFS, False
 
 
-def plan(q, impl, *, cached: bool = False) -> Plan:
+def plan(q, impl, *, cached: bool = False, polling: bool = False) -> Plan:
     """The Plan of one call of backend `impl` (the native or pure module).
 
     `cached`: a Poller's cache serves owners (lookup(), or a poll that its
     PollerPlanner keeps on the walk): "auto" means the cached walk.
+    `polling`: a Poller's poll: a namespace asked for that is gone is listed
+    as gone (its sockets closed), not an error.
     """
-    return _namespaces(q, impl, _owners(q, impl, cached))
+    return _namespaces(q, impl, _owners(q, impl, cached), polling)
 
 
 def _owners(q, impl, cached: bool) -> Plan:
@@ -197,7 +199,20 @@ def _unfiltered(q) -> bool:
             and not q.laddr_family and q.pids is None)
 
 
-def _namespaces(q, impl, p: Plan) -> Plan:
+def _may_setns() -> bool:
+    """Can this process enter other network namespaces (CAP_SYS_ADMIN)? Asked
+    once per call, so that a process without it does not try every namespace."""
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"CapEff:"):
+                    return bool(int(line.split()[1], 16) >> 21 & 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return False
+
+
+def _namespaces(q, impl, p: Plan, polling: bool = False) -> Plan:
     """Add which namespaces to list and which unlisted sockets to name."""
     root = q.proc_root
     live = is_live_proc(root)
@@ -220,11 +235,14 @@ def _namespaces(q, impl, p: Plan) -> Plan:
         chosen = sorted(found)
     else:
         if q.netns not in found:
+            if polling:                # gone since the Poller began: its sockets closed
+                return p._replace(listings=(Listing(q.netns, SRC_PROCFS, None, None),),
+                                  self_netns=self_ns, classify=classify, found=found)
             raise ProcNetError("network namespace %d: no readable process is in it and no bind "
                                "mount under %s keeps it" % (q.netns, " or ".join(
                                    d for d, _ in _netns.BIND_DIRS)))
         chosen = [q.netns]
-    enter_ok = p.source == SRC_NETLINK and impl.can_enter_netns()
+    enter_ok = p.source == SRC_NETLINK and impl.can_enter_netns() and _may_setns()
     listings = []
     for ns in chosen:
         f = found[ns]
@@ -258,16 +276,16 @@ class PollerPlanner:
     def plan(self, q) -> Plan:
         """The plan of the next poll."""
         if q.owner_source != "auto":
-            return plan(q, self._impl)
+            return plan(q, self._impl, polling=True)
         if self._bpf_for_good or self._heavy_polls >= HEAVY_POLLS:
-            p = plan(q, self._impl, cached=True)
+            p = plan(q, self._impl, cached=True, polling=True)
             return p._replace(**dict(zip(("owner_source", "walk_fallback"),
                                          _bpf_or_walk(q, self._impl, is_live_proc(q.proc_root)))))
-        return plan(q, self._impl, cached=True)
+        return plan(q, self._impl, cached=True, polling=True)
 
     def lookup_plan(self, q) -> Plan:
         """lookup(): under "auto" the cache serves."""
-        return plan(q, self._impl, cached=True)
+        return plan(q, self._impl, cached=True, polling=True)
 
     def note(self, q, p: Plan, served_by: str, fds_read: int) -> None:
         """After a poll: count warm polls that read more links than one BPF scan

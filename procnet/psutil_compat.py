@@ -22,7 +22,6 @@ import this module, and this module imports psutil only when it is installed.
 import errno
 import os
 import socket
-import stat
 import sys
 import threading
 from collections import namedtuple
@@ -474,8 +473,10 @@ def _pidfd_rows(pid: int, kind: str, proc_root: str, all_owners: bool, ty: _Type
                     _pidfd_broken = True
                 raise _Fallback(str(e)) from None   # EPERM: no ptrace rights
             try:
-                st = os.fstat(dup)
-                s = _borrowed(dup) if st.st_ino == inode and stat.S_ISSOCK(st.st_mode) else None
+                # the link of the copy, never the file itself: the fd may hold another
+                # file by now, even a FUSE file whose daemon never answers an fstat
+                same = _link_inode("/proc/self/fd/%d" % dup) == inode
+                s = _borrowed(dup) if same else None
             except BaseException:
                 os.close(dup)
                 raise
@@ -487,6 +488,15 @@ def _pidfd_rows(pid: int, kind: str, proc_root: str, all_owners: bool, ty: _Type
     finally:
         os.close(pidfd)
     return out
+
+
+def _link_inode(path: str) -> Optional[int]:
+    """The socket inode a "socket:[N]" fd link names; None for anything else."""
+    from ._pure.owners_proc import parse_socket_link
+    try:
+        return parse_socket_link(os.readlink(path))
+    except OSError:
+        return None
 
 
 def _borrowed(fd: int) -> socket.socket:

@@ -170,3 +170,30 @@ def test_listeners_only_polls_listeners():
     assert states("--format", "prom", "-t") is None
     assert states("--format", "prom", "-t", "--metrics", "listeners", "--state", "ESTABLISHED") == ("ESTABLISHED",)
     assert states("--serve", ":0", "-tl") == ("LISTEN",)
+
+
+def test_output_never_replaces_what_is_not_a_regular_file(tmp_path):
+    # a rename would put a plain file where /dev/null, a FIFO or a symlink was
+    root = tree(str(tmp_path / "proc"))
+    os.mkfifo(str(tmp_path / "fifo"))
+    os.symlink("/proc/self/fd/1", str(tmp_path / "link"))
+    os.mkdir(str(tmp_path / "dir"))
+    targets = ["fifo", "link", "dir"]
+    if os.geteuid() == 0:
+        os.mknod(str(tmp_path / "null"), 0o666 | 0o020000, os.makedev(1, 3))
+        targets.append("null")
+    for name in targets:
+        before = os.lstat(str(tmp_path / name))
+        r = run("--format", "prom", "--output", str(tmp_path / name), "--proc-root", root)
+        assert r.returncode == 1 and b"not a regular file" in r.stderr, (name, r.stderr)
+        after = os.lstat(str(tmp_path / name))
+        assert (after.st_mode, after.st_ino) == (before.st_mode, before.st_ino), name
+    assert sorted(os.listdir(str(tmp_path))) == sorted(targets + ["proc"])   # no temporary left
+
+
+def test_stdout_closed_is_a_write_error(tmp_path):
+    root = tree(str(tmp_path / "proc"))
+    r = subprocess.run("%s -m procnet --format prom --proc-root %s >&-" % (sys.executable, root),
+                       shell=True, capture_output=True, env=ENV, timeout=60)
+    assert r.returncode == 1 and r.stderr.startswith(b"procnet: write error:"), r.stderr
+    assert b"Traceback" not in r.stderr

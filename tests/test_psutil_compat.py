@@ -58,6 +58,7 @@ class Edges:
         self.add("unix_abstract", S.AF_UNIX, S.SOCK_DGRAM, b"\0procnet-compat\0nul-%d" % os.getpid())
         self.add("unix_seqpacket", S.AF_UNIX, S.SOCK_SEQPACKET, os.path.join(self.tmp, "seq"), listen=True)
         self.add("udp_any", S.AF_INET, S.SOCK_DGRAM, ("0.0.0.0", 0))
+        self.add("udp6_any", S.AF_INET6, S.SOCK_DGRAM, ("::", 0))   # every kind has a row here
         self.add("udp_conn", S.AF_INET, S.SOCK_DGRAM, ("127.0.0.1", 0))
         self.socks["udp_conn"].connect(("127.0.0.1", 9))
         self.add("tcp_idle", S.AF_INET, S.SOCK_STREAM, ("127.0.0.1", 0))      # bound, never listens

@@ -14,6 +14,8 @@ non-listening sockets would leave the listener series empty). With only the
 ``listeners`` and ``status`` metrics, only listening sockets are polled.
 """
 import argparse
+import errno
+import os
 import re
 import signal
 import sys
@@ -198,7 +200,9 @@ def _textfile(collector: Any, output: Optional[str], interval: Optional[float]) 
             if output is not None:
                 write_atomic(output, data)
             else:
-                out = sys.stdout.buffer     # UTF-8 bytes as the library encoded them
+                out = getattr(sys.stdout, "buffer", None)   # UTF-8 bytes as the library encoded them
+                if out is None:             # started with stdout closed (>&-)
+                    raise OSError(errno.EBADF, os.strerror(errno.EBADF))
                 out.write(data)
                 out.flush()
         except BrokenPipeError:

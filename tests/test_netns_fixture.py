@@ -1,0 +1,49 @@
+"""Namespaces on a fixture tree, both backends: selection, a Poller whose
+namespace goes away, and what a kind-filtered call counts.
+
+(Real namespaces: tests/test_netns.py.)
+"""
+import os
+import shutil
+
+import procnet
+from procfs_tree import HEADERS, inet_line, make_tree, sock
+
+A, B = 4026531840, 4026532999
+
+
+def tree(root):
+    make_tree(root, net={"tcp": [inet_line(0, "0100007F:1F90", "00000000:0000", 0x0A, 111)]},
+              procs={100: {"comm": "hostd", "fd": {3: sock(111)}},
+                     200: {"comm": "podd", "fd": {4: sock(222)}}})
+    for pid, ns in (("self", A), ("100", A), ("200", B)):
+        os.makedirs(os.path.join(root, pid, "ns"), exist_ok=True)
+        os.symlink("net:[%d]" % ns, os.path.join(root, pid, "ns", "net"))
+    os.makedirs(os.path.join(root, "200", "net"))
+    with open(os.path.join(root, "200", "net", "tcp"), "w") as f:
+        f.write(HEADERS["tcp"] + "\n" + inet_line(0, "0100007F:1F91", "00000000:0000", 0x0A, 222) + "\n")
+    return root
+
+
+def test_select_by_pid_and_inode(impl, tmp_path):
+    root = tree(str(tmp_path / "p"))
+    for sel in (200, B):
+        s = impl.connections("tcp", proc_root=root, netns=sel)
+        assert [(c.inode, c.netns, [o.pid for o in c.owners]) for c in s] == [(222, B, [200])]
+        assert list(s.namespaces) == [B] and s.namespaces[B].source == "procfs"
+        assert s.namespaces[B].pids == (200,)
+    s = impl.connections("tcp", proc_root=root, netns="all")
+    assert sorted((c.inode, c.netns) for c in s) == [(111, A), (222, B)]
+    s = impl.connections("tcp", proc_root=root)
+    assert [(c.inode, c.netns) for c in s] == [(111, A)]
+
+
+def test_poller_survives_its_namespace_ending(impl, tmp_path):
+    root = tree(str(tmp_path / "p"))
+    with procnet.Poller("tcp", proc_root=root, netns=B, backend=impl.name) as p:
+        assert [c.inode for c in p.poll().snapshot] == [222]
+        shutil.rmtree(os.path.join(root, "200"))          # its only process exited
+        r = p.poll()
+        assert [(c.event, c.conn.inode) for c in r.changes] == [("close", 222)]
+        ns = r.snapshot.namespaces[B]
+        assert ns.source == "" and ns.error and not r.snapshot.complete
