@@ -29,7 +29,7 @@
 static int parse_num(const char *s, int32_t *out)
 {
     uint32_t v = 0;
-    if (!*s)
+    if (!*s || (s[0] == '0' && s[1]))   /* "010" is no name /proc gives: not pid 10 again */
         return 0;
     for (; *s; s++) {
         unsigned d = (unsigned)(*s - '0');

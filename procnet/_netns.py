@@ -17,7 +17,7 @@ BIND_DIRS = (("/run/netns", ""), ("/run/docker/netns", "docker-netns:"))
 # pid_max is at most 2**22: a larger int given as netns= is a namespace inode
 PID_MAX_LIMIT = 1 << 22
 
-_LINK = re.compile(r"^net:\[(\d+)\]$")
+_LINK = re.compile(r"net:\[([0-9]{1,10})\]")      # ASCII digits (\d takes others), fullmatch
 # container ids in cgroup paths (v1 and v2), as runtimes and systemd name them
 _CGROUP_IDS = (
     (re.compile(r"docker-([0-9a-f]{64})\.scope|/docker/([0-9a-f]{64})"), "docker:"),
@@ -42,8 +42,9 @@ class Found(NamedTuple):
 
 
 def _inode(link: str) -> int:
-    m = _LINK.match(link)
-    return int(m.group(1)) if m else 0
+    m = _LINK.fullmatch(link)
+    v = int(m.group(1)) if m else 0
+    return v if v <= 0xFFFFFFFF else 0         # nsfs inodes are 32-bit (pn_sock.netns)
 
 
 def netns_of(root: str, pid: Union[int, str]) -> int:
@@ -121,7 +122,8 @@ def container_names(root: str, pid: int) -> Tuple[str, ...]:
 
 def _pids(root: str) -> List[int]:
     try:
-        return sorted(int(n) for n in os.listdir(root) if n.isdigit() and n.isascii())
+        return sorted(int(n) for n in os.listdir(root)
+                      if n.isdigit() and n.isascii() and n[0] != "0")   # as the walk's parse_num
     except OSError:
         return []
 
@@ -166,6 +168,8 @@ def resolve(netns: NetnsArg, root: str) -> Union[None, str, int]:
         path = os.fspath(netns)
         if not isinstance(path, str) or not path:
             raise TypeError("netns path must be a non-empty str, not %r" % (netns,))
+        if "\0" in path:
+            raise ValueError("netns path must not hold a NUL byte: %r" % (path,))
         try:
             st = os.stat(path)
         except OSError as e:

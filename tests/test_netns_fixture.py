@@ -47,3 +47,20 @@ def test_poller_survives_its_namespace_ending(impl, tmp_path):
         assert [(c.event, c.conn.inode) for c in r.changes] == [("close", 222)]
         ns = r.snapshot.namespaces[B]
         assert ns.source == "" and ns.error and not r.snapshot.complete
+
+
+def test_leading_zero_pids_and_absurd_namespace_links(impl, tmp_path):
+    root = tree(str(tmp_path / "p"))
+    # "010" is no name /proc gives: not pid 10 a second time (its owner listed twice)
+    make_tree(root, procs={10: {"comm": "web", "fd": {3: sock(111)}}})
+    os.rename(os.path.join(root, "10"), os.path.join(root, "010"))
+    make_tree(root, procs={10: {"comm": "web", "fd": {3: sock(111)}}})
+    s = impl.connections("tcp", proc_root=root)
+    assert sorted((o.pid, o.fd) for c in s for o in c.owners) == [(10, 3), (100, 3)]
+    # namespace links past 32 bits, with non-ASCII digits or a newline: no namespace
+    for pid, link in ((300, "net:[4294967296]"), (301, "net:[\u0967\u0968\u0969]"), (302, "net:[5]\n")):
+        make_tree(root, procs={pid: {"fd": {}}})
+        os.makedirs(os.path.join(root, str(pid), "ns"))
+        os.symlink(link, os.path.join(root, str(pid), "ns", "net"))
+    s = impl.connections("tcp", proc_root=root, netns="all")
+    assert sorted(s.namespaces) == [A, B]

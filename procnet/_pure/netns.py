@@ -15,7 +15,7 @@ from .._contract import Owner
 from . import sock_diag
 from .owners_proc import parse_socket_link
 
-_LINK = re.compile(rb"^net:\[(\d{1,10})\]$")
+_LINK = re.compile(rb"net:\[([0-9]{1,10})\]")      # fullmatch: no trailing newline
 
 
 def netns_diag_open(enter: str, inode: int):
@@ -48,7 +48,7 @@ def netns_diag_open(enter: str, inode: int):
 
 def parse_netns_link(target: bytes) -> int:
     """pn_parse_netns_link: b"net:[4026531840]" -> 4026531840; 0 otherwise."""
-    m = _LINK.match(target)
+    m = _LINK.fullmatch(target)
     v = int(m.group(1)) if m else 0
     return v if v <= 0xFFFFFFFF else 0
 

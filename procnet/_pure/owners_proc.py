@@ -31,8 +31,9 @@ def parse_socket_link(target: str) -> Optional[int]:
 
 
 def _num(name: str) -> Optional[int]:
-    """[0-9]+ within int32, as parse_num() in C (str.isdigit alone admits non-ASCII digits)."""
-    if not (name.isdigit() and name.isascii()):
+    """[0-9]+ within int32, no leading zero, as parse_num() in C (str.isdigit alone
+    admits non-ASCII digits; "010" is no name /proc gives: not pid 10 again)."""
+    if not (name.isdigit() and name.isascii()) or (name[0] == "0" and len(name) > 1):
         return None
     v = int(name)
     return v if v <= 0x7FFFFFFF else None
@@ -129,7 +130,7 @@ def walk(rootfd: int, pids: Optional[Sequence[int]], cache: "Optional[_cache.Cac
                 seen[pid] = _cache.CachedProc(start, tasks, found)
             for ent in entries:
                 # (this loop runs once per fd on the host: cheap tests first)
-                if not (ent.isdigit() and ent.isascii()):
+                if not (ent.isdigit() and ent.isascii()) or (ent[0] == "0" and len(ent) > 1):
                     continue
                 o.nreadlink += 1
                 try:

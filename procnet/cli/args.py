@@ -229,6 +229,8 @@ def _pid(text: str) -> int:
 def _netns(text: str) -> Union[str, int]:
     """--netns: a pid (ASCII digits), a path (with a "/"), or a name under
     /run/netns (ip netns) or /run/docker/netns."""
+    if _UINT.match(text) and 1 << 22 < int(text) <= 0xFFFFFFFF:
+        return int(text)                  # above any pid: a namespace inode (4026532481)
     if _UINT.match(text) or re.match(r"[-+][0-9]+\Z", text):
         return _pid(text)                 # (a signed number is a bad pid, not a name)
     if "/" in text:
@@ -332,8 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "Net namespace column; without it, other namespaces' sockets are "
                         "only counted on stderr")
     g.add_argument("--netns", type=_netns, metavar="NAME|PID|PATH",
-                   help="one network namespace: an ip netns NAME, a PID in it, or a PATH "
-                        "(/run/netns/NAME, /proc/PID/ns/net)")
+                   help="one network namespace: an ip netns NAME, a PID in it, a PATH "
+                        "(/run/netns/NAME, /proc/PID/ns/net) or its inode")
     from .serve import add_arguments           # --serve, --format prom, ...
     add_arguments(p)
     g = p.add_argument_group("information")
