@@ -113,15 +113,16 @@ def _bulk_allocation() -> Iterator[None]:
             gc.enable()
 
 
-def _connections(q: Query, backend: Optional[str]) -> Snapshot:
-    """connections() for a resolved query (also the test hook for netlink_deny)."""
+def _connections(q: Query, backend: Optional[str], *, repeated: bool = False) -> Snapshot:
+    """connections() for a resolved query (also the test hook for netlink_deny).
+    `repeated`: the caller will call again and again (see _plan.plan)."""
     with _bulk_allocation():
-        return _take(q, backend)
+        return _take(q, backend, repeated)
 
 
-def _take(q: Query, backend: Optional[str]) -> Snapshot:
+def _take(q: Query, backend: Optional[str], repeated: bool = False) -> Snapshot:
     name, impl = _backend.resolve(backend)
-    p = plan(q, impl)
+    p = plan(q, impl, repeated=repeated)
     with _root_errors(q):
         records, ctx, meta = impl.snapshot(q, p)
     return _finish(q, p, name, build(records, ctx), meta)

@@ -165,18 +165,20 @@ def _bpf_or_walk(q, impl, want_bpf: bool) -> Tuple[int, bool]:
     return OWN_PROCFS, False
 
 
-def plan(q, impl, *, cached: bool = False, polling: bool = False) -> Plan:
+def plan(q, impl, *, cached: bool = False, polling: bool = False, repeated: bool = False) -> Plan:
     """The Plan of one call of backend `impl` (the native or pure module).
 
     `cached`: a Poller's cache serves owners (lookup(), or a poll that its
     PollerPlanner keeps on the walk): "auto" means the cached walk.
     `polling`: a Poller's poll: a namespace asked for that is gone is listed
     as gone (its sockets closed), not an error.
+    `repeated`: one-shot calls that a caller makes again and again (psutil's
+    callers poll): under "auto" BPF whenever it loads, whatever the host's size.
     """
-    return _namespaces(q, impl, _owners(q, impl, cached), polling)
+    return _namespaces(q, impl, _owners(q, impl, cached, repeated), polling)
 
 
-def _owners(q, impl, cached: bool) -> Plan:
+def _owners(q, impl, cached: bool, repeated: bool = False) -> Plan:
     source, text_fallback = _socket_source(q)
     if not q.owners:
         return Plan(source, text_fallback, 0, False)
@@ -189,8 +191,8 @@ def _owners(q, impl, cached: bool) -> Plan:
         return Plan(source, text_fallback, OWN_BPF, False)
     if cached or not is_live_proc(q.proc_root):
         return Plan(source, text_fallback, OWN_PROCFS, False)
-    want = impl.bpf_loaded() or (impl.bpf_may_load() and
-                                 expected_sockets(q.proc_root) >= BPF_BREAK_EVEN)
+    want = impl.bpf_loaded() or (impl.bpf_may_load() and (
+        repeated or expected_sockets(q.proc_root) >= BPF_BREAK_EVEN))
     return Plan(source, text_fallback, *_bpf_or_walk(q, impl, want))
 
 

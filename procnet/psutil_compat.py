@@ -30,8 +30,10 @@ from typing import Any, Callable, Dict, FrozenSet, List, NamedTuple, Optional, T
 
 from . import _contract as C
 from . import _tables as T
+from . import _api
 from ._api import _bulk_allocation
 from ._api import connections as _connections
+from ._query import make_query
 from ._errors import ProcNetError
 
 __all__ = [
@@ -307,30 +309,17 @@ def net_connections(kind: str = "inet", *, all_owners: bool = False, proc_root: 
     Raises:
         ValueError: an unknown kind (psutil's message).
     """
-    global _bpf_refused
     tables = _tables_of(kind)
     ty = _resolve_types()
     root = proc_root or _procfs_path(ty)
-    source_kw = dict(proc_root=root, backend=backend, source=source, threads=threads)
-    if (owner_source is None and not _bpf_refused and root == "/proc" and backend != "pure"
-            and not os.environ.get("PROCNET_OWNER_SOURCE")):
-        try:
-            snap = _connections(tables, owner_source="bpf", **source_kw)
-        except ProcNetError:
-            _bpf_refused = True         # not root, no libbpf, old kernel: the /proc walk from now on
-        else:
-            with _bulk_allocation():
-                return _rows(snap, all_owners=all_owners, types=ty)
-    snap = _connections(tables, owner_source=owner_source, **source_kw)
+    q = make_query(tables, owners=True, proc_root=root, source=source, threads=threads,
+                   owner_source=owner_source)
+    # psutil's callers poll (OpenTelemetry on every collection, Glances every few
+    # seconds): loading the BPF owner source once (~15 ms) pays from the first
+    # repeat at any size -- _plan decides, as for every call (repeated=True)
+    snap = _api._connections(q, backend, repeated=True)
     with _bulk_allocation():        # rows cannot form cycles: no collections while they are made
         return _rows(snap, all_owners=all_owners, types=ty)
-
-
-# psutil's callers poll (OpenTelemetry on every collection, Glances every few
-# seconds): loading the BPF owner source once (~15 ms) pays from the first
-# repeat at any size, where procnet's one-shot default waits for
-# BPF_BREAK_EVEN sockets. Set once it cannot load here.
-_bpf_refused = False
 
 
 def _procfs_path(ty: _Types) -> str:

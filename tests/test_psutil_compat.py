@@ -609,32 +609,58 @@ def test_import_procnet_does_not_import_psutil():
 # the owner source: BPF whenever it loads (psutil's callers poll), else the walk
 
 
-def test_prefers_the_bpf_owner_source_then_remembers_a_refusal(monkeypatch):
-    asked = []
-    real = compat._connections
+def test_asks_the_plan_for_a_repeated_caller(monkeypatch):
+    # psutil's callers poll: compat says so (repeated=True), and _plan decides
+    from procnet import _api
+    seen = []
+    real = _api._connections
 
-    def spy(kind, **kw):
-        asked.append(kw.get("owner_source"))
-        if kw.get("owner_source") == "bpf":
-            raise procnet.ProcNetError("no BPF here (test)")
-        return real(kind, **kw)
-    monkeypatch.setattr(compat, "_connections", spy)
-    monkeypatch.setattr(compat, "_bpf_refused", False)
+    def spy(q, backend, **kw):
+        seen.append((q.owner_source, backend, kw))
+        return real(q, backend, **kw)
+    monkeypatch.setattr(_api, "_connections", spy)
     monkeypatch.delenv("PROCNET_OWNER_SOURCE", raising=False)
-    first = compat.net_connections("tcp")
-    assert asked == ["bpf", None] and compat._bpf_refused
     compat.net_connections("tcp")
-    assert asked == ["bpf", None, None]
-    assert {r.status for r in first} <= STATUSES
-    # never for what BPF cannot serve: an explicit choice, the pure backend, another root
-    monkeypatch.setattr(compat, "_bpf_refused", False)
-    del asked[:]
-    compat.net_connections("tcp", owner_source="procfs")
-    compat.net_connections("tcp", backend="pure")
-    compat.net_connections("tcp", proc_root="/proc/self/..")
-    monkeypatch.setenv("PROCNET_OWNER_SOURCE", "procfs")
-    compat.net_connections("tcp")
-    assert "bpf" not in asked and not compat._bpf_refused
+    compat.net_connections("tcp", owner_source="procfs", backend="pure")
+    assert seen == [("auto", None, {"repeated": True}), ("procfs", "pure", {"repeated": True})]
+
+
+class _FakeBackend:
+    """What _plan asks of a backend about BPF."""
+
+    def __init__(self, loads):
+        self.loads, self.loaded, self.tried = loads, False, 0
+
+    def bpf_loaded(self):
+        return self.loaded
+
+    def bpf_may_load(self):
+        return self.loads or not self.tried
+
+    def bpf_load(self):
+        self.tried += 1
+        self.loaded = self.loads
+        return None if self.loads else "no BPF here (test)"
+
+    def can_enter_netns(self):
+        return False
+
+
+def test_plan_for_repeated_callers_loads_bpf_at_any_size(monkeypatch):
+    from procnet import _plan
+    from procnet._query import make_query
+    monkeypatch.delenv("PROCNET_OWNER_SOURCE", raising=False)
+    monkeypatch.setattr(_plan, "expected_sockets", lambda root: 10)      # a quiet host
+    q = make_query("tcp", owners=True, proc_root="/proc")
+    assert _plan.plan(q, _FakeBackend(True)).owner_source == _plan.OWN_PROCFS   # one-shot: the walk
+    p = _plan.plan(q, _FakeBackend(True), repeated=True)
+    assert (p.owner_source, p.walk_fallback) == (_plan.OWN_BPF, True)
+    refusing = _FakeBackend(False)
+    assert _plan.plan(q, refusing, repeated=True).owner_source == _plan.OWN_PROCFS
+    assert _plan.plan(q, refusing, repeated=True).owner_source == _plan.OWN_PROCFS
+    assert refusing.tried == 1                                  # a refusal is remembered
+    explicit = make_query("tcp", owners=True, proc_root="/proc", owner_source="procfs")
+    assert _plan.plan(explicit, _FakeBackend(True), repeated=True).owner_source == _plan.OWN_PROCFS
 
 
 def test_bpf_owners_give_the_walks_rows(edges):
