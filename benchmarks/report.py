@@ -139,6 +139,14 @@ TARGETS = [
      "scrape_warm", "psutil", 0.1),
     ("warm scrape without listener series >= 10x cheaper than psutil (issue 17)", "export scrape",
      "scrape_warm_counts", "psutil", 0.1),
+    ("psutil_compat net_connections('all') >= 5x faster than psutil (issue 16)", "psutil compat all",
+     "compat_all", "psutil_all", 1 / 5),
+    ("psutil_compat Process(pid).net_connections >= 20x faster than psutil's (issue 16; at 50k)",
+     "psutil compat process", "compat_process", "psutil_process", 1 / 20),
+    ("netns='all' over 100 namespaces <= 1.5x one namespace, same sockets (issue 15)", "netns",
+     "spread_all", "one_ns", 1.5),
+    ("netns='all' >= 20x faster than ip netns exec ss -tuanp per namespace (issue 15)", "netns",
+     "spread_all", "ss_loop", 1 / 20),
 ]
 
 
@@ -222,6 +230,12 @@ def render(data: dict, groups: Dict[str, Dict[str, dict]], plot_path: str) -> st
             out += table(groups, group, ["listeners_native[procfs]"])
         elif group.startswith("export scrape"):
             out += table(groups, group, ["psutil", "poll_warm"])
+        elif group.startswith("psutil compat all"):
+            out += table(groups, group, ["psutil_all"])
+        elif group.startswith("psutil compat process"):
+            out += table(groups, group, ["psutil_process"])
+        elif group.startswith("netns"):
+            out += table(groups, group, ["one_ns", "ss_loop"])
         else:
             out += table(groups, group, ["owners_floor", "owners_native", "owners_psutil",
                                          "fields_psutil"])
