@@ -66,12 +66,19 @@ static int flush_out(struct sink *s)
         ssize_t n = write(s->w->fd, s->buf + done, s->len - done);
         if (n < 0) {
             /* EINTR (nothing written by this write): back to the caller, who runs
-             * its signal handlers (Ctrl-C) and calls again with skip = written */
+             * its signal handlers (Ctrl-C raises there) and calls again with
+             * skip = written, which regenerates the output but writes only the rest */
             s->err = errno;
             return -1;
         }
         done += (size_t)n;
         s->w->written += (uint64_t)n;
+        if (done < s->len) {
+            /* a short write: a signal came (a blocking pipe or file writes all
+             * otherwise); let the caller run its handler too, as for EINTR */
+            s->err = EINTR;
+            return -1;
+        }
     }
     s->len = 0;
     return 0;

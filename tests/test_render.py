@@ -266,3 +266,36 @@ def test_cli_stdout_closed_is_a_write_error(tmp_path):
     p = _cli(["-tuaxnp", "--proc-root", root], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
              preexec_fn=lambda: os.close(1))
     assert p.returncode == 1 and b"write error" in p.stderr
+
+
+def test_signals_while_blocked_writing_lose_and_repeat_nothing(tmp_path):
+    """A signal whose handler returns (SIGUSR1 here) interrupts the core's write into a full
+    pipe: it goes back to Python, runs the handler, and resumes where the bytes stopped."""
+    import fcntl
+    import signal
+    import time
+    root = hostile_tree(str(tmp_path / "proc"))
+    code = ("import signal, sys; signal.signal(signal.SIGUSR1, lambda *a: None); "
+            "from procnet.cli import main; rc = main(sys.argv[1:]); "
+            "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1]); sys.exit(rc)")
+    want = _cli(["-tuaxnpe", "--proc-root", root, "--backend", "pure"], capture_output=True).stdout
+    rfd, wfd = os.pipe()
+    fcntl.fcntl(wfd, 1031, 4096)                          # F_SETPIPE_SZ: the writer blocks often
+    p = subprocess.Popen([sys.executable, "-c", code, "-tuaxnpe", "--proc-root", root], env=ENV,
+                         stdout=wfd, stderr=subprocess.PIPE)
+    os.close(wfd)
+    got = bytearray(os.read(rfd, 1000))        # the handler is set: the output has begun
+    try:
+        while True:
+            if p.poll() is None:
+                p.send_signal(signal.SIGUSR1)
+            time.sleep(0.002)
+            chunk = os.read(rfd, 1000)
+            if not chunk or len(got) > 2 * len(want):
+                break
+            got += chunk
+    finally:
+        os.close(rfd)
+        p.wait(60)
+    assert bytes(got) == want
+    assert p.returncode == 0, p.stderr.read()
