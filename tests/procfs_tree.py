@@ -80,3 +80,20 @@ def be_words(ip_bytes: bytes) -> str:
     return "".join("%08X" % int.from_bytes(ip_bytes[i:i + 4], "big") for i in range(0, len(ip_bytes), 4))
 
 
+# Two network namespaces in a fixture tree (both backends read it as text):
+# A is the caller's (self) with pid 100's listener on :8080, B holds pid 200's
+# listener on :8081 in 200/net -- links "net:[N]" as /proc/PID/ns/net shows them.
+NETNS_A, NETNS_B = 4026531840, 4026532999
+
+
+def two_netns_tree(root: str) -> str:
+    make_tree(root, net={"tcp": [inet_line(0, "0100007F:1F90", "00000000:0000", 0x0A, 111)]},
+              procs={100: {"comm": "hostd", "fd": {3: sock(111)}},
+                     200: {"comm": "podd", "fd": {4: sock(222)}}})
+    for pid, ns in (("self", NETNS_A), ("100", NETNS_A), ("200", NETNS_B)):
+        os.makedirs(os.path.join(root, pid, "ns"), exist_ok=True)
+        os.symlink("net:[%d]" % ns, os.path.join(root, pid, "ns", "net"))
+    os.makedirs(os.path.join(root, "200", "net"))
+    with open(os.path.join(root, "200", "net", "tcp"), "w") as f:
+        f.write(HEADERS["tcp"] + "\n" + inet_line(0, "0100007F:1F91", "00000000:0000", 0x0A, 222) + "\n")
+    return root

@@ -7,26 +7,12 @@ import os
 import shutil
 
 import procnet
-from procfs_tree import HEADERS, inet_line, make_tree, sock
+from procfs_tree import NETNS_A as A, NETNS_B as B, make_tree, sock, two_netns_tree
 
-A, B = 4026531840, 4026532999
-
-
-def tree(root):
-    make_tree(root, net={"tcp": [inet_line(0, "0100007F:1F90", "00000000:0000", 0x0A, 111)]},
-              procs={100: {"comm": "hostd", "fd": {3: sock(111)}},
-                     200: {"comm": "podd", "fd": {4: sock(222)}}})
-    for pid, ns in (("self", A), ("100", A), ("200", B)):
-        os.makedirs(os.path.join(root, pid, "ns"), exist_ok=True)
-        os.symlink("net:[%d]" % ns, os.path.join(root, pid, "ns", "net"))
-    os.makedirs(os.path.join(root, "200", "net"))
-    with open(os.path.join(root, "200", "net", "tcp"), "w") as f:
-        f.write(HEADERS["tcp"] + "\n" + inet_line(0, "0100007F:1F91", "00000000:0000", 0x0A, 222) + "\n")
-    return root
 
 
 def test_select_by_pid_and_inode(impl, tmp_path):
-    root = tree(str(tmp_path / "p"))
+    root = two_netns_tree(str(tmp_path / "p"))
     for sel in (200, B):
         s = impl.connections("tcp", proc_root=root, netns=sel)
         assert [(c.inode, c.netns, [o.pid for o in c.owners]) for c in s] == [(222, B, [200])]
@@ -39,7 +25,7 @@ def test_select_by_pid_and_inode(impl, tmp_path):
 
 
 def test_poller_survives_its_namespace_ending(impl, tmp_path):
-    root = tree(str(tmp_path / "p"))
+    root = two_netns_tree(str(tmp_path / "p"))
     with procnet.Poller("tcp", proc_root=root, netns=B, backend=impl.name) as p:
         assert [c.inode for c in p.poll().snapshot] == [222]
         shutil.rmtree(os.path.join(root, "200"))          # its only process exited
@@ -50,7 +36,7 @@ def test_poller_survives_its_namespace_ending(impl, tmp_path):
 
 
 def test_leading_zero_pids_and_absurd_namespace_links(impl, tmp_path):
-    root = tree(str(tmp_path / "p"))
+    root = two_netns_tree(str(tmp_path / "p"))
     # "010" is no name /proc gives: not pid 10 a second time (its owner listed twice)
     make_tree(root, procs={10: {"comm": "web", "fd": {3: sock(111)}}})
     os.rename(os.path.join(root, "10"), os.path.join(root, "010"))

@@ -76,6 +76,19 @@ class Table:
         self.fmt = Formatter(opts)
         self.netns: Dict[int, str] = {}   # inode -> what the Net namespace column says
 
+    def _tail_columns(self, cols: List[Column], data: List[List[str]],
+                      conns: Sequence[Connection]) -> None:
+        """The columns after State in the inet-like sections: -e's User and
+        Inode, the Net namespace column, -p's PID/Program name."""
+        if self.opts.extend:
+            cols += [Column("User", 10), Column("Inode", 10)]
+            data.append([self.fmt.user(c.uid) for c in conns])
+            data.append([str(c.inode) for c in conns])
+        self._netns_column(cols, data, conns)
+        if self.opts.program:
+            cols.append(Column("PID/Program name", 0))
+            data.append(self.fmt.owner_column(conns))
+
     def _netns_column(self, cols: List[Column], data: List[List[str]],
                       conns: Sequence[Connection]) -> None:
         """The "Net namespace" column, when more than one namespace is shown."""
@@ -99,14 +112,7 @@ class Table:
         data = [protos, [str(c.rx_queue) for c in conns], [str(c.tx_queue) for c in conns],
                 fmt.addresses(la, protos), fmt.addresses(ra, protos),  # type: ignore[arg-type]
                 [_STATE_TEXT.get(p, _DGRAM_STATE).get(st, st) for p, st in zip(protos, (c.state for c in conns))]]
-        if opts.extend:
-            cols += [Column("User", 10), Column("Inode", 10)]
-            data.append([fmt.user(c.uid) for c in conns])
-            data.append([str(c.inode) for c in conns])
-        self._netns_column(cols, data, conns)
-        if opts.program:
-            cols.append(Column("PID/Program name", 0))
-            data.append(fmt.owner_column(conns))
+        self._tail_columns(cols, data, conns)
         return "Active Internet connections %s\n%s" % (_MODE_TITLE[opts.mode], layout(cols, data))
 
     def unix(self, conns: Sequence[Connection]) -> str:
@@ -141,14 +147,7 @@ class Table:
                 [fmt.address(c.laddr, c.proto) for c in conns],
                 [fmt.address(c.raddr, c.proto) for c in conns],
                 [_DGRAM_STATE.get(c.state, c.state) for c in conns]]
-        if opts.extend:
-            cols += [Column("User", 10), Column("Inode", 10)]
-            data.append([fmt.user(c.uid) for c in conns])
-            data.append([str(c.inode) for c in conns])
-        self._netns_column(cols, data, conns)
-        if opts.program:
-            cols.append(Column("PID/Program name", 0))
-            data.append(fmt.owner_column(conns))
+        self._tail_columns(cols, data, conns)
         return "Active %s sockets %s\n%s" % (_FAMILY_TITLE[family], _MODE_TITLE[opts.mode],
                                            layout(cols, data))
 
