@@ -45,6 +45,37 @@ def test_listen_ss(benchmark, workload):
     benchmark(run, ["ss", "-tulnp"])
 
 
+def peak_rss_kib(argv):
+    """A whole process's peak RSS (KiB): the child's own ru_maxrss from wait4."""
+    p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    _, status, usage = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_maxrss
+
+
+@pytest.mark.parametrize("tool,args", [("procnet", "-tuaxnp"), ("ss", "-tuaxnp"),
+                                       ("procnet", "-tulnp"), ("ss", "-tulnp")])
+def test_cli_peak_rss(benchmark, workload, tool, args):
+    """Peak RSS of one run (extra_info peak_kib; the timing is the same run's).
+    procnet's table is rendered by the core (csrc/netstat_render.c): no Python
+    object per socket."""
+    if tool == "ss" and not shutil.which("ss"):
+        pytest.skip("ss is not installed")
+    group(benchmark, "cli peak RSS %s" % args, workload)
+    argv = [sys.executable, "-m", "procnet", args] if tool == "procnet" else [tool, args]
+    peaks = []
+    benchmark.pedantic(lambda: peaks.append(peak_rss_kib(argv)), rounds=5, iterations=1)
+    benchmark.extra_info["peak_kib"] = max(peaks)
+
+
+def test_cli_procnet_python_table(benchmark, workload):
+    """The same run with the table formatted by cli/table.py (what the core's renderer saves)."""
+    group(benchmark, "cli -tuaxnp", workload)
+    code = ("import sys; import procnet.cli.core_render as r; r.ENABLED = False; "
+            "from procnet.cli import main; sys.exit(main(sys.argv[1:]))")
+    benchmark(run, [sys.executable, "-c", code, "-tuaxnp"], check=True)
+
+
 @pytest.mark.parametrize("module", [None, "procnet", "psutil"])
 def test_import(benchmark, module):
     if module == "psutil":

@@ -18,7 +18,7 @@ import types
 
 import pytest
 
-from procfs_tree import inet_line, le_words, make_tree, sock, unix_line
+from procfs_tree import HEADERS, inet_line, le_words, make_tree, sock, unix_line
 from procnet import _backend
 from procnet._contract import build
 from procnet.cli import core_render, selection
@@ -168,8 +168,21 @@ def test_empty_tree_parity(tmp_path, monkeypatch):
     assert core == py and core.startswith(b"Active Internet connections")
 
 
+def two_namespaces(root):
+    """A host of two namespaces: net:[A] links under PID/ns/net, B's tables under its member's PID/net."""
+    make_tree(root, net={"tcp": [inet_line(0, "0100007F:1F90", "00000000:0000", 0x0A, 111)]},
+              procs={100: {"comm": "hostd", "fd": {3: sock(111)}},
+                     200: {"comm": "pod\x1bd", "fd": {4: sock(222)}}})
+    for pid, ns in (("self", 4026531840), ("100", 4026531840), ("200", 4026532999)):
+        os.makedirs(os.path.join(root, pid, "ns"), exist_ok=True)
+        os.symlink("net:[%d]" % ns, os.path.join(root, pid, "ns", "net"))
+    os.makedirs(os.path.join(root, "200", "net"))
+    with open(os.path.join(root, "200", "net", "tcp"), "w") as f:
+        f.write(HEADERS["tcp"] + "\n" + inet_line(0, "0100007F:1F91", "00000000:0000", 0x0A, 222) + "\n")
+    return root
+
+
 def test_several_namespaces_parity(tmp_path, monkeypatch):
-    from test_cli_netns import two_namespaces
     root = two_namespaces(str(tmp_path / "proc"))
     core, py = render_both(["-tlnpe", "--all-netns", "--proc-root", root], tmp_path, monkeypatch)
     assert core == py and b"Net namespace" in core

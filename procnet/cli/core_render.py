@@ -22,6 +22,8 @@ from .streams import Output, WriteError
 
 __all__ = ["usable", "show"]
 
+# the tables netstat_render.c lays out (sections inet, unix, vsock, xdp)
+_TABLES = frozenset(T.TABLES) - {"packet", "netlink"}
 #: tests and benchmarks switch the core's renderer off to compare with cli/table.py
 ENABLED = True
 
@@ -34,6 +36,8 @@ def usable(opts: Options, out: Output) -> bool:
         return False
     if len(opts.uids) > 1:
         return False
+    if not (opts.tables <= _TABLES and set(opts.other_sections) <= {"vsock", "xdp"}):
+        return False           # a family or section netstat_render.c does not know: cli/table.py's
     from .selection import api_arguments
     _, port_in_core = api_arguments(opts, opts.tables)
     if opts.ports and not port_in_core:
