@@ -25,6 +25,7 @@
 
 #define OUT_CAP 65536          /* output buffer, flushed when full */
 #define MAX_COLS 10
+#define SCRATCH_CAP 4096       /* a cell longer than this is formatted twice, not truncated */
 
 /* column kinds */
 enum col {
@@ -50,13 +51,16 @@ struct section {
 struct sink {
     struct pn_render *w;
     const struct pn_result *r;
-    int       measure;
+    int       measure;         /* 1: count only; 2: also keep the bytes in scratch */
     int       need_unicode;    /* measuring met a non-ASCII character and no table */
     size_t    cps;             /* code points emitted (measure) */
     char     *buf;
     size_t    len;
     uint64_t  pos;             /* bytes of the whole output produced so far */
     int       err;             /* errno of a failed write */
+    char      scratch[SCRATCH_CAP];   /* one cell, formatted once for pass 2 */
+    size_t    slen;
+    int       overflow;        /* the cell did not fit: formatted again when written */
 };
 
 static int flush_out(struct sink *s)
@@ -89,6 +93,13 @@ static int put(struct sink *s, const char *p, size_t n, size_t cps)
 {
     if (s->measure) {
         s->cps += cps;
+        if (s->measure == 2) {
+            if (n <= SCRATCH_CAP - s->slen) {
+                memcpy(s->scratch + s->slen, p, n);
+                s->slen += n;
+            } else
+                s->overflow = 1;
+        }
         return 0;
     }
     while (n) {
@@ -378,12 +389,25 @@ static int put_address(struct sink *s, const struct pn_sock *k, int remote)
     if (pn_table_is_ip((int)t)) {
         char ip[INET6_ADDRSTRLEN];
         const uint8_t *a = remote ? k->raddr : k->laddr;
-        int v6 = pn_inet_is_v6((int)t);
-        if (!inet_ntop(v6 ? AF_INET6 : AF_INET, a, ip, sizeof ip)) {
+        size_t n = 0;
+        if (!pn_inet_is_v6((int)t)) {
+            /* dotted quad: what every inet_ntop(AF_INET) prints, without its cost */
+            for (int i = 0; i < 4; i++) {
+                unsigned v = a[i];
+                if (i)
+                    ip[n++] = '.';
+                if (v >= 100)
+                    ip[n++] = (char)('0' + v / 100);
+                if (v >= 10)
+                    ip[n++] = (char)('0' + v / 10 % 10);
+                ip[n++] = (char)('0' + v % 10);
+            }
+        } else if (inet_ntop(AF_INET6, a, ip, sizeof ip)) {
+            n = strlen(ip);
+        } else {
             s->err = errno ? errno : EINVAL;
             return -1;
         }
-        size_t n = strlen(ip);
         int bracket = memchr(ip, ':', n) != NULL;
         if ((bracket && put(s, "[", 1, 1) < 0) || put(s, ip, n, n) < 0 ||
             (bracket && put(s, "]", 1, 1) < 0) || put(s, ":", 1, 1) < 0)
@@ -495,6 +519,27 @@ static int measure(struct sink *s, enum col c, const struct pn_sock *k, size_t *
     return rc;
 }
 
+/* Format one cell into scratch (its code points in *cps); 1 if it did not fit. */
+static int format_cell(struct sink *s, enum col c, const struct pn_sock *k, size_t *cps, int *over)
+{
+    int was = s->measure;
+    s->measure = 2;
+    s->cps = 0;
+    s->slen = 0;
+    s->overflow = 0;
+    int rc = put_cell(s, c, k);
+    s->measure = was;
+    *cps = s->cps;
+    *over = s->overflow;
+    return rc;
+}
+
+/* The cell format_cell left in scratch (or, if it overflowed, formatted again). */
+static int put_formatted(struct sink *s, enum col c, const struct pn_sock *k, size_t cps, int over)
+{
+    return over ? put_cell(s, c, k) : put(s, s->scratch, s->slen, cps);
+}
+
 /* -- sections ---------------------------------------------------------------- */
 
 static void add(struct section *sec, enum col kind, const char *header, size_t width, int right)
@@ -592,15 +637,13 @@ static int measure_section(struct sink *s, struct section *sec)
     return 0;
 }
 
-static int put_padded(struct sink *s, const struct column *c, const char *text, size_t n, size_t cps,
-                      const struct pn_sock *k, size_t cell_cps)
+/* A header, padded to its column's width. */
+static int put_padded(struct sink *s, const struct column *c, const char *text, size_t n)
 {
-    /* a header (text) or a record's cell (k) */
-    size_t len = text ? cps : cell_cps;
-    size_t pad = c->width > len ? c->width - len : 0;
+    size_t pad = c->width > n ? c->width - n : 0;
     if (c->right && spaces(s, pad) < 0)
         return -1;
-    if ((text ? put(s, text, n, cps) : put_cell(s, c->kind, k)) < 0)
+    if (put(s, text, n, n) < 0)
         return -1;
     return c->right ? 0 : spaces(s, pad);
 }
@@ -623,7 +666,7 @@ static int write_section(struct sink *s, const struct section *sec)
         size_t n = strlen(col->header);
         if (c && put(s, " ", 1, 1) < 0)
             return -1;
-        if ((c == last ? put(s, col->header, n, n) : put_padded(s, col, col->header, n, n, NULL, 0)) < 0)
+        if ((c == last ? put(s, col->header, n, n) : put_padded(s, col, col->header, n)) < 0)
             return -1;
     }
     if (put(s, "\n", 1, 1) < 0)
@@ -639,16 +682,16 @@ static int write_section(struct sink *s, const struct section *sec)
         size_t end = n_last ? last : last - 1;
         for (size_t c = 0; c <= end; c++) {
             const struct column *col = &sec->cols[c];
+            size_t cps, pad;
+            int over;
             if (c && put(s, " ", 1, 1) < 0)
                 return -1;
-            if (c == end) {
-                if (put_cell(s, col->kind, k) < 0)
-                    return -1;
-            } else {
-                size_t cps;
-                if (measure(s, col->kind, k, &cps) < 0 || put_padded(s, col, NULL, 0, 0, k, cps) < 0)
-                    return -1;
-            }
+            if (format_cell(s, col->kind, k, &cps, &over) < 0)
+                return -1;
+            pad = c == end || col->width <= cps ? 0 : col->width - cps;
+            if ((col->right && spaces(s, pad) < 0) || put_formatted(s, col->kind, k, cps, over) < 0 ||
+                (!col->right && spaces(s, pad) < 0))
+                return -1;
         }
         if (put(s, "\n", 1, 1) < 0)
             return -1;

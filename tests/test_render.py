@@ -312,3 +312,17 @@ def test_signals_while_blocked_writing_lose_and_repeat_nothing(tmp_path):
         p.wait(60)
     assert bytes(got) == want
     assert p.returncode == 0, p.stderr.read()
+
+
+def test_a_cell_longer_than_the_scratch_buffer(tmp_path, monkeypatch):
+    """A socket held by 700 processes: its owners cell (~9 KiB) is past the core's 4 KiB
+    per-cell scratch, formatted again rather than truncated; a 107-byte path next to it."""
+    procs = {1000 + i: {"comm": "worker-\t%d" % i, "fd": {3: sock(111), 4: sock(222)}} for i in range(700)}
+    root = make_tree(str(tmp_path / "proc"), net={
+        "tcp": [inet_line(0, "0100007F:1F90", "00000000:0000", 0x0A, 111)],
+        "unix": [unix_line(222, "/run/" + "p" * 102, listening=True), unix_line(333, None, stype=2)]},
+        procs=procs)
+    for flags in ("-tuaxnpe", "-tulnp", "-xanp"):
+        core, py = render_both([flags, "--proc-root", root], tmp_path, monkeypatch)
+        assert core == py
+        assert len(max(core.split(b"\n"), key=len)) > 8192
