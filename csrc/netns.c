@@ -9,9 +9,9 @@
  *
  * Accounting: after the join, a socket fd whose inode no listed table holds
  * is placed by its holder's namespace (/proc/PID/ns/net) and named through
- * a copy of it (pidfd_getfd; its /proc/self/fd link checked to be that very
- * socket, never the file touched: a reused fd might be a FUSE file that
- * blocks): its system.sockprotoname attribute ("TCP", "UNIX-STREAM",
+ * a copy of it (pidfd_getfd; checked to be that very socket by asking the
+ * socket layer, SO_TYPE, then its sockfs inode -- never a file touched: a
+ * reused fd might be a FUSE file that blocks): its system.sockprotoname attribute ("TCP", "UNIX-STREAM",
  * "AF_VSOCK", ...) and, where the holder's namespace was listed, the
  * socket's own namespace (SIOCGSKNS) -- so that nothing is dropped silently.
  * Socket inodes are unique host-wide: the join needs no namespace.
@@ -24,6 +24,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/xattr.h>
@@ -128,20 +129,31 @@ static uint32_t proc_netns(int rootfd, int32_t pid)
  * since. -1 when not allowed (ptrace rights), gone, or another file now.
  * Checked through /proc/self/fd's link, never by touching the file: a file
  * of a FUSE mount whose daemon does not answer would block any fstat. */
-static int socket_copy(int32_t pid, int32_t fd, uint64_t inode)
+struct pidfd_cache {                /* the last process's pidfd: entries come grouped by process */
+    int32_t pid;
+    int fd;
+};
+
+static int socket_copy(struct pidfd_cache *pc, int32_t pid, int32_t fd, uint64_t inode)
 {
-    int pfd = (int)syscall(SYS_pidfd_open, (int)pid, 0);
-    if (pfd < 0)
+    if (pc->pid != pid) {
+        if (pc->fd >= 0)
+            close(pc->fd);
+        pc->pid = pid;
+        pc->fd = (int)syscall(SYS_pidfd_open, (int)pid, 0);
+    }
+    if (pc->fd < 0)
         return -1;
-    int s = (int)syscall(SYS_pidfd_getfd, pfd, (int)fd, 0);
-    close(pfd);
+    int s = (int)syscall(SYS_pidfd_getfd, pc->fd, (int)fd, 0);
     if (s < 0)
         return -1;
-    char path[48], link[64];
-    uint64_t got = 0;
-    snprintf(path, sizeof path, "/proc/self/fd/%d", s);
-    ssize_t n = readlink(path, link, sizeof link - 1);
-    if (n <= 0 || !pn_parse_socket_link(link, (size_t)n, &got) || got != inode) {
+    /* a socket? asked of the socket layer (ENOTSOCK otherwise), so that a
+     * file is never touched; then, sockfs's own, the inode is safe to stat */
+    int type;
+    socklen_t len = sizeof type;
+    struct stat st;
+    if (getsockopt(s, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || fstat(s, &st) < 0 ||
+        (uint64_t)st.st_ino != inode) {
         close(s);
         return -1;
     }
@@ -181,6 +193,7 @@ int pn_classify_unlisted(const struct pn_query *q, const struct pn_netns_status 
     size_t nprocs = own->procs.len;
     /* per process: its namespace + 1 once read (0 = not yet) */
     uint64_t *ns_of = calloc(nprocs ? nprocs : 1, sizeof *ns_of);
+    struct pidfd_cache pc = { .pid = 0, .fd = -1 };
     if (!ns_of)
         return -1;
     for (size_t k = 0; k < own->entries.len; k++) {
@@ -201,6 +214,8 @@ int pn_classify_unlisted(const struct pn_query *q, const struct pn_netns_status 
             continue;
         struct pn_unlisted *u = pn_vec_reserve(out, sizeof *u, 1);
         if (!u) {
+            if (pc.fd >= 0)
+                close(pc.fd);
             free(ns_of);
             return -1;
         }
@@ -215,7 +230,7 @@ int pn_classify_unlisted(const struct pn_query *q, const struct pn_netns_status 
          * PID/fd/N may be another by now, even one that blocks whoever
          * touches it (FUSE). Without PN_CL_ASK_SOCKET (not this host's
          * /proc) nothing is asked: the protocol stays unknown. */
-        int copy = (q->classify & PN_CL_ASK_SOCKET) ? socket_copy(e[h].pid, e[h].fd, e[h].inode) : -1;
+        int copy = (q->classify & PN_CL_ASK_SOCKET) ? socket_copy(&pc, e[h].pid, e[h].fd, e[h].inode) : -1;
         if (copy >= 0) {
             if (!ns || listed(q, st, ns)) {
                 uint32_t own_ns = socket_netns(copy);
@@ -229,6 +244,8 @@ int pn_classify_unlisted(const struct pn_query *q, const struct pn_netns_status 
         u->netns = ns;
         out->len++;
     }
+    if (pc.fd >= 0)
+        close(pc.fd);
     free(ns_of);
     return 0;
 }

@@ -13,7 +13,6 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from .._contract import Owner
 from . import sock_diag
-from .owners_proc import parse_socket_link
 
 _LINK = re.compile(rb"net:\[([0-9]{1,10})\]")      # fullmatch: no trailing newline
 
@@ -75,30 +74,50 @@ _SIOCGSKNS = 0x894C
 _libc = None
 
 
-def _socket_copy(pid: int, fd: int, inode: int) -> int:
+class _PidfdCache:
+    """The last process's pidfd (struct pidfd_cache): entries come grouped by process."""
+
+    def __init__(self) -> None:
+        self.pid, self.fd = 0, -1
+
+    def get(self, pid: int) -> int:
+        if self.pid != pid:
+            self.close()
+            self.pid = pid
+            try:
+                self.fd = os.pidfd_open(pid)
+            except (OSError, AttributeError):
+                self.fd = -1
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+        self.fd = -1
+
+
+def _socket_copy(pc: _PidfdCache, pid: int, fd: int, inode: int) -> int:
     """socket_copy(): a copy of PID's fd (pidfd_getfd) if it is still the socket
-    `inode`; -1 when not allowed, gone, or another file now."""
+    `inode`; -1 when not allowed, gone, or another file now. Asked of the socket
+    layer (SO_TYPE: ENOTSOCK otherwise), never a file touched (a FUSE file whose
+    daemon does not answer would block); then its sockfs inode is safe to stat."""
     global _libc
     import ctypes
     if _libc is None:
         _libc = ctypes.CDLL(None, use_errno=True)
-    try:
-        pfd = os.pidfd_open(pid)
-    except (OSError, AttributeError):
+    pfd = pc.get(pid)
+    if pfd < 0:
         return -1
-    try:
-        s = _libc.syscall(438, pfd, fd, 0)      # pidfd_getfd: the same number everywhere
-    finally:
-        os.close(pfd)
+    s = _libc.syscall(438, pfd, fd, 0)      # pidfd_getfd: the same number everywhere
     if s < 0:
         return -1
-    # through /proc/self/fd's link, never by touching the file (a FUSE file
-    # whose daemon does not answer would block an fstat)
+    value, size = ctypes.c_int(0), ctypes.c_uint(4)
+    ok = _libc.getsockopt(s, 1, 3, ctypes.byref(value), ctypes.byref(size)) == 0   # SOL_SOCKET, SO_TYPE
     try:
-        same = parse_socket_link(os.readlink("/proc/self/fd/%d" % s)) == inode
+        ok = ok and os.fstat(s).st_ino == inode
     except OSError:
-        same = False
-    if not same:
+        ok = False
+    if not ok:
         os.close(s)
         return -1
     return s
@@ -134,6 +153,15 @@ def classify_unlisted(root: str, rootfd: int, classify: int, listed: Set[int],
     table holds, as `classify` (PN_CL_*) asks; `listed`: the namespaces listed."""
     ns_of: Dict[int, int] = {}
     out = []
+    pc = _PidfdCache()
+    try:
+        _classify(root, rootfd, classify, listed, by_inode, joined, ns_of, pc, out)
+    finally:
+        pc.close()
+    return out
+
+
+def _classify(root, rootfd, classify, listed, by_inode, joined, ns_of, pc, out) -> None:
     for inode, held in by_inode.items():
         if inode in joined or not inode:      # ("socket:[0]" is no socket)
             continue
@@ -146,7 +174,7 @@ def classify_unlisted(root: str, rootfd: int, classify: int, listed: Set[int],
         # only ever through a copy checked to be that socket (PID/fd/N may be
         # another file by now, even one that blocks: FUSE); not this host's
         # /proc (no CL_ASK_SOCKET): nothing is asked, the protocol stays unknown
-        copy = _socket_copy(o.pid, o.fd, inode) if classify & 4 else -1
+        copy = _socket_copy(pc, o.pid, o.fd, inode) if classify & 4 else -1
         proto = ""
         if copy >= 0:
             try:
@@ -156,7 +184,6 @@ def classify_unlisted(root: str, rootfd: int, classify: int, listed: Set[int],
             finally:
                 os.close(copy)
         out.append((inode, ns, o.pid, proto))
-    return out
 
 
 def listed_set(listings: Optional[tuple], self_netns: int, status) -> Set[int]:
