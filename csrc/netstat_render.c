@@ -446,7 +446,7 @@ static int put_netns(struct sink *s, const struct pn_sock *k)
 static int put_owners(struct sink *s, const struct pn_sock *k)
 {
     const struct pn_result *r = s->r;
-    if (!k->owner_count || (size_t)k->owner_first + k->owner_count > r->nowners)
+    if (!k->owner_count || (uint64_t)k->owner_first + k->owner_count > (uint64_t)r->nowners)
         return put(s, "-", 1, 1);
     int64_t last = -1;
     int first = 1;
@@ -459,7 +459,7 @@ static int put_owners(struct sink *s, const struct pn_sock *k)
             return -1;
         first = 0;
         int rc;
-        if ((o->flags & PN_SF_NO_NAME) || (size_t)o->name_off + o->name_len > r->strings_len)
+        if ((o->flags & PN_SF_NO_NAME) || (uint64_t)o->name_off + o->name_len > (uint64_t)r->strings_len)
             rc = put(s, "-", 1, 1);
         else
             rc = put_escaped(s, r->strings + o->name_off, o->name_len);
@@ -472,7 +472,7 @@ static int put_owners(struct sink *s, const struct pn_sock *k)
 static int put_path(struct sink *s, const struct pn_sock *k)
 {
     const struct pn_result *r = s->r;
-    if ((size_t)k->ext + k->ext_len > r->strings_len)
+    if ((uint64_t)k->ext + k->ext_len > (uint64_t)r->strings_len)
         return 0;
     return put_escaped(s, r->strings + k->ext, k->ext_len);
 }
