@@ -29,7 +29,7 @@ def _native():
 def _owner_scan(owner_source: str, threads: int = 0):
     """A query (and its plan) that reads no socket table: the owner search alone."""
     from procnet import _native, _plan
-    from procnet._query import make_query
+    from procnet._request import make_query
     q = make_query("tcp", owners=True, proc_root="/proc", threads=threads, owner_source=owner_source)
     q = q._replace(tables=frozenset())
     return q, _plan.plan(q, _native)

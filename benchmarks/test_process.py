@@ -74,7 +74,7 @@ def test_cli_peak_rss(benchmark, workload, tool, args):
 
 
 def test_cli_procnet_python_table(benchmark, workload):
-    """The same run with the table formatted by cli/table.py (what the core's renderer saves)."""
+    """The same run with the table formatted by cli/netstat_render.py (what the core's renderer saves)."""
     group(benchmark, "cli -tuaxnp", workload)
     code = ("import sys; import procnet.cli.core_render as r; r.ENABLED = False; "
             "from procnet.cli import main; sys.exit(main(sys.argv[1:]))")

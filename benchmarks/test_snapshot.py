@@ -98,7 +98,7 @@ def test_no_owners_core(benchmark, workload, source):
     """The C core alone: one pn_snapshot() call, no Python objects."""
     from procnet._core import ffi, lib
     from procnet import _native, _plan
-    from procnet._query import make_query
+    from procnet._request import make_query
     group(benchmark, "no owners", workload)
     q = make_query("all", owners=False, proc_root="/proc", source=source)
     p = _plan.plan(q, _native)

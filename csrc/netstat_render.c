@@ -2,7 +2,7 @@
  * netstat_render.c -- the command line's netstat table, rendered from a
  * snapshot's flat records and streamed to a file descriptor.
  *
- * Byte for byte what procnet/cli/table.py writes for the cases it accepts
+ * Byte for byte what procnet/cli/netstat_render.py writes for the cases it accepts
  * (numeric hosts, ports and users; the CLI falls back to Python otherwise):
  * sections inet, unix, vsock, xdp; every column as wide as its widest value
  * (code points, as Python's len()), no trailing blanks; text a local user

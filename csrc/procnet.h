@@ -292,7 +292,7 @@ void pn_delta_free(struct pn_delta *d);
 /*
  * The command line's netstat table (netstat_render.c), rendered from a
  * pn_result's records and written to a file descriptor: byte for byte what
- * procnet/cli/table.py writes with numeric hosts, ports and users.
+ * procnet/cli/netstat_render.py writes with numeric hosts, ports and users.
  */
 /* pn_render.flags: the sections (in this order) and optional columns */
 #define PN_R_EXTEND    1       /* -e: User and Inode */

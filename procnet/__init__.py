@@ -10,7 +10,7 @@ to a backend (``backend="native" | "pure"`` or ``PROCNET_BACKEND``).
 from typing import Any
 
 from ._api import connections
-from ._contract import Address, Connection, NetNS, Owner, Snapshot, VsockAddress, XdpAddress
+from ._records import Address, Connection, NetNS, Owner, Snapshot, VsockAddress, XdpAddress
 from ._errors import BackendUnavailable, ProcNetError, ProcRootError
 from ._tables import KINDS as _KINDS
 from ._version import __version__

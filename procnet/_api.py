@@ -6,13 +6,13 @@ from contextlib import contextmanager
 from typing import Iterable, Iterator, Optional, Union
 
 from . import _backend
-from ._contract import Connection, Snapshot, build
+from ._records import Connection, Snapshot, build
 from ._errors import ProcNetError, ProcRootError
 from . import _tables as T
-from ._contract import NetNS
+from ._records import NetNS
 from ._plan import SOURCE_NAMES, Plan, plan
 from ._netns import NetnsArg
-from ._query import Query, make_query, pids_hidden
+from ._request import Query, make_query, pids_hidden
 
 PathLike = Union[str, "os.PathLike[str]"]
 

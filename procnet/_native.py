@@ -11,11 +11,11 @@ import threading
 from array import array
 from typing import Any, Callable, Dict, Optional, Tuple
 
-from ._contract import OWNER_STRUCT, SOCK_STRUCT, _Context
+from ._records import OWNER_STRUCT, SOCK_STRUCT, _Context
 from ._core import ffi, lib  # type: ignore[import-not-found]
 from ._errors import ProcRootError
 from ._plan import OWN_BPF, OWNER_SOURCE_NAMES, SOURCE_NAMES, Plan, table_status
-from ._query import Query
+from ._request import Query
 from ._tables import TABLES
 from ._version import __version__
 
@@ -220,7 +220,7 @@ def _render_type_names() -> bytes:
     """The Type column per pn_sock.stype (256 x 16 bytes): SOCK_STREAM -> "STREAM", "-" unknown."""
     global _type_names
     if _type_names is None:
-        from ._contract import _socktype
+        from ._records import _socktype
         out = bytearray(256 * 16)
         for n in range(256):
             t = _socktype(n)

@@ -1,6 +1,6 @@
 """Where each answer comes from: every source decision of a call, made here, once.
 
-``_query`` checks what the caller asked for (a :class:`~procnet._query.Query`);
+``_request`` checks what the caller asked for (a :class:`~procnet._request.Query`);
 this module decides how it is served (a :class:`Plan`), and the backend hands
 the plan to the core as it is -- the core re-decides nothing:
 

@@ -15,11 +15,11 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Op
 
 from . import _backend
 from ._api import PathLike, _bulk_allocation, _finish, _root_errors
-from ._contract import Connection, Snapshot, build
+from ._records import Connection, Snapshot, build
 from ._errors import ProcNetError
 from ._netns import NetnsArg
 from ._plan import Plan, PollerPlanner
-from ._query import Query, make_query
+from ._request import Query, make_query
 
 _OPENED, _OWNERS, _MODIFIED = 1, 2, 3     # PN_CH_* in csrc/procnet.h
 

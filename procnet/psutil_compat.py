@@ -28,12 +28,12 @@ from collections import namedtuple
 from operator import itemgetter
 from typing import Any, Callable, Dict, FrozenSet, List, NamedTuple, Optional, Tuple
 
-from . import _contract as C
+from . import _records as C
 from . import _tables as T
 from . import _api
 from ._api import _bulk_allocation
 from ._api import connections as _connections
-from ._query import make_query
+from ._request import make_query
 from ._errors import ProcNetError
 
 __all__ = [
@@ -214,7 +214,7 @@ def _rows(snap: List[Any], pid: Optional[int] = None, all_owners: bool = False,
     of that pid. procnet's owners are sorted by (pid, fd), so that is the run
     of owners with the highest pid. ``all_owners`` gives one row per owner.
 
-    Reads the records through procnet's contract (procnet/_contract.py: a
+    Reads the records through procnet's contract (procnet/_records.py: a
     Connection is its raw record) rather than the Connection properties: those
     cost ~2 µs per socket, which would hand psutil back most of procnet's lead.
     tests/test_psutil_compat.py checks this against the properties.

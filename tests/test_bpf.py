@@ -245,14 +245,14 @@ def test_bpf_and_walk_agree_on_live_workload(bpf_ready, work):
 # the other tables) and whichever source finds owners.
 OWN_SOCKET_PROBE = """
 import json, sys
-from procnet import _api, _query
+from procnet import _api, _request
 backend, owner_source, deny = sys.argv[1], sys.argv[2], sys.argv[3:]
 def kernel():
     with open("/proc/net/netlink") as f:
         return sorted(int(line.split()[-1]) for line in list(f)[1:])
 before, calls = kernel(), []
 for _ in range(5):
-    q = _query.make_query(("netlink", "tcp"), owners=True, proc_root="/proc", source="auto",
+    q = _request.make_query(("netlink", "tcp"), owners=True, proc_root="/proc", source="auto",
                           owner_source=owner_source, netlink_deny=deny)
     s = _api._connections(q, backend)
     calls.append([s.sources["netlink"], s.owner_source,

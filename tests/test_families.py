@@ -12,7 +12,7 @@ import pytest
 
 import procnet
 from procnet import _tables as T
-from procnet._contract import (SOCK_STRUCT, Address, VsockAddress, XdpAddress, _Context, build)
+from procnet._records import (SOCK_STRUCT, Address, VsockAddress, XdpAddress, _Context, build)
 from procnet._errors import ProcNetError
 from procnet._pure import sock_diag as pure_diag
 from procnet._pure import tables_sctp
@@ -353,7 +353,7 @@ def test_diag_errors_agree(both, table):
     ("mptcp6", {"laddr": "::1", "lport": 443}, {5003}),
 ])
 def test_diag_filters_agree(both, table, filters, inodes):
-    from procnet._query import make_query
+    from procnet._request import make_query
     q = make_query(table, owners=False, proc_root="/proc", **filters)
     buf = BUFFERS[table]
     native, pure = native_decode(table, buf, q), pure_decode(table, buf, q)
@@ -420,7 +420,7 @@ def test_new_connections_pickle(table):
 
 
 def test_requests_are_well_formed():
-    from procnet._query import make_query
+    from procnet._request import make_query
     q = make_query("all", owners=False, proc_root="/proc")
     i = T.TABLE_INDEX
     mptcp = pure_diag._request(i["mptcp"], q, 5)

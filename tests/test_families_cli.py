@@ -12,7 +12,7 @@ import pytest
 from cli_support import run
 from procnet.cli import args
 from procnet.cli.fields import Formatter
-from procnet.cli.table import Table
+from procnet.cli.netstat_render import Table
 from test_families import conns, sctp_tree
 
 DEFAULT = frozenset(("tcp", "tcp6", "udp", "udp6", "udplite", "udplite6", "raw", "raw6", "unix"))

@@ -7,7 +7,7 @@ import os
 import re
 
 import procnet
-from procnet import _contract, _plan, _tables
+from procnet import _records, _plan, _tables
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(procnet.__file__)))
 CSRC = os.path.join(REPO, "csrc")
@@ -18,7 +18,7 @@ NATIVE_ONLY = {
     "bpf_load": "loads that program with libbpf",
     "owners_hash": "the inode -> owners hash is a dict in owners_proc.py",
     "dirents": "getdents64; the twin lists directories with os.listdir",
-    "netstat_render": "the CLI's table in C; the pure backend renders in Python (cli/table.py), "
+    "netstat_render": "the CLI's table in C; the pure backend renders in Python (cli/netstat_render.py), "
                       "byte-identical by tests/test_render.py",
 }
 PURE_ONLY = {"__init__": "the package's entry points"}
@@ -46,7 +46,7 @@ def test_python_constants_are_the_headers():
     d = _defines("PN_")
     assert [d["PN_" + n.upper()] for n in _tables.TABLES] == list(range(len(_tables.TABLES)))
     assert (d["PN_SF_NO_UID"], d["PN_SF_UNIX_ACC"], d["PN_SF_NO_NAME"], d["PN_SF_PKT_RUNNING"]) == (
-        _contract.SF_NO_UID, _contract.SF_UNIX_ACC, _contract.SF_NO_NAME, _contract.SF_PKT_RUNNING)
+        _records.SF_NO_UID, _records.SF_UNIX_ACC, _records.SF_NO_NAME, _records.SF_PKT_RUNNING)
     assert (d["PN_SRC_PROCFS"], d["PN_SRC_NETLINK"]) == (_plan.SRC_PROCFS, _plan.SRC_NETLINK)
     assert (d["PN_OWN_PROCFS"], d["PN_OWN_BPF"]) == (_plan.OWN_PROCFS, _plan.OWN_BPF)
     assert (d["PN_Q_TEXT_FALLBACK"], d["PN_Q_WALK_FALLBACK"]) == (
@@ -55,7 +55,7 @@ def test_python_constants_are_the_headers():
 
 
 def test_twin_defines_no_table_constants_of_its_own():
-    # constants and record indices come from _tables / _contract, not copies
+    # constants and record indices come from _tables / _records, not copies
     pattern = re.compile(r"^(UNIX|PACKET|NETLINK|\w*_TABLE|SF_\w+|TABLE_FILES|R_\w+)\s*(,|=)", re.M)
     for name in sorted(os.listdir(PURE)):
         if name.endswith(".py"):

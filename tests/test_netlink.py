@@ -6,7 +6,7 @@ import socket
 import pytest
 
 import procnet
-from procnet import _api, _query
+from procnet import _api, _request
 from procfs_tree import inet_line, make_tree
 
 pytestmark = pytest.mark.live
@@ -67,7 +67,7 @@ def test_documented_differences(impl, live):
 
 
 def test_per_table_fallback_is_recorded(impl, live):
-    q = _query.make_query("all", owners=True, proc_root="/proc", source="auto",
+    q = _request.make_query("all", owners=True, proc_root="/proc", source="auto",
                           netlink_deny=["tcp", "unix"])
     snap = _api._connections(q, impl.name)
     assert snap.sources["tcp"] == "procfs" and snap.sources["unix"] == "procfs"
@@ -77,7 +77,7 @@ def test_per_table_fallback_is_recorded(impl, live):
 
 
 def test_forced_netlink_failure_is_an_error(impl):
-    q = _query.make_query("tcp", owners=False, proc_root="/proc", source="netlink", netlink_deny=["tcp6"])
+    q = _request.make_query("tcp", owners=False, proc_root="/proc", source="netlink", netlink_deny=["tcp6"])
     with pytest.raises(procnet.ProcNetError) as ei:
         _api._connections(q, impl.name)
     assert "tcp6" in str(ei.value) and "permitted" in str(ei.value)

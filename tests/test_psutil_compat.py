@@ -648,7 +648,7 @@ class _FakeBackend:
 
 def test_plan_for_repeated_callers_loads_bpf_at_any_size(monkeypatch):
     from procnet import _plan
-    from procnet._query import make_query
+    from procnet._request import make_query
     monkeypatch.delenv("PROCNET_OWNER_SOURCE", raising=False)
     monkeypatch.setattr(_plan, "expected_sockets", lambda root: 10)      # a quiet host
     q = make_query("tcp", owners=True, proc_root="/proc")

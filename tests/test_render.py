@@ -1,7 +1,7 @@
-"""netstat's table rendered by the core (csrc/netstat_render.c) is cli/table.py's, byte for byte.
+"""netstat's table rendered by the core (csrc/netstat_render.c) is cli/netstat_render.py's, byte for byte.
 
 Each case renders one snapshot both ways: the core writes it to a file (the
-CLI's path, cli/core_render.py), and cli/table.py formats the same records
+CLI's path, cli/core_render.py), and cli/netstat_render.py formats the same records
 (the pure backend's path, and the native one's where the core does not
 render). Fixture trees carry what a hostile local user can choose (control
 characters, invalid UTF-8, non-printable and printable non-ASCII, spaces,
@@ -20,10 +20,10 @@ import pytest
 
 from procfs_tree import HEADERS, inet_line, le_words, make_tree, sock, unix_line
 from procnet import _backend
-from procnet._contract import build
+from procnet._records import build
 from procnet.cli import core_render, selection
 from procnet.cli.args import parse
-from procnet.cli.table import Table
+from procnet.cli.netstat_render import Table
 
 pytestmark = pytest.mark.skipif(_backend.native_error() is not None, reason="native backend not built")
 
@@ -95,7 +95,7 @@ class _Out:
 
 
 def render_both(argv, tmp_path, monkeypatch):
-    """(the core's bytes, cli/table.py's bytes) of one snapshot."""
+    """(the core's bytes, cli/netstat_render.py's bytes) of one snapshot."""
     opts = parse(argv)
     name, impl = _backend.resolve(opts.backend)
     assert name == "native"
@@ -157,7 +157,7 @@ def test_filters_parity(tmp_path, monkeypatch, flags):
     root = hostile_tree(str(tmp_path / "proc"))
     for extra in (["--state", "LISTEN"], ["--pid", "101"], ["--user", "3000"], ["-l", "--port", "53"]):
         if "--port" in extra and "a" in flags:
-            continue            # --port in "all" mode is cut in Python: cli/table.py renders it
+            continue            # --port in "all" mode is cut in Python: cli/netstat_render.py renders it
         core, py = render_both([flags, "--proc-root", root] + extra, tmp_path, monkeypatch)
         assert core == py, extra
 

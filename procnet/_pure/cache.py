@@ -8,7 +8,7 @@ records, which poll_diff.py compares the next poll with.
 import os
 from typing import Dict, List, Optional, Tuple
 
-from .._contract import Owner
+from .._records import Owner
 from .proc_ident import Tasks
 
 

@@ -11,7 +11,7 @@ import re
 import threading
 from typing import Dict, List, Optional, Set, Tuple
 
-from .._contract import Owner
+from .._records import Owner
 from . import sock_diag
 
 _LINK = re.compile(rb"net:\[([0-9]{1,10})\]")      # fullmatch: no trailing newline

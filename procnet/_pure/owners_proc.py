@@ -9,7 +9,7 @@ import errno
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from .._contract import Owner
+from .._records import Owner
 from . import cache as _cache
 from . import file_read
 from .proc_ident import proc_ident

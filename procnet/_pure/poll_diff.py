@@ -6,7 +6,7 @@ addresses for inode 0), and only new or changed records are handed over:
 """
 from typing import Any, Dict, List, Tuple
 
-from .._contract import (
+from .._records import (
     R_CTX,
     R_EXT,
     R_EXT_LEN,

@@ -4,10 +4,10 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
-from .._contract import R_EXT, R_INODE, R_OWNER_FIRST, Owner, _Context
+from .._records import R_EXT, R_INODE, R_OWNER_FIRST, Owner, _Context
 from .._errors import ProcNetError
 from .._plan import OWN_BPF, SOURCE_NAMES, SRC_NETLINK, SRC_PROCFS, Plan, table_status
-from .._query import Query
+from .._request import Query
 from .._tables import TABLES
 from . import cache as _cache
 from . import netns, owners_proc, poll_diff, sock_diag, table_reader

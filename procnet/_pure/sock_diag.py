@@ -10,7 +10,7 @@ import socket
 import struct
 from typing import Callable, List, Optional, Tuple
 
-from .._contract import SF_NO_UID, SF_PKT_RUNNING, SF_UNIX_ACC
+from .._records import SF_NO_UID, SF_PKT_RUNNING, SF_UNIX_ACC
 from .._tables import IP_TABLES, NETLINK, PACKET, SCTP_ASSOC_STATE, SCTP_TABLES, UNIX, VSOCK, XDP
 
 NETLINK_SOCK_DIAG = 4

@@ -8,7 +8,7 @@ import errno
 import socket
 from typing import Callable, List, Tuple
 
-from .._contract import (R_EXT, R_EXT_LEN, R_FLAGS, R_INODE, R_LADDR, R_LPORT, R_RPORT, R_STATE,
+from .._records import (R_EXT, R_EXT_LEN, R_FLAGS, R_INODE, R_LADDR, R_LPORT, R_RPORT, R_STATE,
                          R_TABLE, R_UID, SF_NO_UID, SF_UNIX_ACC)
 from .._tables import (INET_TABLES, IP_TABLES, NETLINK, PACKET, SCTP_TABLES, STATE_UNIX_LISTEN,
                        TABLE_FILES, TABLES, UNIX, V6_TABLES, VSOCK)

@@ -6,7 +6,7 @@ a NETLINK_ROUTE (0) socket with port id 812 in groups 0x551. No uid, no type.
 import re
 from typing import List
 
-from .._contract import SF_NO_UID
+from .._records import SF_NO_UID
 from .._tables import NETLINK
 from .scan import DEC, NEG_DEC, U8, U32, U64, hexf
 

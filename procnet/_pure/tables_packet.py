@@ -6,7 +6,7 @@
 import re
 from typing import List
 
-from .._contract import SF_PKT_RUNNING
+from .._records import SF_PKT_RUNNING
 from .._tables import PACKET
 from .scan import DEC, U8, U32, U64, hexf
 

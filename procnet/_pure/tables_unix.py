@@ -8,7 +8,7 @@ and all. Abstract names start with ``@``; unnamed sockets have no path.
 import re
 from typing import List
 
-from .._contract import SF_NO_UID, SF_UNIX_ACC
+from .._records import SF_NO_UID, SF_UNIX_ACC
 from .._tables import UNIX
 from .scan import DEC, U64, hexf
 

@@ -1,7 +1,7 @@
 """procnet's command line: ``procnet -tulpn`` (console script) and ``python -m procnet``.
 
 main() parses the options (cli.args), takes a snapshot (cli.selection), renders
-it as netstat's table (cli.table), JSON (cli.jsonout) or change events
+it as netstat's table (cli.netstat_render), JSON (cli.jsonout) or change events
 (cli.events) -- every value spelled by cli.fields -- and writes it in one piece
 (cli.streams); with -c it repeats that in continuous(), on a procnet.Poller
 whose owner cache makes every refresh after the first cheap. What a snapshot
@@ -130,7 +130,7 @@ def _show(opts, out: Output) -> None:
         def render(t) -> str:
             return dumps(document(t.snapshot, t.connections))
     else:
-        from .table import Table
+        from .netstat_render import Table
         table = Table(opts)
 
         def render(t) -> str:

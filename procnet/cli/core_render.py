@@ -2,13 +2,13 @@
 
 At tens of thousands of sockets, building a Connection per socket and
 formatting its row in Python is most of a run's time and memory. With the
-native backend and options the core renders exactly as cli/table.py
+native backend and options the core renders exactly as cli/netstat_render.py
 (numeric hosts, ports and users; the filters the core or the renderer apply),
 :func:`show` takes the snapshot and has csrc/netstat_render.c write the table
 straight to stdout's fd, from the flat records, through a fixed buffer. Every
 other case (names, --port cut in Python, several --user, -c, --json,
 --events, a stdout Python cannot hand over as UTF-8 bytes) stays with
-cli/table.py; tests/test_render.py checks both give the same bytes.
+cli/netstat_render.py; tests/test_render.py checks both give the same bytes.
 """
 import codecs
 import errno
@@ -24,12 +24,12 @@ __all__ = ["usable", "show"]
 
 # the tables netstat_render.c lays out (sections inet, unix, vsock, xdp)
 _TABLES = frozenset(T.TABLES) - {"packet", "netlink"}
-#: tests and benchmarks switch the core's renderer off to compare with cli/table.py
+#: tests and benchmarks switch the core's renderer off to compare with cli/netstat_render.py
 ENABLED = True
 
 
 def usable(opts: Options, out: Output) -> bool:
-    """Can the core render this run's table, exactly as cli/table.py would?"""
+    """Can the core render this run's table, exactly as cli/netstat_render.py would?"""
     if not ENABLED or opts.json or opts.events or opts.interval is not None:
         return False
     if not (opts.numeric_hosts and opts.numeric_ports and (opts.numeric_users or not opts.extend)):
@@ -37,7 +37,7 @@ def usable(opts: Options, out: Output) -> bool:
     if len(opts.uids) > 1:
         return False
     if not (opts.tables <= _TABLES and set(opts.other_sections) <= {"vsock", "xdp"}):
-        return False           # a family or section netstat_render.c does not know: cli/table.py's
+        return False           # a family or section netstat_render.c does not know: cli/netstat_render.py's
     from .selection import api_arguments
     _, port_in_core = api_arguments(opts, opts.tables)
     if opts.ports and not port_in_core:
@@ -60,9 +60,9 @@ def show(opts: Options, out: Output, notes: Callable[[Any], None]) -> None:
     """One snapshot, its notes said by `notes(snapshot)` (stderr, before the table), then
     the table written by the core. Raises WriteError or BrokenPipeError as Output.write."""
     from .. import _api
-    from .._contract import Snapshot
+    from .._records import Snapshot
     from .._plan import plan
-    from .._query import make_query
+    from .._request import make_query
     from .fields import Formatter
     from .selection import api_arguments
 
@@ -100,7 +100,7 @@ def show(opts: Options, out: Output, notes: Callable[[Any], None]) -> None:
 
 
 def column_names(namespaces: Dict[int, Any], fmt: Any) -> Optional[Dict[int, str]]:
-    """The Net namespace column's text per namespace (cli/table.py Table.render), or None
+    """The Net namespace column's text per namespace (cli/netstat_render.py Table.render), or None
     when one namespace is shown (no column)."""
     if not namespaces or len(namespaces) < 2:
         return None

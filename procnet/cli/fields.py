@@ -1,6 +1,6 @@
 """How every output spells a socket's fields: one formatter, and the JSON keys.
 
-The table (cli.table), --events (cli.events) and JSON (cli.jsonout) take their
+The table (cli.netstat_render), --events (cli.events) and JSON (cli.jsonout) take their
 values from here, so an address or an owner set reads the same everywhere:
 
 - inet address: ``host:port``, an IPv6 host bracketed (``[::1]:8080``), port 0
@@ -23,7 +23,7 @@ ones the writers emit, and --help lists them from here.
 import socket
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .._contract import Address, Connection, NetNS, Owner, VsockAddress, XdpAddress
+from .._records import Address, Connection, NetNS, Owner, VsockAddress, XdpAddress
 from .names import Hosts, Protocols, Services, Users, escape
 
 __all__ = ["Formatter", "escape_field", "host_text", "port_text",

@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any, Dict, Sequence
 
-from .._contract import Connection, Snapshot
+from .._records import Connection, Snapshot
 from .._version import __version__
 
 

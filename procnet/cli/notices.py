@@ -10,7 +10,7 @@ families this kernel cannot list (Snapshot.unlisted, other_netns, namespaces).
 import os
 from typing import List, Optional
 
-from .._contract import Snapshot
+from .._records import Snapshot
 
 # Tables a kernel may lack the sock_diag support (or the text) to list, while
 # their sockets may still exist (vsock, xdp): said when asked for and missing.

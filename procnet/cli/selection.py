@@ -8,7 +8,7 @@ from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Sequence, T
 
 from .. import _tables as T
 from .._api import connections
-from .._contract import Connection, Snapshot
+from .._records import Connection, Snapshot
 from ..poller import Change, Poller
 from .args import TCP, Options
 

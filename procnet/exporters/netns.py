@@ -8,7 +8,7 @@ module is the one place that knows, so that work can replace it.
 import os
 from typing import Any, Callable
 
-from .._contract import Connection
+from .._records import Connection
 
 
 def netns_of(proc_root: Any) -> Callable[[Connection], str]:

@@ -40,7 +40,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("procnet.exporters.otel needs opentelemetry-api: "
                       "pip install 'procnet[otel]' (%s)" % e) from None
 
-from .._contract import Connection, Snapshot
+from .._records import Connection, Snapshot
 from .netns import netns_of
 from .tally import Key, Row, Tally, poller_proc_root
 

@@ -47,7 +47,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
     raise ImportError("procnet.exporters.prometheus needs prometheus-client: "
                       "pip install 'procnet[prometheus]' (%s)" % e) from None
 
-from .._contract import Connection, Snapshot
+from .._records import Connection, Snapshot
 from .._errors import ProcNetError
 from .netns import netns_of
 from .tally import Row, Tally, poller_proc_root

@@ -16,7 +16,7 @@ Both exporters (prometheus.py, otel.py) read :attr:`Tally.listeners` and
 from operator import is_
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from .._contract import Connection
+from .._records import Connection
 from .netns import netns_of
 
 # (proto, address, port, process, netns, pid) -- every field text, "" where it

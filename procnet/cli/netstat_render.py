@@ -8,7 +8,7 @@ service names) is spelled by cli.fields.Formatter, as in --events.
 from typing import Dict, Iterable, List, Optional, Sequence
 
 from .. import _tables as T
-from .._contract import Connection, NetNS
+from .._records import Connection, NetNS
 from .args import Options
 from .fields import Formatter
 
