@@ -49,7 +49,7 @@ PY_PKGS="python3.11-minimal libpython3.11-stdlib python3-cffi-backend
 PY_DEV_PKGS="libpython3.11-dev"
 APT_TRIES=4
 INDEX_MAX_AGE_MIN=${PROCNET_CROSS_INDEX_MAX_AGE_MIN:-720}   # refresh lists after 12 h
-PYTEST_TIMEOUT=${PROCNET_CROSS_PYTEST_TIMEOUT:-900}
+PYTEST_TIMEOUT=${PROCNET_CROSS_PYTEST_TIMEOUT:-1500}
 
 OUT=$CROSS_BUILD/py
 mkdir -p "$OUT"
