@@ -16,8 +16,11 @@ PROCNET_SANITIZE=address,undefined "$PY" procnet/_build_ffi.py >build.log 2>&1 |
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-# the benchmark smoke test times nothing and would only slow down here
-"$PY" -m pytest tests -q -p no:cacheprovider --deselect tests/test_benchmarks_smoke.py::test_benchmark_suite_smoke
+# the benchmark smoke test times nothing and would only slow down here; the
+# leak and churn runs are shorter (the tests tier runs them at full length:
+# here they are for the memory errors ASan sees, the C loop below for leaks)
+PROCNET_LEAK_SNAPSHOTS=2000 PROCNET_CHURN_SECONDS=4 \
+  "$PY" -m pytest tests -q -p no:cacheprovider --deselect tests/test_benchmarks_smoke.py::test_benchmark_suite_smoke
 
 # LeakSanitizer and valgrind on a snapshot loop in C: every source, owners
 # on and off, one and two threads, and the error path for a missing root.
