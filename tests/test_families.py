@@ -16,6 +16,7 @@ from procnet._records import (SOCK_STRUCT, Address, VsockAddress, XdpAddress, _C
 from procnet._errors import ProcNetError
 from procnet._pure import sock_diag as pure_diag
 from procnet._pure import tables_sctp
+from mutation import mutate
 
 NEW = ("mptcp", "mptcp6", "sctp", "sctp6", "vsock", "xdp")
 RAW_FIELDS = 18       # the fields of struct pn_sock both decoders fill (netns is stamped later)
@@ -488,21 +489,7 @@ def test_sctp_decoders_agree_on_mutated_text(both, tmp_path):
 
     @st.composite
     def mutated(draw):
-        base = bytearray(draw(st.sampled_from(seeds)))
-        for _ in range(draw(st.integers(0, 4))):
-            op = draw(st.sampled_from(["replace", "insert", "delete", "dup"]))
-            i = draw(st.integers(0, max(0, len(base) - 1)))
-            c = draw(st.sampled_from(list(alphabet)))
-            if op == "replace" and base:
-                base[i] = c
-            elif op == "insert":
-                base.insert(i, c)
-            elif op == "delete" and base:
-                del base[i]
-            else:
-                j = draw(st.integers(i, len(base)))
-                base[i:i] = base[i:j]
-        return bytes(base)
+        return mutate(draw, st, draw(st.sampled_from(seeds)), alphabet)
 
     root = str(tmp_path)
     d = os.path.join(root, "net", "sctp")

@@ -14,6 +14,7 @@ import pytest
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
+from mutation import mutate  # noqa: E402
 from procfs_tree import inet_line, make_tree, unix_line  # noqa: E402
 
 SEEDS = {
@@ -32,21 +33,7 @@ ALPHABET = b"0123456789abcdefABCDEFgxz :\t-\x00\xff/@\r\x0b"
 
 @st.composite
 def mutated(draw, table):
-    base = bytearray(draw(st.sampled_from(SEEDS[table])).encode())
-    for _ in range(draw(st.integers(0, 4))):
-        op = draw(st.sampled_from(["replace", "insert", "delete", "dup"]))
-        i = draw(st.integers(0, max(0, len(base) - 1)))
-        c = draw(st.sampled_from(list(ALPHABET)))
-        if op == "replace" and base:
-            base[i] = c
-        elif op == "insert":
-            base.insert(i, c)
-        elif op == "delete" and base:
-            del base[i]
-        elif op == "dup":
-            j = draw(st.integers(i, len(base)))
-            base[i:i] = base[i:j]
-    return bytes(base)
+    return mutate(draw, st, draw(st.sampled_from(SEEDS[table])).encode(), ALPHABET)
 
 
 @pytest.mark.parametrize("table", sorted(SEEDS))
