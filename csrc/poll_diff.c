@@ -13,12 +13,22 @@
 #define EMPTY UINT32_MAX
 #define REBASE_SLACK 1024
 
+/* Is the inode alone not a socket's identity? Inode 0 (TIME_WAIT, SYN_RECV)
+ * is no socket's, and an SCTP one-to-many socket's endpoint and associations
+ * are records of one inode: there the addresses (in their namespace) and
+ * whether it is an association (state 16 + code) tell them apart. */
+static int inode_shared(const struct pn_sock *s)
+{
+    return !s->inode || s->table == PN_SCTP || s->table == PN_SCTP6;
+}
+
 static uint64_t sock_key(const struct pn_sock *s)
 {
     uint64_t h = (uint64_t)s->table * 0x100000001B3ull;
-    if (s->inode)
+    if (!inode_shared(s))
         return (h ^ s->inode) * 0x9E3779B97F4A7C15ull;
-    /* inode 0 (TIME_WAIT, SYN_RECV): the addresses (in their namespace) are the identity */
+    h = (h ^ s->inode) * 0x100000001B3ull;
+    h = (h ^ (uint64_t)(s->state >= 16)) * 0x100000001B3ull;
     h = (h ^ s->netns) * 0x100000001B3ull;
     for (int i = 0; i < 16; i++)
         h = (h ^ s->laddr[i]) * 0x100000001B3ull;
@@ -33,9 +43,10 @@ static int same_identity(const struct pn_sock *a, const struct pn_sock *b)
 {
     if (a->table != b->table || a->inode != b->inode)
         return 0;
-    if (a->inode)
+    if (!inode_shared(a))
         return 1;
-    return a->netns == b->netns && a->lport == b->lport && a->rport == b->rport &&
+    return (a->state >= 16) == (b->state >= 16) && a->netns == b->netns &&
+           a->lport == b->lport && a->rport == b->rport &&
            memcmp(a->laddr, b->laddr, 16) == 0 && memcmp(a->raddr, b->raddr, 16) == 0;
 }
 

@@ -506,3 +506,19 @@ def test_sctp_decoders_agree_on_mutated_text(both, tmp_path):
         assert [c.as_tuple() for c in a] == [c.as_tuple() for c in b], (eps, assocs)
         assert (a.skipped, a.tables) == (b.skipped, b.tables), (eps, assocs)
     check()
+
+
+def test_poll_tells_an_sctp_sockets_associations_apart(impl, tmp_path):
+    """A one-to-many SCTP socket is an endpoint and its associations, records of one
+    inode: a poll matches each by its addresses, so the one that ends is the one
+    reported closed (not whichever came last) and the rest change nothing."""
+    ep = eps_line(0, 10, 9001, 0, 40002, ["10.0.0.1"])
+    a1 = assoc_line(0, 3, 9001, 41001, 0, 40002, ["10.0.0.1"], ["*10.0.0.21"])
+    a2 = assoc_line(0, 3, 9001, 41002, 0, 40002, ["10.0.0.1"], ["*10.0.0.22"])
+    root = sctp_tree(str(tmp_path), eps=[ep], assocs=[a1, a2])
+    with procnet.Poller("sctp", proc_root=root, backend=impl.name) as p:
+        assert len(p.poll().snapshot) == 3
+        sctp_tree(root, eps=[ep], assocs=[a2])            # the first association ends
+        r = p.poll()
+        assert [(c.event, c.conn.raddr) for c in r.changes] == [("close", Address("10.0.0.21", 41001))]
+        assert p.poll().changes == ()

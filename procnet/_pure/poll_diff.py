@@ -18,11 +18,12 @@ from .._records import (
     R_OWNER_FIRST,
     R_RADDR,
     R_RPORT,
+    R_STATE,
     R_TABLE,
     Owner,
     _Context,
 )
-from .._tables import UNIX
+from .._tables import SCTP_TABLES, UNIX
 from .cache import Cache
 
 REBASE_SLACK = 1024
@@ -30,10 +31,12 @@ CH_SAME, CH_OPENED, CH_OWNERS, CH_MODIFIED = 0, 1, 2, 3     # PN_CH_* in csrc/pr
 
 
 def _identity(r: tuple) -> tuple:
-    if r[R_INODE]:
+    if r[R_INODE] and r[R_TABLE] not in SCTP_TABLES:
         return (r[R_TABLE], r[R_INODE])
-    # inode 0 (TIME_WAIT, SYN_RECV): the addresses, in their namespace
-    return (r[R_TABLE], 0, r[R_NETNS], r[R_LADDR], r[R_RADDR], r[R_LPORT], r[R_RPORT])
+    # inode 0 (TIME_WAIT, SYN_RECV), and an SCTP socket's endpoint and associations
+    # (one inode): the addresses, in their namespace, and whether an association
+    return (r[R_TABLE], r[R_INODE], r[R_STATE] >= 16, r[R_NETNS], r[R_LADDR], r[R_RADDR],
+            r[R_LPORT], r[R_RPORT])
 
 
 # same_fields(): every field but the owner slice (R_OWNER_FIRST, R_OWNER_COUNT)
