@@ -4,6 +4,7 @@ The fd entries are real symlinks (``3 -> socket:[111]``), read back with
 readlinkat exactly as in /proc.
 """
 import os
+import sys
 from typing import Iterable, Mapping, Optional, Union
 
 HEADERS = {
@@ -80,6 +81,11 @@ def be_words(ip_bytes: bytes) -> str:
     return "".join("%08X" % int.from_bytes(ip_bytes[i:i + 4], "big") for i in range(0, len(ip_bytes), 4))
 
 
+def host_words(ip_bytes: bytes) -> str:
+    """Hex words as this host's kernel prints them (what byteorder=None decodes)."""
+    return le_words(ip_bytes) if sys.byteorder == "little" else be_words(ip_bytes)
+
+
 # Two network namespaces in a fixture tree (both backends read it as text):
 # A is the caller's (self) with pid 100's listener on :8080, B holds pid 200's
 # listener on :8081 in 200/net -- links "net:[N]" as /proc/PID/ns/net shows them.
@@ -87,7 +93,8 @@ NETNS_A, NETNS_B = 4026531840, 4026532999
 
 
 def two_netns_tree(root: str) -> str:
-    make_tree(root, net={"tcp": [inet_line(0, "0100007F:1F90", "00000000:0000", 0x0A, 111)]},
+    lo = host_words(bytes((127, 0, 0, 1)))        # read with the host's byte order (the CLI's)
+    make_tree(root, net={"tcp": [inet_line(0, lo + ":1F90", "00000000:0000", 0x0A, 111)]},
               procs={100: {"comm": "hostd", "fd": {3: sock(111)}},
                      200: {"comm": "podd", "fd": {4: sock(222)}}})
     for pid, ns in (("self", NETNS_A), ("100", NETNS_A), ("200", NETNS_B)):
@@ -95,5 +102,5 @@ def two_netns_tree(root: str) -> str:
         os.symlink("net:[%d]" % ns, os.path.join(root, pid, "ns", "net"))
     os.makedirs(os.path.join(root, "200", "net"))
     with open(os.path.join(root, "200", "net", "tcp"), "w") as f:
-        f.write(HEADERS["tcp"] + "\n" + inet_line(0, "0100007F:1F91", "00000000:0000", 0x0A, 222) + "\n")
+        f.write(HEADERS["tcp"] + "\n" + inet_line(0, lo + ":1F91", "00000000:0000", 0x0A, 222) + "\n")
     return root

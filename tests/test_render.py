@@ -211,6 +211,7 @@ def live_extra():
         s.close()
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("flags", ["-tuaxnp", "-tuaxnpe", "-tulnp", "-tuxan", "-tuwaxnpe"])
 def test_live_parity(tmp_path, monkeypatch, live, live_extra, flags):
     core, py = render_both([flags], tmp_path, monkeypatch)
@@ -218,6 +219,7 @@ def test_live_parity(tmp_path, monkeypatch, live, live_extra, flags):
     assert b"127.0.0.1:" in core and b"[::1]:" in core
 
 
+@pytest.mark.live
 def test_live_all_netns_parity(tmp_path, monkeypatch, live_extra):
     core, py = render_both(["-tuaxnpe", "--all-netns"], tmp_path, monkeypatch)
     assert core == py
