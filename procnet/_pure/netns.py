@@ -146,7 +146,7 @@ def _protocol(target: int) -> str:
     return value.split(b"\0", 1)[0].decode("ascii", "replace") if len(value) <= 23 else ""
 
 
-def classify_unlisted(root: str, rootfd: int, classify: int, listed: Set[int],
+def classify_unlisted(rootfd: int, classify: int, listed: Set[int],
                       by_inode: Dict[int, List[Owner]], joined: Set[int]
                       ) -> List[Tuple[int, int, int, str]]:
     """pn_classify_unlisted: (inode, netns, pid, protocol) per socket no listed
@@ -155,13 +155,13 @@ def classify_unlisted(root: str, rootfd: int, classify: int, listed: Set[int],
     out = []
     pc = _PidfdCache()
     try:
-        _classify(root, rootfd, classify, listed, by_inode, joined, ns_of, pc, out)
+        _classify(rootfd, classify, listed, by_inode, joined, ns_of, pc, out)
     finally:
         pc.close()
     return out
 
 
-def _classify(root, rootfd, classify, listed, by_inode, joined, ns_of, pc, out) -> None:
+def _classify(rootfd, classify, listed, by_inode, joined, ns_of, pc, out) -> None:
     for inode, held in by_inode.items():
         if inode in joined or not inode:      # ("socket:[0]" is no socket)
             continue

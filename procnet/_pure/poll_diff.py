@@ -7,9 +7,9 @@ addresses for inode 0), and only new or changed records are handed over:
 from typing import Any, Dict, List, Tuple
 
 from .._records import (
-    R_CTX,
     R_EXT,
     R_EXT_LEN,
+    R_FLAGS,
     R_INODE,
     R_LADDR,
     R_LPORT,
@@ -42,7 +42,8 @@ def _identity(r: tuple) -> tuple:
 # same_fields(): every field but the owner slice (R_OWNER_FIRST, R_OWNER_COUNT)
 _BEFORE_OWNERS = slice(R_LADDR, R_OWNER_FIRST)              # laddr raddr uid tx rx
 _EXT = slice(R_EXT, R_EXT_LEN + 1)
-_AFTER_EXT = slice(R_LPORT, R_CTX)      # lport .. flags (the table is equal: identity)
+# lport .. flags, as C's same_fields (netns belongs to the identity, reserved to no one)
+_AFTER_EXT = slice(R_LPORT, R_FLAGS + 1)
 
 
 def _same_fields(a: tuple, sa: bytes, b: tuple, sb: bytes) -> bool:

@@ -259,7 +259,7 @@ def snapshot(q: Query, p: Plan, cache: Optional[_cache.Cache] = None) -> Tuple[L
         rootfd = os.open(q.proc_root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             unlisted = netns.classify_unlisted(
-                q.proc_root, rootfd, p.classify, netns.listed_set(p.listings, p.self_netns, ns_status),
+                rootfd, p.classify, netns.listed_set(p.listings, p.self_netns, ns_status),
                 by_inode, {r[R_INODE] for r in recs})
         finally:
             os.close(rootfd)
