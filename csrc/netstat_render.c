@@ -13,19 +13,11 @@
  * memory does not grow with the number of sockets. No state outside the
  * caller's struct pn_render.
  */
-#include "pn_internal.h"
+#include "render_out.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <inttypes.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#define OUT_CAP 65536          /* output buffer, flushed when full */
 #define MAX_COLS 10
-#define SCRATCH_CAP 4096       /* a cell longer than this is formatted twice, not truncated */
 
 /* column kinds */
 enum col {
@@ -47,117 +39,12 @@ struct section {
     size_t        ncols;
 };
 
-/* Where the bytes go: measuring (count code points) or the output buffer. */
-struct sink {
-    struct pn_render *w;
-    const struct pn_result *r;
-    int       measure;         /* 1: count only; 2: also keep the bytes in scratch */
-    int       need_unicode;    /* measuring met a non-ASCII character and no table */
-    size_t    cps;             /* code points emitted (measure) */
-    char     *buf;
-    size_t    len;
-    uint64_t  pos;             /* bytes of the whole output produced so far */
-    int       err;             /* errno of a failed write */
-    char      scratch[SCRATCH_CAP];   /* one cell, formatted once for pass 2 */
-    size_t    slen;
-    int       overflow;        /* the cell did not fit: formatted again when written */
-};
-
-static int flush_out(struct sink *s)
-{
-    size_t done = 0;
-    while (done < s->len) {
-        ssize_t n = write(s->w->fd, s->buf + done, s->len - done);
-        if (n < 0) {
-            /* EINTR (nothing written by this write): back to the caller, who runs
-             * its signal handlers (Ctrl-C raises there) and calls again with
-             * skip = written, which regenerates the output but writes only the rest */
-            s->err = errno;
-            return -1;
-        }
-        done += (size_t)n;
-        s->w->written += (uint64_t)n;
-        if (done < s->len) {
-            /* a short write: a signal came (a blocking pipe or file writes all
-             * otherwise); let the caller run its handler too, as for EINTR */
-            s->err = EINTR;
-            return -1;
-        }
-    }
-    s->len = 0;
-    return 0;
-}
-
-/* n bytes of cps code points */
-static int put(struct sink *s, const char *p, size_t n, size_t cps)
-{
-    if (s->measure) {
-        s->cps += cps;
-        if (s->measure == 2) {
-            if (n <= SCRATCH_CAP - s->slen) {
-                memcpy(s->scratch + s->slen, p, n);
-                s->slen += n;
-            } else
-                s->overflow = 1;
-        }
-        return 0;
-    }
-    while (n) {
-        /* bytes an interrupted call already wrote are produced again, not written */
-        if (s->pos < s->w->skip) {
-            uint64_t skip = s->w->skip - s->pos;
-            size_t k = skip < n ? (size_t)skip : n;
-            s->pos += k;
-            p += k;
-            n -= k;
-            continue;
-        }
-        size_t room = OUT_CAP - s->len;
-        size_t k = n < room ? n : room;
-        memcpy(s->buf + s->len, p, k);
-        s->len += k;
-        s->pos += k;
-        p += k;
-        n -= k;
-        if (s->len == OUT_CAP && flush_out(s) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-static int puts_ascii(struct sink *s, const char *p)
-{
-    size_t n = strlen(p);
-    return put(s, p, n, n);
-}
-
-static int put_u64(struct sink *s, uint64_t v)
-{
-    char b[24];
-    size_t i = sizeof b;
-    do {
-        b[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return put(s, b + i, sizeof b - i, sizeof b - i);
-}
-
-static int put_i64(struct sink *s, int64_t v)
-{
-    if (v < 0) {
-        if (put(s, "-", 1, 1) < 0)
-            return -1;
-        return put_u64(s, (uint64_t)(-(v + 1)) + 1);
-    }
-    return put_u64(s, (uint64_t)v);
-}
-
-static int spaces(struct sink *s, size_t n)
+static int spaces(struct pn_out *s, size_t n)
 {
     static const char blanks[] = "                                ";
     while (n) {
         size_t k = n < sizeof blanks - 1 ? n : sizeof blanks - 1;
-        if (put(s, blanks, k, k) < 0)
+        if (pn_put(s, blanks, k, k) < 0)
             return -1;
         n -= k;
     }
@@ -165,36 +52,6 @@ static int spaces(struct sink *s, size_t n)
 }
 
 /* -- escaping, as cli/names.py escape() on text decoded with surrogateescape -- */
-
-/* The length of a valid UTF-8 sequence at p (Python's strict decoder), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n, uint32_t *cp)
-{
-    unsigned c = p[0];
-    if (c >= 0xC2 && c <= 0xDF) {
-        if (n >= 2 && (p[1] & 0xC0) == 0x80) {
-            *cp = ((c & 0x1Fu) << 6) | (p[1] & 0x3Fu);
-            return 2;
-        }
-        return 0;
-    }
-    if (c >= 0xE0 && c <= 0xEF) {
-        unsigned lo = c == 0xE0 ? 0xA0 : 0x80, hi = c == 0xED ? 0x9F : 0xBF;
-        if (n >= 3 && p[1] >= lo && p[1] <= hi && (p[2] & 0xC0) == 0x80) {
-            *cp = ((c & 0x0Fu) << 12) | ((p[1] & 0x3Fu) << 6) | (p[2] & 0x3Fu);
-            return 3;
-        }
-        return 0;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        unsigned lo = c == 0xF0 ? 0x90 : 0x80, hi = c == 0xF4 ? 0x8F : 0xBF;
-        if (n >= 4 && p[1] >= lo && p[1] <= hi && (p[2] & 0xC0) == 0x80 && (p[3] & 0xC0) == 0x80) {
-            *cp = ((c & 0x07u) << 18) | ((p[1] & 0x3Fu) << 12) | ((p[2] & 0x3Fu) << 6) | (p[3] & 0x3Fu);
-            return 4;
-        }
-        return 0;
-    }
-    return 0;
-}
 
 static int nonprintable(const struct pn_render *w, uint32_t cp)
 {
@@ -211,7 +68,7 @@ static int nonprintable(const struct pn_render *w, uint32_t cp)
     return 0;
 }
 
-static int put_hex_escape(struct sink *s, char kind, uint32_t v, int digits)
+static int put_hex_escape(struct pn_out *s, char kind, uint32_t v, int digits)
 {
     static const char hex[] = "0123456789abcdef";
     char b[10];
@@ -219,10 +76,10 @@ static int put_hex_escape(struct sink *s, char kind, uint32_t v, int digits)
     b[1] = kind;
     for (int i = 0; i < digits; i++)
         b[2 + i] = hex[(v >> (4 * (digits - 1 - i))) & 0xF];
-    return put(s, b, (size_t)digits + 2, (size_t)digits + 2);
+    return pn_put(s, b, (size_t)digits + 2, (size_t)digits + 2);
 }
 
-static int put_escaped(struct sink *s, const char *text, size_t n)
+static int put_escaped(struct pn_out *s, const char *text, size_t n)
 {
     const unsigned char *p = (const unsigned char *)text;
     size_t i = 0;
@@ -231,7 +88,7 @@ static int put_escaped(struct sink *s, const char *text, size_t n)
         size_t j = i;
         while (j < n && p[j] >= 0x20 && p[j] < 0x7F && p[j] != '\\')
             j++;
-        if (j > i && put(s, text + i, j - i, j - i) < 0)
+        if (j > i && pn_put(s, text + i, j - i, j - i) < 0)
             return -1;
         i = j;
         if (i >= n)
@@ -241,23 +98,23 @@ static int put_escaped(struct sink *s, const char *text, size_t n)
         uint32_t cp = 0;
         size_t k;
         if (c == '\n')
-            rc = put(s, "\\n", 2, 2);
+            rc = pn_put(s, "\\n", 2, 2);
         else if (c == '\t')
-            rc = put(s, "\\t", 2, 2);
+            rc = pn_put(s, "\\t", 2, 2);
         else if (c == '\r')
-            rc = put(s, "\\r", 2, 2);
+            rc = pn_put(s, "\\r", 2, 2);
         else if (c == '\\')
-            rc = put(s, "\\\\", 2, 2);
+            rc = pn_put(s, "\\\\", 2, 2);
         else if (c < 0x80)                         /* other C0 controls, DEL */
             rc = put_hex_escape(s, 'x', c, 2);
-        else if ((k = utf8_len(p + i, n - i, &cp)) == 0)
+        else if ((k = pn_utf8_len(p + i, n - i, &cp)) == 0)
             rc = put_hex_escape(s, 'x', c, 2);     /* a byte that was not UTF-8 */
         else {
             if (!s->w->nonprint) {                 /* printable? Python's Unicode tables say */
                 s->need_unicode = 1;
-                rc = put(s, text + i, k, 1);
+                rc = pn_put(s, text + i, k, 1);
             } else if (!nonprintable(s->w, cp))
-                rc = put(s, text + i, k, 1);
+                rc = pn_put(s, text + i, k, 1);
             else if (cp < 0x100)
                 rc = put_hex_escape(s, 'x', cp, 2);
             else if (cp < 0x10000)
@@ -277,78 +134,27 @@ static int put_escaped(struct sink *s, const char *text, size_t n)
 }
 
 /* UTF-8 text already escaped by Python: code points are the bytes but continuation bytes. */
-static int put_utf8(struct sink *s, const char *text, size_t n)
+static int put_utf8(struct pn_out *s, const char *text, size_t n)
 {
     size_t cps = 0;
     for (size_t i = 0; i < n; i++)
         cps += ((unsigned char)text[i] & 0xC0) != 0x80;
-    return put(s, text, n, cps);
+    return pn_put(s, text, n, cps);
 }
 
 /* -- field text ------------------------------------------------------------- */
 
-static const char *const tcp_states[] = {
-    "NONE", "ESTABLISHED", "SYN_SENT", "SYN_RECV", "FIN_WAIT1", "FIN_WAIT2",
-    "TIME_WAIT", "CLOSE", "CLOSE_WAIT", "LAST_ACK", "LISTEN", "CLOSING", "NEW_SYN_RECV",
-};
-static const char *const unix_states[] = {
-    "FREE", "NONE", "CONNECTING", "CONNECTED", "DISCONNECTING",
-};
-static const char *const sctp_assoc_states[] = {
-    "CLOSED", "COOKIE_WAIT", "COOKIE_ECHOED", "ESTABLISHED", "SHUTDOWN_PENDING",
-    "SHUTDOWN_SENT", "SHUTDOWN_RECEIVED", "SHUTDOWN_ACK_SENT",
-};
-#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
-
-/* _tables.state_name(): NULL means "UNKNOWN_<code>" */
-static const char *state_name(const struct pn_sock *k)
+static int put_unknown_state(struct pn_out *s, unsigned code)
 {
-    unsigned t = k->table, code = k->state;
-    if (t == PN_TCP || t == PN_TCP6 || t == PN_MPTCP || t == PN_MPTCP6 || t == PN_VSOCK)
-        return code < NELEM(tcp_states) ? tcp_states[code] : NULL;
-    if (t == PN_SCTP || t == PN_SCTP6) {
-        if (code >= PN_SCTP_ASSOC_STATE) {
-            unsigned c = code - PN_SCTP_ASSOC_STATE;
-            return c < NELEM(sctp_assoc_states) ? sctp_assoc_states[c] : NULL;
-        }
-        return code < NELEM(tcp_states) ? tcp_states[code] : NULL;
-    }
-    if (t < PN_UNIX) {
-        if (code == 1)
-            return "ESTABLISHED";
-        if (code == 7)
-            return "NONE";
-        return code < NELEM(tcp_states) ? tcp_states[code] : NULL;
-    }
-    if (t == PN_UNIX) {
-        if (k->flags & PN_SF_UNIX_ACC)
-            return "LISTEN";
-        return code < NELEM(unix_states) ? unix_states[code] : NULL;
-    }
-    return "NONE";
-}
-
-static int is_listening(const struct pn_sock *k)
-{
-    const char *st = state_name(k);
-    if (!st)
-        return 0;
-    if (strcmp(st, "LISTEN") == 0)
-        return 1;
-    return k->table < PN_UNIX && k->table != PN_TCP && k->table != PN_TCP6 && strcmp(st, "NONE") == 0;
-}
-
-static int put_unknown_state(struct sink *s, unsigned code)
-{
-    if (puts_ascii(s, "UNKNOWN_") < 0)
+    if (pn_puts(s, "UNKNOWN_") < 0)
         return -1;
-    return put_u64(s, code);
+    return pn_put_u64(s, code);
 }
 
 /* The State column of inet and other sections (table.py _STATE_TEXT / _DGRAM_STATE). */
-static int put_state(struct sink *s, const struct pn_sock *k)
+static int put_state(struct pn_out *s, const struct pn_sock *k)
 {
-    const char *st = state_name(k);
+    const char *st = pn_state_name(k);
     if (!st)
         return put_unknown_state(s, k->state);
     if (k->table == PN_RAW || k->table == PN_RAW6) {
@@ -357,97 +163,77 @@ static int put_state(struct sink *s, const struct pn_sock *k)
         if (strcmp(st, "NONE") == 0 || strcmp(st, "CLOSE") == 0)
             code = 7;
         else
-            for (unsigned c = 1; c < NELEM(tcp_states); c++)
-                if (strcmp(st, tcp_states[c]) == 0)
+            for (unsigned c = 1; c < NELEM(pn_tcp_states); c++)
+                if (strcmp(st, pn_tcp_states[c]) == 0)
                     code = c;
-        return code ? put_u64(s, code) : puts_ascii(s, st);
+        return code ? pn_put_u64(s, code) : pn_puts(s, st);
     }
     if (k->table == PN_TCP || k->table == PN_TCP6)
-        return puts_ascii(s, st);
-    return strcmp(st, "NONE") == 0 ? 0 : puts_ascii(s, st);
+        return pn_puts(s, st);
+    return strcmp(st, "NONE") == 0 ? 0 : pn_puts(s, st);
 }
 
-static int put_unix_state(struct sink *s, const struct pn_sock *k)
+static int put_unix_state(struct pn_out *s, const struct pn_sock *k)
 {
-    const char *st = state_name(k);
+    const char *st = pn_state_name(k);
     if (!st)
         return put_unknown_state(s, k->state);
     if (strcmp(st, "LISTEN") == 0)
-        return puts_ascii(s, "LISTENING");
-    return strcmp(st, "NONE") == 0 ? 0 : puts_ascii(s, st);
-}
-
-static uint32_t be32(const uint8_t *b)
-{
-    return ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
+        return pn_puts(s, "LISTENING");
+    return strcmp(st, "NONE") == 0 ? 0 : pn_puts(s, st);
 }
 
 /* Local or Foreign Address of any family (fields.py Formatter.address, numeric). */
-static int put_address(struct sink *s, const struct pn_sock *k, int remote)
+static int put_address(struct pn_out *s, const struct pn_sock *k, int remote)
 {
     unsigned t = k->table;
     if (pn_table_is_ip((int)t)) {
         char ip[INET6_ADDRSTRLEN];
-        const uint8_t *a = remote ? k->raddr : k->laddr;
-        size_t n = 0;
-        if (!pn_inet_is_v6((int)t)) {
-            /* dotted quad: what every inet_ntop(AF_INET) prints, without its cost */
-            for (int i = 0; i < 4; i++) {
-                unsigned v = a[i];
-                if (i)
-                    ip[n++] = '.';
-                if (v >= 100)
-                    ip[n++] = (char)('0' + v / 100);
-                if (v >= 10)
-                    ip[n++] = (char)('0' + v / 10 % 10);
-                ip[n++] = (char)('0' + v % 10);
-            }
-        } else if (inet_ntop(AF_INET6, a, ip, sizeof ip)) {
-            n = strlen(ip);
-        } else {
-            s->err = errno ? errno : EINVAL;
+        size_t n = pn_format_ip(k, remote, ip);
+        if (!n) {
+            s->err = errno;
             return -1;
         }
         int bracket = memchr(ip, ':', n) != NULL;
-        if ((bracket && put(s, "[", 1, 1) < 0) || put(s, ip, n, n) < 0 ||
-            (bracket && put(s, "]", 1, 1) < 0) || put(s, ":", 1, 1) < 0)
+        if ((bracket && pn_put(s, "[", 1, 1) < 0) || pn_put(s, ip, n, n) < 0 ||
+            (bracket && pn_put(s, "]", 1, 1) < 0) || pn_put(s, ":", 1, 1) < 0)
             return -1;
         uint16_t port = remote ? k->rport : k->lport;
-        return port ? put_u64(s, port) : put(s, "*", 1, 1);
+        return port ? pn_put_u64(s, port) : pn_put(s, "*", 1, 1);
     }
     if (t == PN_VSOCK) {
-        uint32_t cid = be32(remote ? k->raddr : k->laddr), port = remote ? k->ext_len : k->ext;
-        if ((cid == 0xFFFFFFFFu ? put(s, "*", 1, 1) : put_u64(s, cid)) < 0 || put(s, ":", 1, 1) < 0)
+        uint32_t cid = pn_be32(remote ? k->raddr : k->laddr), port = remote ? k->ext_len : k->ext;
+        if ((cid == 0xFFFFFFFFu ? pn_put(s, "*", 1, 1) : pn_put_u64(s, cid)) < 0 || pn_put(s, ":", 1, 1) < 0)
             return -1;
-        return port == 0xFFFFFFFFu ? put(s, "*", 1, 1) : put_u64(s, port);
+        return port == 0xFFFFFFFFu ? pn_put(s, "*", 1, 1) : pn_put_u64(s, port);
     }
     if (t == PN_XDP) {
         if (remote)
-            return put(s, "-", 1, 1);
-        if (put_u64(s, k->ext) < 0 || put(s, ":", 1, 1) < 0)
+            return pn_put(s, "-", 1, 1);
+        if (pn_put_u64(s, k->ext) < 0 || pn_put(s, ":", 1, 1) < 0)
             return -1;
-        return put_u64(s, k->ext_len);
+        return pn_put_u64(s, k->ext_len);
     }
     if (remote)
-        return put(s, "-", 1, 1);
-    return put_u64(s, k->ext);      /* packet ifindex, netlink port id */
+        return pn_put(s, "-", 1, 1);
+    return pn_put_u64(s, k->ext);      /* packet ifindex, netlink port id */
 }
 
-static int put_netns(struct sink *s, const struct pn_sock *k)
+static int put_netns(struct pn_out *s, const struct pn_sock *k)
 {
     const struct pn_render *w = s->w;
     for (size_t i = 0; i < w->nnetns; i++)
         if (w->netns[i].inode == k->netns && k->netns && w->netns[i].len)
             return put_utf8(s, w->netns[i].text, w->netns[i].len);
-    return k->netns ? put_u64(s, k->netns) : put(s, "-", 1, 1);
+    return k->netns ? pn_put_u64(s, k->netns) : pn_put(s, "-", 1, 1);
 }
 
 /* "pid/name,pid/name": each pid once (owners are sorted by pid, fd); "-" for none. */
-static int put_owners(struct sink *s, const struct pn_sock *k)
+static int put_owners(struct pn_out *s, const struct pn_sock *k)
 {
     const struct pn_result *r = s->r;
     if (!k->owner_count || (uint64_t)k->owner_first + k->owner_count > (uint64_t)r->nowners)
-        return put(s, "-", 1, 1);
+        return pn_put(s, "-", 1, 1);
     int64_t last = -1;
     int first = 1;
     for (uint32_t i = 0; i < k->owner_count; i++) {
@@ -455,12 +241,12 @@ static int put_owners(struct sink *s, const struct pn_sock *k)
         if (o->pid == last)
             continue;
         last = o->pid;
-        if ((!first && put(s, ",", 1, 1) < 0) || put_i64(s, o->pid) < 0 || put(s, "/", 1, 1) < 0)
+        if ((!first && pn_put(s, ",", 1, 1) < 0) || pn_put_i64(s, o->pid) < 0 || pn_put(s, "/", 1, 1) < 0)
             return -1;
         first = 0;
         int rc;
         if ((o->flags & PN_SF_NO_NAME) || (uint64_t)o->name_off + o->name_len > (uint64_t)r->strings_len)
-            rc = put(s, "-", 1, 1);
+            rc = pn_put(s, "-", 1, 1);
         else
             rc = put_escaped(s, r->strings + o->name_off, o->name_len);
         if (rc < 0)
@@ -469,7 +255,7 @@ static int put_owners(struct sink *s, const struct pn_sock *k)
     return 0;
 }
 
-static int put_path(struct sink *s, const struct pn_sock *k)
+static int put_path(struct pn_out *s, const struct pn_sock *k)
 {
     const struct pn_result *r = s->r;
     if ((uint64_t)k->ext + k->ext_len > (uint64_t)r->strings_len)
@@ -477,29 +263,23 @@ static int put_path(struct sink *s, const struct pn_sock *k)
     return put_escaped(s, r->strings + k->ext, k->ext_len);
 }
 
-static int put_cell(struct sink *s, enum col c, const struct pn_sock *k)
+static int put_cell(struct pn_out *s, enum col c, const struct pn_sock *k)
 {
     switch (c) {
-    case COL_PROTO: {
-        static const char *const names[PN_NTABLES] = {
-            "tcp", "tcp6", "udp", "udp6", "udplite", "udplite6", "raw", "raw6", "icmp", "icmp6",
-            "unix", "packet", "netlink", "mptcp", "mptcp6", "sctp", "sctp6", "vsock", "xdp",
-        };
-        return puts_ascii(s, k->table < PN_NTABLES ? names[k->table] : "?");
-    }
-    case COL_RECVQ:   return put_u64(s, k->rx_queue);
-    case COL_SENDQ:   return put_u64(s, k->tx_queue);
+    case COL_PROTO:   return pn_puts(s, pn_table_name(k->table));
+    case COL_RECVQ:   return pn_put_u64(s, k->rx_queue);
+    case COL_SENDQ:   return pn_put_u64(s, k->tx_queue);
     case COL_LOCAL:   return put_address(s, k, 0);
     case COL_FOREIGN: return put_address(s, k, 1);
     case COL_STATE:   return put_state(s, k);
-    case COL_USER:    return (k->flags & PN_SF_NO_UID) ? put(s, "-", 1, 1) : put_u64(s, k->uid);
-    case COL_INODE:   return put_u64(s, k->inode);
+    case COL_USER:    return (k->flags & PN_SF_NO_UID) ? pn_put(s, "-", 1, 1) : pn_put_u64(s, k->uid);
+    case COL_INODE:   return pn_put_u64(s, k->inode);
     case COL_NETNS:   return put_netns(s, k);
     case COL_PROGRAM: return put_owners(s, k);
-    case COL_UFLAGS:  return (k->flags & PN_SF_UNIX_ACC) ? puts_ascii(s, "[ ACC ]") : puts_ascii(s, "[ ]");
+    case COL_UFLAGS:  return (k->flags & PN_SF_UNIX_ACC) ? pn_puts(s, "[ ACC ]") : pn_puts(s, "[ ]");
     case COL_UTYPE: {
         const char *name = s->w->type_names ? s->w->type_names + 16 * (size_t)k->stype : "-";
-        return puts_ascii(s, *name ? name : "-");
+        return pn_puts(s, *name ? name : "-");
     }
     case COL_USTATE:  return put_unix_state(s, k);
     case COL_PATH:    return put_path(s, k);
@@ -508,7 +288,7 @@ static int put_cell(struct sink *s, enum col c, const struct pn_sock *k)
 }
 
 /* The code points of one cell. */
-static int measure(struct sink *s, enum col c, const struct pn_sock *k, size_t *cps)
+static int measure(struct pn_out *s, enum col c, const struct pn_sock *k, size_t *cps)
 {
     int was = s->measure;
     s->measure = 1;
@@ -520,7 +300,7 @@ static int measure(struct sink *s, enum col c, const struct pn_sock *k, size_t *
 }
 
 /* Format one cell into scratch (its code points in *cps); 1 if it did not fit. */
-static int format_cell(struct sink *s, enum col c, const struct pn_sock *k, size_t *cps, int *over)
+static int format_cell(struct pn_out *s, enum col c, const struct pn_sock *k, size_t *cps, int *over)
 {
     int was = s->measure;
     s->measure = 2;
@@ -535,9 +315,9 @@ static int format_cell(struct sink *s, enum col c, const struct pn_sock *k, size
 }
 
 /* The cell format_cell left in scratch (or, if it overflowed, formatted again). */
-static int put_formatted(struct sink *s, enum col c, const struct pn_sock *k, size_t cps, int over)
+static int put_formatted(struct pn_out *s, enum col c, const struct pn_sock *k, size_t cps, int over)
 {
-    return over ? put_cell(s, c, k) : put(s, s->scratch, s->slen, cps);
+    return over ? put_cell(s, c, k) : pn_put(s, s->scratch, s->slen, cps);
 }
 
 /* -- sections ---------------------------------------------------------------- */
@@ -604,14 +384,14 @@ static int shown(const struct pn_render *w, const struct pn_sock *k, int which)
     if (section_of(k) != which)
         return 0;
     if (w->mode == PN_R_LISTENING)
-        return is_listening(k);
+        return pn_is_listening(k);
     if (w->mode == PN_R_CONNECTED)
-        return !is_listening(k);
+        return !pn_is_listening(k);
     return 1;
 }
 
 /* Pass 1: grow the widths of every column but the last to the widest value. */
-static int measure_section(struct sink *s, struct section *sec)
+static int measure_section(struct pn_out *s, struct section *sec)
 {
     const struct pn_result *r = s->r;
     for (size_t i = 0; i < r->nsocks; i++) {
@@ -638,12 +418,12 @@ static int measure_section(struct sink *s, struct section *sec)
 }
 
 /* A header, padded to its column's width. */
-static int put_padded(struct sink *s, const struct column *c, const char *text, size_t n)
+static int put_padded(struct pn_out *s, const struct column *c, const char *text, size_t n)
 {
     size_t pad = c->width > n ? c->width - n : 0;
     if (c->right && spaces(s, pad) < 0)
         return -1;
-    if (put(s, text, n, n) < 0)
+    if (pn_put(s, text, n, n) < 0)
         return -1;
     return c->right ? 0 : spaces(s, pad);
 }
@@ -655,21 +435,21 @@ static const char *mode_title(int32_t mode)
 }
 
 /* Pass 2: the title, the header and the rows. */
-static int write_section(struct sink *s, const struct section *sec)
+static int write_section(struct pn_out *s, const struct section *sec)
 {
     const struct pn_result *r = s->r;
     size_t last = sec->ncols - 1;
-    if (puts_ascii(s, sec->title) < 0 || puts_ascii(s, mode_title(s->w->mode)) < 0)
+    if (pn_puts(s, sec->title) < 0 || pn_puts(s, mode_title(s->w->mode)) < 0)
         return -1;
     for (size_t c = 0; c < sec->ncols; c++) {
         const struct column *col = &sec->cols[c];
         size_t n = strlen(col->header);
-        if (c && put(s, " ", 1, 1) < 0)
+        if (c && pn_put(s, " ", 1, 1) < 0)
             return -1;
-        if ((c == last ? put(s, col->header, n, n) : put_padded(s, col, col->header, n)) < 0)
+        if ((c == last ? pn_put(s, col->header, n, n) : put_padded(s, col, col->header, n)) < 0)
             return -1;
     }
-    if (put(s, "\n", 1, 1) < 0)
+    if (pn_put(s, "\n", 1, 1) < 0)
         return -1;
     for (size_t i = 0; i < r->nsocks; i++) {
         const struct pn_sock *k = &r->socks[i];
@@ -684,7 +464,7 @@ static int write_section(struct sink *s, const struct section *sec)
             const struct column *col = &sec->cols[c];
             size_t cps, pad;
             int over;
-            if (c && put(s, " ", 1, 1) < 0)
+            if (c && pn_put(s, " ", 1, 1) < 0)
                 return -1;
             if (format_cell(s, col->kind, k, &cps, &over) < 0)
                 return -1;
@@ -693,7 +473,7 @@ static int write_section(struct sink *s, const struct section *sec)
                 (!col->right && spaces(s, pad) < 0))
                 return -1;
         }
-        if (put(s, "\n", 1, 1) < 0)
+        if (pn_put(s, "\n", 1, 1) < 0)
             return -1;
         s->w->rows++;
     }
@@ -705,7 +485,7 @@ int pn_render_table(const struct pn_result *r, struct pn_render *w)
     static const int order[] = { PN_R_INET, PN_R_UNIX, PN_R_VSOCK, PN_R_XDP };
     struct section secs[4];
     size_t nsec = 0;
-    struct sink s;
+    struct pn_out s;
     memset(&s, 0, sizeof s);
     s.w = w;
     s.r = r;
@@ -730,21 +510,10 @@ int pn_render_table(const struct pn_result *r, struct pn_render *w)
             return -1;
         }
     }
-    s.buf = malloc(OUT_CAP);
-    if (!s.buf) {
-        errno = ENOMEM;
+    if (pn_out_open(&s, w, r) < 0)
         return -1;
-    }
-    w->written = w->skip;
     int rc = 0;
     for (size_t i = 0; i < nsec && rc == 0; i++)
         rc = write_section(&s, &secs[i]);
-    if (rc == 0 && s.len)
-        rc = flush_out(&s);
-    free(s.buf);
-    if (rc < 0) {
-        errno = s.err ? s.err : EIO;
-        return -1;
-    }
-    return 0;
+    return pn_out_close(&s, rc);
 }

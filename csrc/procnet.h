@@ -24,7 +24,7 @@ extern "C" {
 /* PN_CDEF_BEGIN */
 
 /* Bump when any struct below changes; Python refuses a core that disagrees. */
-#define PN_ABI_VERSION 8
+#define PN_ABI_VERSION 9
 
 /* Socket tables, in the order /proc/net lists them to users. */
 #define PN_TCP       0
@@ -328,12 +328,22 @@ struct pn_render {
     uint64_t skip;             /* in: output bytes an interrupted call already wrote */
     uint64_t written;          /* out: output bytes written (skip included) */
     uint64_t rows;             /* out: rows written */
+    const char *head;          /* JSON: bytes written before the rows (the document so far) */
+    size_t   head_len;
+    const char *tail;          /* JSON: bytes written after them */
+    size_t   tail_len;
 };
 
 /* Render and write. 0, or -1 with errno: EDOM (need_unicode: nothing written;
  * call again with the nonprint table), EINTR (call again with skip = written),
  * a write's errno (EPIPE, ENOSPC...), ENOMEM, EINVAL (a bad mode). */
 int  pn_render_table(const struct pn_result *r, struct pn_render *w);
+
+/* --json's rows (json_render.c): head, then Connection.as_dict() of every
+ * record the mode shows as json.dumps writes it (ensure_ascii, separators
+ * "," and ":"), comma-separated, then tail. flags, netns and nonprint are
+ * not used. 0, or -1 with errno as pn_render_table (never EDOM). */
+int  pn_render_json(const struct pn_result *r, struct pn_render *w);
 
 /* The version the core was built as (PN_VERSION in the build). */
 const char *pn_version(void);

@@ -9,7 +9,7 @@ import errno
 import os
 import threading
 from array import array
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._records import OWNER_STRUCT, SOCK_STRUCT, _Context
 from ._core import ffi, lib  # type: ignore[import-not-found]
@@ -20,7 +20,7 @@ from ._tables import TABLES
 from ._version import __version__
 
 # PN_ABI_VERSION of the csrc/procnet.h this Python code was written against
-ABI_VERSION = 8
+ABI_VERSION = 9
 if lib.pn_abi_version() != ABI_VERSION or ffi.sizeof("struct pn_sock") != SOCK_STRUCT.size \
         or ffi.sizeof("struct pn_owner") != OWNER_STRUCT.size:
     raise ImportError("procnet's compiled core does not match its Python code; reinstall procnet")
@@ -249,19 +249,8 @@ def render_table(q: Query, p: Plan, fd: int, flags: int, mode: int,
     Returns 0, or the errno of the write that failed (EPIPE...); the
     snapshot's own errors raise as snapshot()'s do.
     """
-    cq, keep = _cquery(q, p, None)
-    res = ffi.new("struct pn_result *")
-    try:
-        if lib.pn_snapshot(cq, res) != 0:
-            _fail(q)
-
-        def records() -> Tuple[Any, _Context]:
-            r, ctx, _ = _unpack(q, res)
-            return r, ctx
-
-        names = before(_meta(q, res), records)
-        w = ffi.new("struct pn_render *")
-        w.fd, w.mode = fd, mode
+    def setup(w: Any, meta: Dict[str, Any], records: Any, keep: List[Any]) -> None:
+        names = before(meta, records)
         w.flags = flags | (lib.PN_R_NETNS if names is not None else 0)
         if names:
             texts = [(inode, text.encode("utf-8", "surrogateescape")) for inode, text in names.items()]
@@ -272,10 +261,47 @@ def render_table(q: Query, p: Plan, fd: int, flags: int, mode: int,
                 ns[i].inode, ns[i].len, ns[i].text = inode, len(b), cb
             keep.append(ns)
             w.netns, w.nnetns = ns, len(texts)
+
+    return _render(lib.pn_render_table, q, p, fd, mode, setup)
+
+
+def render_json(q: Query, p: Plan, fd: int, mode: int,
+                before: Callable[[Dict[str, Any], Callable[[], Tuple[Any, _Context]]],
+                                 Tuple[bytes, bytes]]) -> int:
+    """One snapshot's --json document written to `fd`: `before(meta, records)`
+    (as for render_table) returns the bytes before the rows and after them;
+    the core writes the rows (csrc/json_render.c). Returns as render_table."""
+    def setup(w: Any, meta: Dict[str, Any], records: Any, keep: List[Any]) -> None:
+        head, tail = before(meta, records)
+        bh, bt = ffi.new("char[]", head), ffi.new("char[]", tail)
+        keep += [bh, bt]
+        w.head, w.head_len, w.tail, w.tail_len = bh, len(head), bt, len(tail)
+
+    return _render(lib.pn_render_json, q, p, fd, mode, setup)
+
+
+def _render(render: Callable[[Any, Any], int], q: Query, p: Plan, fd: int, mode: int,
+            setup: Callable[[Any, Dict[str, Any], Any, List[Any]], None]) -> int:
+    """Snapshot, let `setup` fill the struct pn_render, and call `render` until
+    done: again after a signal (its handler runs here: Ctrl-C raises) and
+    once more with the non-printable table when the core met non-ASCII text."""
+    cq, keep = _cquery(q, p, None)
+    res = ffi.new("struct pn_result *")
+    try:
+        if lib.pn_snapshot(cq, res) != 0:
+            _fail(q)
+
+        def records() -> Tuple[Any, _Context]:
+            r, ctx, _ = _unpack(q, res)
+            return r, ctx
+
+        w = ffi.new("struct pn_render *")
+        w.fd, w.mode = fd, mode
+        setup(w, _meta(q, res), records, keep)
         types = ffi.from_buffer(_render_type_names())
         keep.append(types)
         w.type_names = types
-        while lib.pn_render_table(res, w) != 0:
+        while render(res, w) != 0:
             err = ffi.errno
             if err == errno.EINTR:                 # a signal: its handler runs here (Ctrl-C raises)
                 w.skip = w.written
@@ -287,7 +313,7 @@ def render_table(q: Query, p: Plan, fd: int, flags: int, mode: int,
                 w.nonprint, w.nnonprint = cp, len(table)
                 continue
             if err == errno.ENOMEM:
-                raise MemoryError("procnet: out of memory rendering a table")
+                raise MemoryError("procnet: out of memory rendering")
             return err
         return 0
     finally:
@@ -295,5 +321,5 @@ def render_table(q: Query, p: Plan, fd: int, flags: int, mode: int,
         del keep
 
 
-__all__ = ["render_table", "snapshot", "poll", "Cache", "CORE_VERSION", "bpf_load", "bpf_loaded", "bpf_may_load",
+__all__ = ["render_table", "render_json", "snapshot", "poll", "Cache", "CORE_VERSION", "bpf_load", "bpf_loaded", "bpf_may_load",
            "can_enter_netns"]

@@ -20,6 +20,9 @@ NATIVE_ONLY = {
     "dirents": "getdents64; the twin lists directories with os.listdir",
     "netstat_render": "the CLI's table in C; the pure backend renders in Python (cli/netstat_render.py), "
                       "byte-identical by tests/test_render.py",
+    "json_render": "the CLI's --json rows in C; cli/jsonout.py is its twin, byte-identical by "
+                   "tests/test_render_json.py",
+    "render_out": "the two renderers' output buffer and shared field text",
 }
 PURE_ONLY = {"__init__": "the package's entry points"}
 

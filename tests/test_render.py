@@ -237,7 +237,8 @@ def _opts_usable(argv, **out):
 def test_which_runs_the_core_renders():
     assert _opts_usable(["-tuaxnp"]) and _opts_usable(["-tulnpe"]) and _opts_usable(["-tln", "--port", "22"])
     assert _opts_usable(["-tuap", "--numeric-hosts", "--numeric-ports"])   # no -e: users unused
-    for argv in (["-tuap"], ["-tuanp", "--json"], ["-tuanp", "-c", "1"], ["-tanp", "--events"],
+    assert _opts_usable(["-tuanp", "--json"])     # JSON too: tests/test_render_json.py
+    for argv in (["-tuap"], ["-tuanp", "-c", "1"], ["-tanp", "--events"],
                  ["-tuaep", "--numeric-hosts", "--numeric-ports"], ["-tan", "--port", "22"],
                  ["-tan", "--user", "0", "--user", "1"], ["-tuanp", "--backend", "pure"]):
         assert not _opts_usable(argv), argv

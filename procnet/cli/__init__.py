@@ -99,14 +99,15 @@ def _run(argv: Sequence[str], out: Output) -> int:
 def _show(opts, out: Output) -> None:
     from .selection import make_poller, take
     from .core_render import usable
-    if usable(opts, out):               # one table, rendered by the core (cli/core_render.py)
+    if usable(opts, out):               # one table or JSON document, rendered by the core (cli/core_render.py)
         from .core_render import show
         core_notes = _Notes(every_frame=False)
 
-        def say_notes(snap) -> None:
+        def say_notes(snap) -> None:        # as refresh() below says them
             core_notes.say("data", data_note(snap))
-            core_notes.say("netns", netns_note(snap))
-            core_notes.say("owners", owners_note(snap) if opts.program else None)
+            if not opts.json:
+                core_notes.say("netns", netns_note(snap))
+                core_notes.say("owners", owners_note(snap) if opts.program else None)
         show(opts, out, say_notes)
         return
     poller = None

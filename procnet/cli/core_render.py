@@ -1,19 +1,21 @@
-"""netstat's table rendered by the C core: one call takes the snapshot and writes the rows.
+"""netstat's table and --json rendered by the C core: one call takes the snapshot and writes the rows.
 
 At tens of thousands of sockets, building a Connection per socket and
 formatting its row in Python is most of a run's time and memory. With the
 native backend and options the core renders exactly as cli/netstat_render.py
-(numeric hosts, ports and users; the filters the core or the renderer apply),
-:func:`show` takes the snapshot and has csrc/netstat_render.c write the table
-straight to stdout's fd, from the flat records, through a fixed buffer. Every
-other case (names, --port cut in Python, several --user, -c, --json,
---events, a stdout Python cannot hand over as UTF-8 bytes) stays with
-cli/netstat_render.py; tests/test_render.py checks both give the same bytes.
+(numeric hosts, ports and users; the filters the core or the renderer apply)
+or cli/jsonout.py (any table), :func:`show` takes the snapshot and has
+csrc/netstat_render.c or csrc/json_render.c write the rows straight to
+stdout's fd, from the flat records, through a fixed buffer; for JSON Python
+writes the document's other keys around them, as jsonout.document() has them.
+Every other case (names, --port cut in Python, several --user, -c, --events,
+a stdout Python cannot hand over as UTF-8 bytes) stays with Python;
+tests/test_render.py checks both give the same bytes.
 """
 import codecs
 import errno
 import os
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from .. import _backend
 from .. import _tables as T
@@ -30,14 +32,15 @@ ENABLED = True
 
 def usable(opts: Options, out: Output) -> bool:
     """Can the core render this run's table, exactly as cli/netstat_render.py would?"""
-    if not ENABLED or opts.json or opts.events or opts.interval is not None:
-        return False
-    if not (opts.numeric_hosts and opts.numeric_ports and (opts.numeric_users or not opts.extend)):
+    if not ENABLED or opts.events or opts.interval is not None:
         return False
     if len(opts.uids) > 1:
         return False
-    if not (opts.tables <= _TABLES and set(opts.other_sections) <= {"vsock", "xdp"}):
-        return False           # a family or section netstat_render.c does not know: cli/netstat_render.py's
+    if not opts.json:          # JSON has no names and every table; the table has sections
+        if not (opts.numeric_hosts and opts.numeric_ports and (opts.numeric_users or not opts.extend)):
+            return False
+        if not (opts.tables <= _TABLES and set(opts.other_sections) <= {"vsock", "xdp"}):
+            return False       # a family or section netstat_render.c does not know: cli/netstat_render.py's
     from .selection import api_arguments
     _, port_in_core = api_arguments(opts, opts.tables)
     if opts.ports and not port_in_core:
@@ -57,8 +60,9 @@ def usable(opts: Options, out: Output) -> bool:
 
 
 def show(opts: Options, out: Output, notes: Callable[[Any], None]) -> None:
-    """One snapshot, its notes said by `notes(snapshot)` (stderr, before the table), then
-    the table written by the core. Raises WriteError or BrokenPipeError as Output.write."""
+    """One snapshot, its notes said by `notes(snapshot)` (stderr, before the output), then
+    the table or the JSON document written by the core. Raises WriteError or
+    BrokenPipeError as Output.write."""
     from .. import _api
     from .._records import Snapshot
     from .._plan import plan
@@ -80,19 +84,33 @@ def show(opts: Options, out: Output, notes: Callable[[Any], None]) -> None:
     for family in opts.other_sections:
         flags |= impl.RENDER_SECTIONS[family]
 
-    def before(meta: Dict[str, Any], records: Any) -> Optional[Dict[int, str]]:
+    def snapshot(meta: Dict[str, Any]) -> Snapshot:
         _api._namespace_meta(q, p, meta)
         _api._check_meta(q, meta)
         snap = Snapshot((), backend=name, **meta)
         notes(snap)
-        return column_names(snap.namespaces, Formatter(opts))
+        return snap
+
+    def before(meta: Dict[str, Any], records: Any) -> Optional[Dict[int, str]]:
+        return column_names(snapshot(meta).namespaces, Formatter(opts))
+
+    def around(meta: Dict[str, Any], records: Any) -> Tuple[bytes, bytes]:
+        from .jsonout import document, dumps
+        text = dumps(document(snapshot(meta), ())).encode("ascii")
+        tail = b"]}\n"
+        if not text.endswith(b'"connections":[' + tail):       # the last key: rows go between
+            raise RuntimeError("procnet: jsonout.document() no longer ends with its connections")
+        return text[:-len(tail)], tail
 
     try:
         out.stream.flush()             # nothing of Python's may follow the core's bytes
     except (OSError, ValueError) as e:
         raise WriteError(getattr(e, "strerror", None) or str(e)) from None
     with _api._root_errors(q):
-        err = impl.render_table(q, p, out.fd, flags, impl.RENDER_MODES[opts.mode], before)
+        if opts.json:
+            err = impl.render_json(q, p, out.fd, impl.RENDER_MODES[opts.mode], around)
+        else:
+            err = impl.render_table(q, p, out.fd, flags, impl.RENDER_MODES[opts.mode], before)
     if err == errno.EPIPE:
         raise BrokenPipeError(err, os.strerror(err))
     if err:
