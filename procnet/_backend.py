@@ -28,7 +28,7 @@ def _load(name: str) -> ModuleType:
             _native_error = str(e) or type(e).__name__
             raise BackendUnavailable("the native backend is unavailable: " + _native_error) from None
     else:
-        from . import _pure as mod
+        from ._pure import snapshot as mod      # the twin's entry points (see _pure/__init__)
     _loaded[name] = mod
     return mod
 

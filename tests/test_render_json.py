@@ -199,3 +199,22 @@ def test_cli_json_write_error_and_broken_pipe(tmp_path):
     assert p.wait(60) == 0
     err = p.stderr.read()
     assert b"error" not in err and b"Traceback" not in err
+
+
+def test_a_native_one_shot_run_imports_neither_twin_nor_poller(tmp_path):
+    """What a core-rendered run (table or JSON) loads: not the pure twin (~25 ms), nor the
+    Poller, nor the Python formatters; each would be paid by every cron-job run."""
+    root = hostile_tree(str(tmp_path / "proc"))
+    code = ("import sys; from procnet.cli import main; rc = main(sys.argv[1:]); "
+            "print(sorted(m for m in sys.modules if m.startswith(('procnet._pure.', 'procnet.poller', "
+            "'procnet.cli.fields', 'procnet.cli.names', 'procnet.cli.netstat_render', 'procnet.cli.jsonout'))), "
+            "file=sys.stderr)")
+    for argv, allowed in ((["-tulnp"], ["procnet._pure.file_read"]),
+                          (["-tuaxnp", "--proc-root", root], ["procnet._pure.file_read"]),
+                          (["-tuaxp", "--json", "--proc-root", root], ["procnet._pure.file_read",
+                                                                       "procnet.cli.jsonout"])):
+        p = subprocess.run([sys.executable, "-c", code] + argv, env=ENV, capture_output=True, text=True,
+                           timeout=60)
+        assert p.returncode == 0, p.stderr
+        loaded = eval(p.stderr.strip().splitlines()[-1])
+        assert set(loaded) <= set(allowed), (argv, loaded)

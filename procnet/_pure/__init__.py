@@ -9,7 +9,10 @@ file read under the root. Native-only, with no twin: the BPF owner source
 (owners_bpf.c, bpf_load.c), owners_hash.c (a dict here) and dirents.c
 (os.listdir here). Exact parity with the C core is enforced by tests/ on the
 same inputs.
-"""
-from .snapshot import Cache, bpf_load, bpf_loaded, bpf_may_load, can_enter_netns, poll, snapshot
 
-__all__ = ["Cache", "poll", "snapshot", "bpf_load", "bpf_loaded", "bpf_may_load", "can_enter_netns"]
+The backend's entry points (Cache, poll, snapshot, bpf_load, bpf_loaded,
+bpf_may_load, can_enter_netns) are snapshot.py's; _backend loads that module.
+Nothing is imported here: a module that needs one helper of the twin
+(file_read for a bounded read) must not pay ~25 ms for all of it, which every
+native command-line run would.
+"""

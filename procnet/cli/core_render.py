@@ -67,7 +67,6 @@ def show(opts: Options, out: Output, notes: Callable[[Any], None]) -> None:
     from .._records import Snapshot
     from .._plan import plan
     from .._request import make_query
-    from .fields import Formatter
     from .selection import api_arguments
 
     kw, _ = api_arguments(opts, opts.tables)
@@ -92,7 +91,11 @@ def show(opts: Options, out: Output, notes: Callable[[Any], None]) -> None:
         return snap
 
     def before(meta: Dict[str, Any], records: Any) -> Optional[Dict[int, str]]:
-        return column_names(snapshot(meta).namespaces, Formatter(opts))
+        namespaces = snapshot(meta).namespaces
+        if len(namespaces) < 2:
+            return None
+        from .fields import Formatter       # only for the Net namespace column
+        return column_names(namespaces, Formatter(opts))
 
     def around(meta: Dict[str, Any], records: Any) -> Tuple[bytes, bytes]:
         from .jsonout import document, dumps

@@ -4,13 +4,15 @@ The call names exactly the tables shown, and filters go into it wherever the
 core can apply them before owners are joined (state, pid, one uid, and a port
 in listening mode); the rest is applied here, in Python, on the records.
 """
-from typing import Any, Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, List, NamedTuple, Optional, Sequence, Tuple
 
 from .. import _tables as T
 from .._api import connections
 from .._records import Connection, Snapshot
-from ..poller import Change, Poller
 from .args import TCP, Options
+
+if TYPE_CHECKING:         # a one-shot run (the core's renderers) does not import the Poller
+    from ..poller import Change, Poller
 
 def api_arguments(opts: Options, tables: FrozenSet[str]) -> Tuple[Dict[str, Any], bool]:
     """(keyword arguments for connections(), whether the core filters the port)."""
@@ -47,21 +49,22 @@ class Taken(NamedTuple):
     snapshot: Snapshot              # for its completeness: denied_pids, skipped, backend
     connections: List[Connection]   # filtered, in table order
     tables: Dict[str, str]          # status of every table shown ("read", "missing", "error: ...")
-    changes: Sequence[Change] = ()  # with a poller: what changed since its last poll (filtered)
+    changes: "Sequence[Change]" = ()  # with a poller: what changed since its last poll (filtered)
 
 
-def make_poller(opts: Options) -> Poller:
+def make_poller(opts: Options) -> "Poller":
     """The Poller behind -c: the same call, with the owner cache kept between refreshes."""
+    from ..poller import Poller
     kw, _ = api_arguments(opts, opts.tables)
     del kw["owners"]
     return Poller(sorted(T.EXACT_KIND[t] for t in opts.tables), **kw)
 
 
-def take(opts: Options, poller: Optional[Poller] = None) -> Taken:
+def take(opts: Options, poller: "Optional[Poller]" = None) -> Taken:
     """The snapshot and the connections the options select."""
     tables = opts.tables
     kw, port_in_core = api_arguments(opts, tables)
-    changes: Sequence[Change] = ()
+    changes: "Sequence[Change]" = ()
     if poller is not None:
         polled = poller.poll()
         snap, changes = polled.snapshot, polled.changes
