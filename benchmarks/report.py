@@ -147,6 +147,12 @@ TARGETS = [
      "spread_all", "one_ns", 1.5),
     ("netns='all' >= 20x faster than ip netns exec ss -tuanp per namespace (issue 15)", "netns",
      "spread_all", "ss_loop", 1 / 20),
+    ("procnet -tuaxnp >= 5x faster than ss -tuaxnp (issue 18; at 50k)", "cli -tuaxnp", "cli_procnet",
+     "cli_peer[ss--tuaxnp]", 0.2),
+    ("procnet -tulnp >= 5x faster than ss -tulnp (issue 18)", "cli -tulnp", "listen_procnet",
+     "listen_ss", 0.2),
+    ("procnet --json rendered by the core >= 2x faster than by Python (issue 18)", "cli --json",
+     "json_procnet", "json_procnet_python", 0.5),
 ]
 
 
@@ -219,6 +225,8 @@ def render(data: dict, groups: Dict[str, Dict[str, dict]], plot_path: str) -> st
             out += table(groups, group, ["import[procnet]", "import[psutil]"])
         elif group.startswith("cli -tulnp"):
             out += table(groups, group, ["listen_procnet", "listen_ss"])
+        elif group.startswith("cli --json"):
+            out += table(groups, group, ["json_procnet_python"])
         elif group.startswith("cli"):
             out += table(groups, group, ["cli_procnet", "cli_peer[ss]", "cli_peer[netstat]"])
         elif group.startswith("no owners"):

@@ -57,7 +57,8 @@ def peak_rss_kib(argv):
 
 
 @pytest.mark.parametrize("tool,args", [("procnet", "-tuaxnp"), ("ss", "-tuaxnp"),
-                                       ("procnet", "-tulnp"), ("ss", "-tulnp")])
+                                       ("procnet", "-tulnp"), ("ss", "-tulnp"),
+                                       ("procnet", "--json -tuaxp"), ("procnet-py", "--json -tuaxp")])
 def test_cli_peak_rss(benchmark, workload, tool, args):
     """Peak RSS of one run (extra_info peak_kib; the timing includes /usr/bin/time's).
     procnet's table is rendered by the core (csrc/netstat_render.c): no Python
@@ -67,18 +68,35 @@ def test_cli_peak_rss(benchmark, workload, tool, args):
     if not os.access("/usr/bin/time", os.X_OK):
         pytest.skip("GNU time (/usr/bin/time) is not installed")
     group(benchmark, "cli peak RSS %s" % args, workload)
-    argv = [sys.executable, "-m", "procnet", args] if tool == "procnet" else [tool, args]
+    argv = ([sys.executable, "-m", "procnet"] + args.split() if tool == "procnet" else
+            [sys.executable, "-c", PYTHON_RENDERERS] + args.split() if tool == "procnet-py" else [tool, args])
     peaks = []
     benchmark.pedantic(lambda: peaks.append(peak_rss_kib(argv)), rounds=5, iterations=1)
     benchmark.extra_info["peak_kib"] = max(peaks)
 
 
+# the command line with the core's renderers off: the table by cli/netstat_render.py,
+# JSON by cli/jsonout.py (what csrc/netstat_render.c and csrc/json_render.c save)
+PYTHON_RENDERERS = ("import sys; import procnet.cli.core_render as r; r.ENABLED = False; "
+                    "from procnet.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
 def test_cli_procnet_python_table(benchmark, workload):
     """The same run with the table formatted by cli/netstat_render.py (what the core's renderer saves)."""
     group(benchmark, "cli -tuaxnp", workload)
-    code = ("import sys; import procnet.cli.core_render as r; r.ENABLED = False; "
-            "from procnet.cli import main; sys.exit(main(sys.argv[1:]))")
-    benchmark(run, [sys.executable, "-c", code, "-tuaxnp"], check=True)
+    benchmark(run, [sys.executable, "-c", PYTHON_RENDERERS, "-tuaxnp"], check=True)
+
+
+def test_json_procnet(benchmark, workload):
+    """procnet --json -tuaxp: the rows rendered by the core (csrc/json_render.c)."""
+    group(benchmark, "cli --json -tuaxp", workload)
+    benchmark(run, [sys.executable, "-m", "procnet", "--json", "-tuaxp"], check=True)
+
+
+def test_json_procnet_python(benchmark, workload):
+    """The same document written by cli/jsonout.py (Connection.as_dict() + json.dumps)."""
+    group(benchmark, "cli --json -tuaxp", workload)
+    benchmark(run, [sys.executable, "-c", PYTHON_RENDERERS, "--json", "-tuaxp"], check=True)
 
 
 @pytest.mark.parametrize("module", [None, "procnet", "psutil"])
