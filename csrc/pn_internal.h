@@ -145,6 +145,8 @@ int pn_keep_sock(const struct pn_query *q, const struct pn_sock *s);
 
 /* The netlink source (sock_diag.c): one socket per snapshot, one dump per table. */
 int pn_diag_open(uint64_t *own_inode);
+/* Can one PN_DIAG_TCP46 dump serve q's tcp and tcp6 tables? */
+int pn_diag_tcp46_serves(const struct pn_query *q);
 int pn_diag_table(int fd, int table, const struct pn_query *q, struct pn_sink *sink,
                   uint32_t *skipped, uint64_t own_inode, uint32_t *seq);
 /* Decode one received buffer of a dump: 1 = the dump is done, 0 = more to

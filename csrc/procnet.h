@@ -235,6 +235,12 @@ void pn_result_free(struct pn_result *r);
 int  pn_decode_line(int table, const char *line, size_t len, int byte_order,
                     struct pn_sock *out, const char **path, size_t *path_len);
 
+/* pn_diag_decode's pseudo-table: one TCPDIAG_GETSOCK dump of tcp and tcp6 at
+ * once (the kernel walks its TCP hashes once for both families); each record
+ * goes to PN_TCP or PN_TCP6 by its message's family, skipped ones count in
+ * out->skipped[PN_TCP]. */
+#define PN_DIAG_TCP46 19
+
 /* Decode one received NETLINK_SOCK_DIAG dump buffer of a table (messages of
  * sequence number seq) into out->socks/strings and out->skipped[table],
  * keeping what q's filters keep (q NULL: everything): 1 = the dump is done,

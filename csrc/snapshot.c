@@ -119,10 +119,23 @@ static int read_text(const struct pn_query *q, int netfd, int t, struct pn_sink 
 static int read_tables(const struct pn_query *q, int source, int nl, int nl_errno,
                        uint64_t own_inode, int netfd, struct pn_sink *sink, struct ns_tables *o)
 {
-    uint32_t seq = 0;
+    uint32_t seq = 0, done = 0;
     sink->own_inode = own_inode;    /* a text fallback lists our dump socket: leave it out */
+    if (source == PN_SRC_NETLINK && nl >= 0 && pn_diag_tcp46_serves(q)) {
+        /* tcp and tcp6 from one walk of the TCP hashes; if that dump fails,
+         * each is dumped (and, planned so, read from text) on its own below */
+        if (pn_diag_table(nl, PN_DIAG_TCP46, q, sink, &o->skipped[PN_TCP], own_inode, &seq) == 0) {
+            for (int t = PN_TCP; t <= PN_TCP6; t++) {
+                o->status[t] = PN_TABLE_READ;
+                o->source[t] = PN_SRC_NETLINK;
+            }
+            done = (1u << PN_TCP) | (1u << PN_TCP6);
+        } else if (errno == ENOMEM) {
+            return -1;
+        }
+    }
     for (int t = 0; t < PN_NTABLES; t++) {
-        if (!(q->tables & (1u << t)))
+        if (!(q->tables & (1u << t)) || (done & (1u << t)))
             continue;
         if (source == PN_SRC_NETLINK) {
             int r = -1;

@@ -80,6 +80,10 @@ _Static_assert(sizeof(struct pn_vsock_diag_msg) == 32 && sizeof(struct pn_xdp_di
 #define PN_IPPROTO_MPTCP 262          /* does not fit inet_diag_req_v2's u8 sdiag_protocol */
 #define PN_IPPROTO_SCTP  132
 #define PN_INET_DIAG_REQ_PROTOCOL 3   /* the u32 protocol attribute (Linux 5.9+) */
+#ifndef TCPDIAG_GETSOCK
+#define TCPDIAG_GETSOCK 18
+#endif
+_Static_assert(PN_DIAG_TCP46 == PN_NTABLES, "the pseudo-table follows the real ones");
 
 int pn_diag_open(uint64_t *own_inode)
 {
@@ -119,12 +123,13 @@ static int diag_target(int table, int *family, int *protocol)
  * carrying the port in `no`). "yes" steps to the next op, "no" jumps past the
  * end, which rejects. The C filter runs again on every record, so the kernel
  * only has to be at least as permissive -- it is: it also lets IPv4-mapped
- * addresses through for an IPv4 condition. Returns the length in bytes. */
+ * addresses through for an IPv4 condition. family AF_UNSPEC (a tcp+tcp6
+ * dump): the ports only. Returns the length in bytes. */
 static size_t filter_bytecode(const struct pn_query *q, int family, unsigned char *bc, size_t cap)
 {
     struct inet_diag_hostcond hc;
     size_t alen = family == AF_INET ? 4 : 16;
-    int with_addr = q->laddr_family == family;
+    int with_addr = family != AF_UNSPEC && q->laddr_family == family;
     size_t cond_len = sizeof(struct inet_diag_bc_op) + sizeof hc + alen;
     size_t len = (with_addr ? cond_len : 0) +
                  2 * sizeof(struct inet_diag_bc_op) * (size_t)((q->lport >= 0) + (q->rport >= 0));
@@ -166,12 +171,36 @@ static int send_dump(int fd, int table, const struct pn_query *q, uint32_t seq)
     size_t off = NLMSG_HDRLEN;
     int family, protocol;
 
-    if (diag_target(table, &family, &protocol) < 0) {
+    memset(&buf, 0, sizeof buf);
+    if (table == PN_DIAG_TCP46) {
+        /* the inet_diag v1 request: its dump asks for AF_UNSPEC, both
+         * families in one walk of the TCP hashes (the v2 request names one) */
+        struct inet_diag_req r;
+        memset(&r, 0, sizeof r);
+        uint32_t states = q->state_mask[PN_TCP] ? q->state_mask[PN_TCP] : 0xffffffffu;
+        if (states & (1u << 3))
+            states |= 1u << 12;
+        r.idiag_family = AF_INET;
+        r.idiag_states = states;
+        memcpy(buf.bytes + off, &r, sizeof r);
+        off += NLMSG_ALIGN(sizeof r);
+        unsigned char bc[96];
+        size_t bclen = filter_bytecode(q, AF_UNSPEC, bc, sizeof bc);   /* ports only */
+        if (bclen) {
+            struct nlattr a = { .nla_len = (uint16_t)(NLA_HDRLEN + bclen),
+                                .nla_type = INET_DIAG_REQ_BYTECODE };
+            memcpy(buf.bytes + off, &a, sizeof a);
+            memcpy(buf.bytes + off + NLA_HDRLEN, bc, bclen);
+            off += NLA_ALIGN(a.nla_len);
+        }
+        family = protocol = 0;
+    } else if (diag_target(table, &family, &protocol) < 0) {
         errno = EINVAL;
         return -1;
     }
-    memset(&buf, 0, sizeof buf);
-    if (family == AF_INET || family == AF_INET6) {
+    if (table == PN_DIAG_TCP46) {
+        /* built above */
+    } else if (family == AF_INET || family == AF_INET6) {
         struct inet_diag_req_raw r = {0};
         uint32_t states = q->state_mask[table] ? q->state_mask[table] : 0xffffffffu;
         if (states & (1u << 3))
@@ -237,7 +266,7 @@ static int send_dump(int fd, int table, const struct pn_query *q, uint32_t seq)
         off += NLMSG_ALIGN(sizeof r);
     }
     buf.align.nlmsg_len = (uint32_t)off;
-    buf.align.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    buf.align.nlmsg_type = table == PN_DIAG_TCP46 ? TCPDIAG_GETSOCK : SOCK_DIAG_BY_FAMILY;
     buf.align.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
     buf.align.nlmsg_seq = seq;
 
@@ -273,6 +302,11 @@ static int decode_msg(int table, const struct nlmsghdr *h, struct pn_sock *s, st
     const char *data = NLMSG_DATA(h);
     size_t len = h->nlmsg_len - NLMSG_LENGTH(0);
     memset(s, 0, sizeof *s);
+    if (table == PN_DIAG_TCP46) {       /* each answer says its family */
+        if (len < 1 || (data[0] != AF_INET && data[0] != AF_INET6))
+            return 0;
+        table = data[0] == AF_INET6 ? PN_TCP6 : PN_TCP;
+    }
     s->table = (uint8_t)table;
 
     if (pn_table_is_ip(table)) {
@@ -473,7 +507,7 @@ int pn_diag_parse(const char *buf, size_t n, int table, const struct pn_query *q
             errno = e.error < 0 && e.error != INT_MIN ? -e.error : EPROTO;
             return -1;
         }
-        if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY)
+        if (h->nlmsg_type != (table == PN_DIAG_TCP46 ? TCPDIAG_GETSOCK : SOCK_DIAG_BY_FAMILY))
             continue;
         struct pn_sock *s = pn_vec_reserve(&sink->socks, sizeof *s, 1);
         if (!s)
@@ -502,7 +536,7 @@ int pn_diag_decode(int table, const char *buf, size_t n, uint32_t seq,
     struct pn_sink sink;
     int intr = 0, r;
     memset(out, 0, sizeof *out);
-    if (table < 0 || table >= PN_NTABLES) {
+    if (table < 0 || table > PN_DIAG_TCP46) {
         errno = EINVAL;
         return -1;
     }
@@ -513,7 +547,8 @@ int pn_diag_decode(int table, const char *buf, size_t n, uint32_t seq,
         q = &all;
     }
     memset(&sink, 0, sizeof sink);
-    r = pn_diag_parse(buf, n, table, q, &sink, &out->skipped[table], 0, seq, &intr);
+    r = pn_diag_parse(buf, n, table, q, &sink, &out->skipped[table == PN_DIAG_TCP46 ? PN_TCP : table],
+                      0, seq, &intr);
     int e = errno;
     out->socks = sink.socks.data;       /* what was decoded before an error, too */
     out->nsocks = sink.socks.len;
@@ -549,6 +584,43 @@ static int dump_once(int fd, int table, const struct pn_query *q, struct pn_sink
     }
 }
 
+/* A tcp+tcp6 dump answers in hash order; the records keep table order (tcp,
+ * then tcp6, each in the order received), as two dumps would give them.
+ * No strings: TCP records point into none. -1 only on ENOMEM. */
+static int tcp_before_tcp6(struct pn_sink *sink, size_t from)
+{
+    struct pn_sock *s = (struct pn_sock *)sink->socks.data + from;
+    size_t n = sink->socks.len - from, n6 = 0, k = 0;
+    for (size_t i = 0; i < n; i++)
+        n6 += s[i].table == PN_TCP6;
+    if (n6 == 0 || n6 == n)
+        return 0;
+    struct pn_sock *six = malloc(n6 * sizeof *six);
+    if (!six) {
+        errno = ENOMEM;
+        return -1;
+    }
+    for (size_t i = 0, j = 0; i < n; i++) {
+        if (s[i].table == PN_TCP6)
+            six[j++] = s[i];
+        else
+            s[k++] = s[i];
+    }
+    memcpy(s + k, six, n6 * sizeof *six);
+    free(six);
+    return 0;
+}
+
+/* Whether one tcp+tcp6 dump can serve both tables of q: both asked for and
+ * allowed over netlink, the same states, and no local address filter (the
+ * kernel's address condition is of one family; ports are of both). */
+int pn_diag_tcp46_serves(const struct pn_query *q)
+{
+    uint32_t both = (1u << PN_TCP) | (1u << PN_TCP6);
+    return (q->tables & both) == both && !(q->netlink_deny & both) && !q->laddr_family &&
+           q->state_mask[PN_TCP] == q->state_mask[PN_TCP6];
+}
+
 int pn_diag_table(int fd, int table, const struct pn_query *q, struct pn_sink *sink,
                   uint32_t *skipped, uint64_t own_inode, uint32_t *seq)
 {
@@ -557,7 +629,7 @@ int pn_diag_table(int fd, int table, const struct pn_query *q, struct pn_sink *s
     for (int attempt = 0; attempt <= PN_DIAG_RETRIES; attempt++) {
         int r = dump_once(fd, table, q, sink, skipped, own_inode, ++*seq);
         if (r == 0)
-            return 0;
+            return table == PN_DIAG_TCP46 ? tcp_before_tcp6(sink, socks0) : 0;
         /* interrupted or failed: drop what this table gave, start over or give up */
         sink->socks.len = socks0;
         sink->strings.len = strings0;

@@ -15,6 +15,9 @@ TABLES: Tuple[str, ...] = (
 TABLE_INDEX: Dict[str, int] = {name: i for i, name in enumerate(TABLES)}
 UNIX, PACKET, NETLINK = TABLE_INDEX["unix"], TABLE_INDEX["packet"], TABLE_INDEX["netlink"]
 VSOCK, XDP = TABLE_INDEX["vsock"], TABLE_INDEX["xdp"]
+TCP, TCP6 = TABLE_INDEX["tcp"], TABLE_INDEX["tcp6"]
+# sock_diag's pseudo-table: one TCPDIAG_GETSOCK dump of tcp and tcp6 (PN_DIAG_TCP46)
+DIAG_TCP46 = len(TABLES)
 # the ten /proc/net/{tcp,udp,udplite,raw,icmp}{,6} tables (one text format)
 INET_TABLES = frozenset(range(UNIX))
 V6_TABLES = frozenset(i for i, n in enumerate(TABLES) if n.endswith("6"))

@@ -290,11 +290,12 @@ def native_decode(table, buf, q=None):
         from procnet._plan import SRC_NETLINK, Plan
         cq, keep = _cquery(q, Plan(SRC_NETLINK, False, 0, False), None)
     try:
-        r = lib.pn_diag_decode(T.TABLE_INDEX[table], buf, len(buf), SEQ, cq if keep else ffi.NULL, res)
+        t = T.TABLE_INDEX.get(table, table)        # a name, or a number (T.DIAG_TCP46)
+        r = lib.pn_diag_decode(t, buf, len(buf), SEQ, cq if keep else ffi.NULL, res)
         err = ffi.errno
         recs = [r_[:RAW_FIELDS] for r_ in SOCK_STRUCT.iter_unpack(
             ffi.buffer(res.socks, res.nsocks * SOCK_STRUCT.size)[:])] if res.nsocks else []
-        return r, (err if r < 0 else 0), recs, res.skipped[T.TABLE_INDEX[table]]
+        return r, (err if r < 0 else 0), recs, res.skipped[T.TCP if t == T.DIAG_TCP46 else t]
     finally:
         lib.pn_result_free(res)
 
@@ -304,7 +305,7 @@ def pure_decode(table, buf, q=None):
     out = []
     keep = (lambda r: True) if q is None else keep_sock(q)
     try:
-        done, _intr, skipped = pure_diag.parse_buffer(buf, T.TABLE_INDEX[table], keep, 0, SEQ,
+        done, _intr, skipped = pure_diag.parse_buffer(buf, T.TABLE_INDEX.get(table, table), keep, 0, SEQ,
                                                       out, bytearray())
     except OSError as e:
         return -1, e.errno, out, 0

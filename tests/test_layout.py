@@ -55,6 +55,7 @@ def test_python_constants_are_the_headers():
     assert (d["PN_Q_TEXT_FALLBACK"], d["PN_Q_WALK_FALLBACK"]) == (
         _plan.Q_TEXT_FALLBACK, _plan.Q_WALK_FALLBACK)
     assert d["PN_STATE_UNIX_LISTEN"] == _tables.STATE_UNIX_LISTEN
+    assert d["PN_DIAG_TCP46"] == _tables.DIAG_TCP46 == d["PN_NTABLES"]
 
 
 def test_twin_defines_no_table_constants_of_its_own():

@@ -8,7 +8,7 @@ from .._records import R_EXT, R_INODE, R_OWNER_FIRST, Owner, _Context
 from .._errors import ProcNetError
 from .._plan import OWN_BPF, SOURCE_NAMES, SRC_NETLINK, SRC_PROCFS, Plan, table_status
 from .._request import Query
-from .._tables import TABLES
+from .._tables import DIAG_TCP46, TABLES, TCP, TCP6
 from . import cache as _cache
 from . import netns, owners_proc, poll_diff, sock_diag, table_reader
 
@@ -54,7 +54,23 @@ def read_tables(q: Query, source: int, text_fallback: bool, nl, nl_error: Option
     planned and working, else its text (netfd, None when it has none)."""
     keep = table_reader.keep_sock(q)
     seq = [0]
+    done = frozenset()
+    if source == SRC_NETLINK and nl is not None and sock_diag.tcp46_serves(q):
+        # tcp and tcp6 from one walk of the TCP hashes; if that dump fails,
+        # each is dumped (and, planned so, read from text) on its own below
+        try:
+            n = sock_diag.dump_table(nl, DIAG_TCP46, q, keep, own_inode, seq, recs, strings)
+        except OSError:
+            pass
+        else:
+            for t in (TCP, TCP6):
+                o.status[t], o.source[t] = (READ, 0), SRC_NETLINK
+            if n:
+                o.skipped[TCP] = o.skipped.get(TCP, 0) + n
+            done = frozenset((TCP, TCP6))
     for t in sorted(q.tables):
+        if t in done:
+            continue
         if source == SRC_NETLINK:
             err = nl_error
             if q.netlink_deny & (1 << t):

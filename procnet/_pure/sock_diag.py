@@ -10,11 +10,13 @@ import socket
 import struct
 from typing import Callable, List, Optional, Tuple
 
-from .._records import SF_NO_UID, SF_PKT_RUNNING, SF_UNIX_ACC
-from .._tables import IP_TABLES, NETLINK, PACKET, SCTP_ASSOC_STATE, SCTP_TABLES, UNIX, VSOCK, XDP
+from .._records import R_TABLE, SF_NO_UID, SF_PKT_RUNNING, SF_UNIX_ACC
+from .._tables import (DIAG_TCP46, IP_TABLES, NETLINK, PACKET, SCTP_ASSOC_STATE, SCTP_TABLES, TCP, TCP6,
+                       UNIX, VSOCK, XDP)
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
+TCPDIAG_GETSOCK = 18                          # the inet_diag v1 request: tcp and tcp6 in one dump
 NLM_F_REQUEST, NLM_F_DUMP, NLM_F_DUMP_INTR = 0x1, 0x300, 0x10
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 RETRIES = 5
@@ -36,6 +38,7 @@ XDP_SHOW_INFO, XDP_DIAG_INFO, XDP_DIAG_UID = 1, 1, 2
 NLMSGHDR = struct.Struct("=IHHII")
 NLATTR = struct.Struct("=HH")
 INET_REQ = struct.Struct("=BBBBI48x")        # inet_diag_req_raw, zero socket id
+INET_REQ_V1 = struct.Struct("=BBBB48xII")    # inet_diag_req: family, lens, ext, id, states, dbs
 UNIX_REQ = struct.Struct("=BBHIII8x")        # unix_diag_req
 PKT_REQ = struct.Struct("=BBHII8x")          # packet_diag_req / netlink_diag_req
 INET_MSG = struct.Struct("=BBBB2s2s16s16sI8xIIIII")   # inet_diag_msg
@@ -78,7 +81,7 @@ INET_DIAG_BC_S_COND = 7
 def _bytecode(q, family: int) -> bytes:
     """The filters as inet_diag bytecode (see filter_bytecode() in sock_diag.c)."""
     alen = 4 if family == socket.AF_INET else 16
-    with_addr = q.laddr_family == family
+    with_addr = family != 0 and q.laddr_family == family     # 0: a tcp+tcp6 dump, ports only
     cond_len = 4 + HOSTCOND.size + alen
     conds = [(c, p) for c, p in ((INET_DIAG_BC_S_EQ, q.lport), (INET_DIAG_BC_D_EQ, q.rport)) if p >= 0]
     total = (cond_len if with_addr else 0) + 8 * len(conds)
@@ -92,7 +95,18 @@ def _bytecode(q, family: int) -> bytes:
 
 
 def _request(table: int, q, seq: int) -> bytes:
-    if table in IP_TABLES:
+    mtype = SOCK_DIAG_BY_FAMILY
+    if table == DIAG_TCP46:
+        # one walk of the TCP hashes for both families (see send_dump() in C)
+        states = q.state_masks[TCP] or 0xFFFFFFFF
+        if states & (1 << 3):
+            states |= 1 << 12
+        body = INET_REQ_V1.pack(socket.AF_INET, 0, 0, 0, states, 0)
+        bc = _bytecode(q, 0)
+        if bc:
+            body += NLATTR.pack(4 + len(bc), INET_DIAG_REQ_BYTECODE) + bc
+        mtype = TCPDIAG_GETSOCK
+    elif table in IP_TABLES:
         family, proto = TARGETS[table]
         states = q.state_masks[table] or 0xFFFFFFFF
         if states & (1 << 3):
@@ -117,7 +131,7 @@ def _request(table: int, q, seq: int) -> bytes:
         body = PKT_REQ.pack(AF_PACKET, 0, 0, 0, PACKET_SHOW_INFO)
     else:
         body = PKT_REQ.pack(AF_NETLINK, NDIAG_PROTO_ALL, 0, 0, NDIAG_SHOW_GROUPS)
-    return NLMSGHDR.pack(16 + len(body), SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+    return NLMSGHDR.pack(16 + len(body), mtype, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
 
 
 def _attrs(buf: bytes, start: int, end: int):
@@ -132,6 +146,10 @@ def _attrs(buf: bytes, start: int, end: int):
 def _decode(table: int, buf: bytes, off: int, end: int, strings: bytearray) -> Optional[tuple]:
     """One message -> a raw record, or None if it is too short (counted)."""
     n = end - off
+    if table == DIAG_TCP46:                  # each answer says its family
+        if n < 1 or buf[off] not in (socket.AF_INET, socket.AF_INET6):
+            return None
+        table = TCP6 if buf[off] == socket.AF_INET6 else TCP
     if table in IP_TABLES:
         if n < INET_MSG.size:
             return None
@@ -246,7 +264,7 @@ def parse_buffer(buf: bytes, table: int, keep: Callable[[tuple], bool], own_inod
             err = struct.unpack_from("=i", buf, body)[0]
             e = -err if err < 0 and err != -2 ** 31 else errno.EPROTO
             raise OSError(e, os.strerror(e))
-        if mtype == SOCK_DIAG_BY_FAMILY:
+        if mtype == (TCPDIAG_GETSOCK if table == DIAG_TCP46 else SOCK_DIAG_BY_FAMILY):
             mark = len(strings)
             rec = _decode(table, buf, body, end, strings)
             if rec is None:
@@ -274,6 +292,17 @@ def _dump_once(sock: socket.socket, table: int, q, keep: Callable[[tuple], bool]
             return intr, skipped
 
 
+def _tcp6_last(rec: tuple) -> bool:
+    return rec[R_TABLE] == TCP6
+
+
+def tcp46_serves(q) -> bool:
+    """Can one DIAG_TCP46 dump serve q's tcp and tcp6 (pn_diag_tcp46_serves)?"""
+    both = (1 << TCP) | (1 << TCP6)
+    return TCP in q.tables and TCP6 in q.tables and not (q.netlink_deny & both) and \
+        not q.laddr_family and (q.state_masks[TCP] or 0) == (q.state_masks[TCP6] or 0)
+
+
 def dump_table(sock: socket.socket, table: int, q, keep: Callable[[tuple], bool], own_inode: int,
                seq: List[int], out: List[tuple], strings: bytearray) -> int:
     """Append the table's records; returns skipped messages. Raises OSError on failure."""
@@ -287,6 +316,8 @@ def dump_table(sock: socket.socket, table: int, q, keep: Callable[[tuple], bool]
             del strings[mark_str:]
             raise
         if not intr:
+            if table == DIAG_TCP46:          # table order, as two dumps give it (tcp_before_tcp6)
+                out[mark_out:] = sorted(out[mark_out:], key=_tcp6_last)
             return skipped
         del out[mark_out:]
         del strings[mark_str:]
