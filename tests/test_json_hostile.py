@@ -315,6 +315,34 @@ def test_owner_oddities_both_backends(tmp_path):
     assert owners == {(5, 3): "five", (11, 3): None, (13, 3): None, (14, 3): None, (15, 3): None}
 
 
+@pytest.fixture(scope="module")
+def netns_root(tmp_path_factory):
+    """1200 network namespaces, one listener each: the head Python writes (its
+    "namespaces") is ~90 KB, more than the core's 64 KiB buffer."""
+    from procfs_tree import HEADERS, host_words
+    root = str(tmp_path_factory.mktemp("netns") / "proc")
+    lo = host_words(bytes((127, 0, 0, 1)))
+    make_tree(root, net={"tcp": []},
+              procs={100 + i: {"comm": b"ns\xff%d" % i, "fd": {3: sock(10000 + i)}} for i in range(1200)})
+    os.makedirs(os.path.join(root, "self", "ns"))
+    os.symlink("net:[4026531840]", os.path.join(root, "self", "ns", "net"))
+    for i in range(1200):
+        pdir = os.path.join(root, str(100 + i))
+        os.makedirs(os.path.join(pdir, "ns"))
+        os.symlink("net:[%d]" % (4026540000 + i), os.path.join(pdir, "ns", "net"))
+        os.makedirs(os.path.join(pdir, "net"))
+        with open(os.path.join(pdir, "net", "tcp"), "w") as f:
+            f.write(HEADERS["tcp"] + "\n" + inet_line(0, lo + ":%04X" % (1000 + i), "00000000:0000", 0x0A,
+                                                      10000 + i) + "\n")
+    return root
+
+
+def test_a_head_past_the_core_buffer_both_backends(netns_root):
+    doc, p = cli_parity(["-tap", "--json", "--all-netns", "--proc-root", netns_root])
+    assert len(doc["namespaces"]) == 1200
+    assert len(p.stdout.split(b'"connections":')[0]) > 65536 and len(doc["connections"]) == 1200
+
+
 # -- stdout: closed, read-only, full, limited, non-blocking, closed early -------------------------
 
 @pytest.fixture(scope="module")
@@ -530,7 +558,8 @@ def test_signal_while_blocked_in_write(big_root, backend, sig, want):
         assert len(got) < len(whole)
 
 
-def test_json_resumes_exactly_after_signals(tmp_path, big_root):
+@pytest.mark.parametrize("which", ["rows", "head"])
+def test_json_resumes_exactly_after_signals(tmp_path, big_root, netns_root, which):
     """A handler that returns (SIGUSR1), sent over and over while the core writes into a
     4 KiB pipe: each interrupted write goes back to Python and resumes where the bytes
     stopped (pn_render.skip), head and tail included -- nothing lost, nothing repeated."""
@@ -538,8 +567,11 @@ def test_json_resumes_exactly_after_signals(tmp_path, big_root):
     code = ("import signal, sys; signal.signal(signal.SIGUSR1, lambda *a: None); "
             "from procnet.cli import main; rc = main(sys.argv[1:]); "
             "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1]); sys.exit(rc)")
-    args = ["-tuxap", "--json", "--proc-root", big_root]
-    want = _whole(big_root, "native")
+    if which == "rows":
+        args = ["-tuxap", "--json", "--proc-root", big_root]
+    else:                                  # a head longer than the core's buffer
+        args = ["-tap", "--json", "--all-netns", "--proc-root", netns_root]
+    want = _whole(args[-1], "native", args[:-2])
     rfd, wfd = os.pipe()
     fcntl.fcntl(wfd, 1031, 4096)                          # F_SETPIPE_SZ: the writer blocks often
     p = subprocess.Popen([sys.executable, "-c", code] + args, env=ENV, stdout=wfd, stderr=subprocess.PIPE)
