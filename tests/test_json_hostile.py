@@ -220,6 +220,13 @@ def test_every_filter_flag_both_backends(hostile_root, extra):
     cli_parity(["-tuxap", "--json", "--proc-root", hostile_root] + extra)
 
 
+@pytest.mark.parametrize("flags", ["-tuxp", "-tuxlp", "-tuwxSMp", "-4tup", "-6xlp"])
+def test_each_mode_both_backends(hostile_root, flags):
+    """Connected (no -a, no -l), listening, and families: what the core's mode filter keeps."""
+    doc, _ = cli_parity([flags, "--json", "--proc-root", hostile_root])
+    assert doc["connections"]
+
+
 # -- trees: missing, empty, odd files where tables and names should be --------------------------
 
 def _odd_tables(base):
