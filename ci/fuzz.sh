@@ -2,7 +2,8 @@
 # Fuzz the C core's decoders of outside input with libFuzzer (+ASan +UBSan).
 #   bash ci/fuzz.sh                    every harness for $PROCNET_FUZZ_SECONDS (default 30) each
 #   bash ci/fuzz.sh HARNESS [SECONDS]  one harness (fuzz_decode_line, fuzz_table_reader,
-#                                      fuzz_socket_link, fuzz_diag_parse, fuzz_proc_ident) for as long as asked
+#                                      fuzz_socket_link, fuzz_diag_parse, fuzz_proc_ident,
+#                                      fuzz_render) for as long as asked
 # Seeds: csrc/fuzz/corpus/<harness>/ (copied; the repo is never written).
 # Every input that ever crashed a harness is kept in csrc/fuzz/regressions/<harness>/
 # and replayed first. Prints one line per harness: executions, seconds, findings.
@@ -22,7 +23,7 @@ command -v "$CC" >/dev/null || { echo "FUZZ TIER UNAVAILABLE: $CC could not be i
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-harnesses=(fuzz_decode_line fuzz_table_reader fuzz_socket_link fuzz_diag_parse fuzz_proc_ident)
+harnesses=(fuzz_decode_line fuzz_table_reader fuzz_socket_link fuzz_diag_parse fuzz_proc_ident fuzz_render)
 [ $# -ge 1 ] && harnesses=("$1")
 core=()
 for f in csrc/*.c; do core+=("$f"); done
