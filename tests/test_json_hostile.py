@@ -296,6 +296,36 @@ def test_empty_proc_root_said_like_any_other(tmp_path):
     assert b"[Errno" not in p.stderr and p.stderr.startswith(b"procnet: ")
 
 
+@pytest.mark.root
+def test_unreadable_tables_fds_and_names_both_backends(tmp_path):
+    """Root without CAP_DAC_OVERRIDE/CAP_DAC_READ_SEARCH (setpriv) meets mode 000: a table
+    (an error in "tables", said on stderr), a pid's fd directory and a whole pid directory
+    (denied_pids), a comm file (name null)."""
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv")
+    root = make_tree(str(tmp_path / "proc"), net={
+        "unix": [unix_line(11, "/a", listening=True), unix_line(12, "/b", listening=True)],
+        "tcp": [inet_line(0, "0100007F:1F90", "00000000:0000", 0x0A, 13)], "udp": []},
+        procs={5: {"comm": "x", "fd": {3: sock(11)}}, 6: {"comm": "y", "fd": {3: sock(12)}},
+               7: {"comm": "z", "fd": {3: sock(13)}}, 8: {"comm": "w", "fd": {4: sock(12)}}})
+    os.chmod(str(tmp_path), 0o755)
+    for path in ("net/udp", "6/fd", "7/comm", "8"):
+        os.chmod(os.path.join(root, path), 0)
+    drop = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search"]
+    out = []
+    for backend in ("native", "pure"):
+        argv = drop + [sys.executable, "-m", "procnet", "-tuxap", "--json", "--proc-root", root, "--backend", backend]
+        out.append(subprocess.run(argv, env=ENV, capture_output=True, timeout=60))
+    a, b = out
+    assert a.returncode == b.returncode == 0 and a.stderr == b.stderr
+    assert a.stderr.decode().splitlines() == ["procnet: warning: could not read udp (Permission denied)"]
+    doc = same_doc(a.stdout, b.stdout)
+    assert doc["denied_pids"] == [6, 8] and doc["tables"]["udp"] == "error: Permission denied"
+    assert not doc["complete"]
+    assert {c["inode"]: c["owners"] for c in doc["connections"]} == {
+        11: [{"pid": 5, "fd": 3, "name": "x"}], 12: [], 13: [{"pid": 7, "fd": 3, "name": None}]}
+
+
 def test_owner_oddities_both_backends(tmp_path):
     """Pid directories that are not canonical numbers (leading zeros, signs, past 32 bits,
     non-ASCII digits), fd names likewise; comm a FIFO (must not block), a directory, a
@@ -429,8 +459,8 @@ WRITERS = [("native", ("-tuxap", "--json")), ("pure", ("-tuxap", "--json")),
 WRITER_IDS = ["core-json", "pure-json", "python-json-native", "python-table-native"]
 _SHORT = pytest.mark.xfail(strict=True, reason="cli/streams.Output.write ignores the count that "
                            "sys.stdout.buffer.write returns: with PYTHONUNBUFFERED (a raw FileIO) a short "
-                           "write (Ctrl-Z then fg while blocked on a pipe, a nearly full disk, RLIMIT_FSIZE, a non-blocking pipe) "
-                           "loses the rest, exit 0")
+                           "write (Ctrl-Z then fg while blocked on a pipe, a nearly full disk, "
+                           "RLIMIT_FSIZE, a non-blocking pipe) loses the rest, exit 0")
 
 
 def _writer_cases(xfail_python_unbuffered):
@@ -849,7 +879,8 @@ PURE_SNIPPETS = {
                "    assert p.poll().snapshot.backend == 'pure'; p.lookup(lport=1)"),
     "psutil_compat": ("import os; from procnet import psutil_compat as pc; pc.net_connections('all'); "
                       "pc.Process(os.getpid()).net_connections('all')"),
-    "backend-module": "from procnet import _backend; n, m = _backend.resolve('pure'); assert m.__name__ == 'procnet._pure.snapshot'",
+    "backend-module": ("from procnet import _backend; n, m = _backend.resolve('pure'); "
+                       "assert m.__name__ == 'procnet._pure.snapshot'"),
 }
 
 
