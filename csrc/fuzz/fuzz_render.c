@@ -3,7 +3,8 @@
  * core, but every offset in them (unix path ext/ext_len, owner_first/count,
  * owner name_off/name_len) must be bounds-checked, and every byte of a
  * record (table, state, stype, flags) may be anything a decoder let through.
- * Input: byte 0 = sockets, byte 1 = owners, byte 2 = knobs; then the raw
+ * Input: byte 0 = sockets, byte 1 = owners, byte 2 = mode and sections,
+ * byte 3 = optional columns and where to resume; then the raw
  * pn_sock records (88 bytes each), the raw pn_owner records (24 bytes each),
  * and the rest is the strings blob. Counts are cut to what the input holds.
  * Checks beyond the sanitizers: every call succeeds (0; EDOM only without a
@@ -29,8 +30,8 @@
 /* Text in bounds that one render escapes, at most: sockets may all name the
  * whole blob, and every render regenerates its output from the start (the
  * pipe's resume loop once per page), so an unbounded input times out. */
-#define MAX_TEXT (8 * 1024)
-#define MAX_PIPED (32 * 1024)
+#define MAX_TEXT (4 * 1024)
+#define MAX_PIPED (16 * 1024)
 
 /* A UTF-8 sequence at p as Python's strict decoder takes it: its length and
  * code point, or 0 for a byte that starts none. Independent of render_out.c. */
@@ -326,12 +327,12 @@ static void check_write_error(const struct pn_result *r, struct pn_render *w, in
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    if (size < 3)
+    if (size < 4)
         return 0;
     size_t nsocks = data[0] % (MAX_SOCKS + 1), nowners = data[1] % (MAX_OWNERS + 1);
-    uint8_t knobs = data[2];
-    const uint8_t *p = data + 3;
-    size_t left = size - 3;
+    uint8_t knobs = data[2], cols = data[3];
+    const uint8_t *p = data + 4;
+    size_t left = size - 4;
     if (nsocks > left / sizeof(struct pn_sock))
         nsocks = left / sizeof(struct pn_sock);
     left -= nsocks * sizeof(struct pn_sock);
@@ -401,9 +402,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint32_t sections = PN_R_INET | PN_R_UNIX | PN_R_VSOCK | PN_R_XDP;
     struct pn_render w;
 
-    /* the table: every mode, every optional column; the sections together
+    /* the table: every mode, without and with every optional column (byte 3
+     * picks the columns of the one captured below); the sections together
      * hold every record, so the modes' rows add up */
-    for (uint32_t extra = 0; extra < 8; extra++) {
+    for (uint32_t extra = 0; extra < 8; extra += 7) {
         uint64_t rows[3];
         for (int mode = PN_R_ALL; mode <= PN_R_CONNECTED; mode++) {
             memset(&w, 0, sizeof w);
@@ -420,12 +422,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
     }
 
-    /* one table captured (the columns the knobs pick): its text, and resumed */
+    /* one table captured (bytes 2 and 3 pick mode, sections, columns): its
+     * text, resumed, through a pipe, to a bad descriptor */
     memset(&w, 0, sizeof w);
     w.fd = mfd;
     w.mode = knobs % 3;
     w.flags = ((knobs >> 2) & 0xF ? (uint32_t)((knobs >> 2) & 0xF) << 2 : sections) |
-              (knobs & 0x40 ? PN_R_EXTEND | PN_R_NETNS : 0) | (knobs & 0x80 ? PN_R_PROGRAM : 0);
+              (cols & 1 ? PN_R_EXTEND : 0) | (cols & 2 ? PN_R_PROGRAM : 0) | (cols & 4 ? PN_R_NETNS : 0);
     w.netns = ns;
     w.nnetns = 3;
     w.type_names = types;
@@ -436,7 +439,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (w.written != n)
         abort();
     check_table(out, n, np, nnp, 2 * nsec + rows);
-    check_resume(mfd, &r, &w, 0, np, nnp, out, n, (uint8_t)(knobs * 37));
+    check_resume(mfd, &r, &w, 0, np, nnp, out, n, (uint8_t)(cols * 37));
     check_pipe(&r, &w, 0, np, nnp, out, n);
     check_write_error(&r, &w, 0, ro_fd, np, nnp);
     free(out);
@@ -470,7 +473,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         check_json(out, n, jrows[mode]);
         if (mode == knobs % 3) {
-            check_resume(mfd, &r, &w, 1, NULL, 0, out, n, (uint8_t)(knobs * 101));
+            check_resume(mfd, &r, &w, 1, NULL, 0, out, n, (uint8_t)(cols * 101));
             check_pipe(&r, &w, 1, NULL, 0, out, n);
             check_write_error(&r, &w, 1, ro_fd, NULL, 0);
         }
