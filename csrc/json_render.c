@@ -73,8 +73,8 @@ static int put_json_string(struct pn_out *s, const char *text, size_t n)
 static int put_json_text(struct pn_out *s, uint32_t off, uint32_t len)
 {
     const struct pn_result *r = s->r;
-    if ((uint64_t)off + len > (uint64_t)r->strings_len)
-        return put_json_string(s, "", 0);
+    if (!len || (uint64_t)off + len > (uint64_t)r->strings_len)
+        return put_json_string(s, "", 0);   /* strings may be NULL when empty: no offset from it */
     return put_json_string(s, r->strings + off, len);
 }
 
@@ -172,7 +172,7 @@ static int put_row(struct pn_out *s, const struct pn_sock *k)
     if (key(s, ",\"laddr\":") < 0 || put_address(s, k, 0) < 0 ||
         key(s, ",\"raddr\":") < 0 || put_address(s, k, 1) < 0 || key(s, ",\"state\":\"") < 0)
         return -1;
-    if ((state ? pn_puts(s, state) : (pn_puts(s, "UNKNOWN_") < 0 ? -1 : pn_put_u64(s, k->state))) < 0)
+    if ((state ? pn_puts(s, state) : (pn_puts(s, "UNKNOWN_") < 0 ? -1 : pn_put_u64(s, pn_state_code(k)))) < 0)
         return -1;
     if (pair_u64(s, "\",\"tx_queue\":", k->tx_queue) < 0 || pair_u64(s, ",\"rx_queue\":", k->rx_queue) < 0 ||
         key(s, ",\"uid\":") < 0 ||

@@ -156,7 +156,7 @@ static int put_state(struct pn_out *s, const struct pn_sock *k)
 {
     const char *st = pn_state_name(k);
     if (!st)
-        return put_unknown_state(s, k->state);
+        return put_unknown_state(s, pn_state_code(k));
     if (k->table == PN_RAW || k->table == PN_RAW6) {
         /* netstat prints raw sockets' state as the kernel's number: the code of the name */
         unsigned code = 0;
@@ -177,7 +177,7 @@ static int put_unix_state(struct pn_out *s, const struct pn_sock *k)
 {
     const char *st = pn_state_name(k);
     if (!st)
-        return put_unknown_state(s, k->state);
+        return put_unknown_state(s, pn_state_code(k));
     if (strcmp(st, "LISTEN") == 0)
         return pn_puts(s, "LISTENING");
     return strcmp(st, "NONE") == 0 ? 0 : pn_puts(s, st);
@@ -248,7 +248,7 @@ static int put_owners(struct pn_out *s, const struct pn_sock *k)
         if ((o->flags & PN_SF_NO_NAME) || (uint64_t)o->name_off + o->name_len > (uint64_t)r->strings_len)
             rc = pn_put(s, "-", 1, 1);
         else
-            rc = put_escaped(s, r->strings + o->name_off, o->name_len);
+            rc = o->name_len ? put_escaped(s, r->strings + o->name_off, o->name_len) : 0;   /* strings may be NULL */
         if (rc < 0)
             return -1;
     }
@@ -258,8 +258,8 @@ static int put_owners(struct pn_out *s, const struct pn_sock *k)
 static int put_path(struct pn_out *s, const struct pn_sock *k)
 {
     const struct pn_result *r = s->r;
-    if ((uint64_t)k->ext + k->ext_len > (uint64_t)r->strings_len)
-        return 0;
+    if (!k->ext_len || (uint64_t)k->ext + k->ext_len > (uint64_t)r->strings_len)
+        return 0;                   /* none (strings may then be NULL: no offset from it) */
     return put_escaped(s, r->strings + k->ext, k->ext_len);
 }
 

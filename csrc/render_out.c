@@ -21,6 +21,12 @@ static int flush_out(struct pn_out *s)
             s->err = errno;
             return -1;
         }
+        if (n == 0) {
+            /* a write that takes nothing (a driver, a FUSE file system): calling
+             * again would take nothing again -- an error, not a spin */
+            s->err = EIO;
+            return -1;
+        }
         done += (size_t)n;
         s->w->written += (uint64_t)n;
         if (done < s->len) {
@@ -194,6 +200,13 @@ const char *pn_state_name(const struct pn_sock *k)
         return code < NELEM(unix_states) ? unix_states[code] : NULL;
     }
     return "NONE";
+}
+
+unsigned pn_state_code(const struct pn_sock *k)
+{
+    if ((k->table == PN_SCTP || k->table == PN_SCTP6) && k->state >= PN_SCTP_ASSOC_STATE)
+        return k->state - PN_SCTP_ASSOC_STATE;
+    return k->state;
 }
 
 int pn_is_listening(const struct pn_sock *k)

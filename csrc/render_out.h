@@ -56,6 +56,9 @@ size_t pn_utf8_len(const unsigned char *p, size_t n, uint32_t *cp);
 extern const char *const pn_tcp_states[13];
 /* _tables.state_name(): NULL means "UNKNOWN_<code>". */
 const char *pn_state_name(const struct pn_sock *k);
+/* The kernel's code of a state pn_state_name() does not know ("UNKNOWN_<code>"):
+ * an SCTP association's SCTP_STATE_*, not its offset in pn_sock.state. */
+unsigned pn_state_code(const struct pn_sock *k);
 /* Connection.listening */
 int  pn_is_listening(const struct pn_sock *k);
 /* _tables.TABLES: the table's name ("tcp" ...), "?" past the known ones. */

@@ -101,7 +101,7 @@ def state_name(table: int, code: int, unix_listening: bool = False) -> str:
     if table in SCTP_TABLES:
         if code >= SCTP_ASSOC_STATE:
             c = code - SCTP_ASSOC_STATE
-            return SCTP_ASSOC_STATES[c] if c < len(SCTP_ASSOC_STATES) else "UNKNOWN_%d" % code
+            return SCTP_ASSOC_STATES[c] if c < len(SCTP_ASSOC_STATES) else "UNKNOWN_%d" % c   # the kernel's code
         return TCP_STATES[code] if code < len(TCP_STATES) else "UNKNOWN_%d" % code
     if table in INET_TABLES:
         return DGRAM_STATES.get(code) or (

@@ -209,8 +209,6 @@ def test_sctp_every_state_both_backends(tmp_path):
     assert doc is not None and len(doc["connections"]) == 40
 
 
-@pytest.mark.xfail(strict=True, reason="an SCTP association state the names do not know is shown as "
-                   "UNKNOWN_<16 + code> (the internal PN_SCTP_ASSOC_STATE offset leaks), not the kernel's code")
 def test_sctp_unknown_association_state_names_the_kernels_code(tmp_path):
     from test_families import assoc_line, sctp_tree
     root = make_tree(str(tmp_path / "proc"), net={"tcp": []})
@@ -305,8 +303,6 @@ def test_odd_proc_roots_both_backends(tmp_path, where):
     assert p.stderr.decode().startswith("procnet: %s: " % target) and b"Traceback" not in p.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="--proc-root '': cli main() formats the ProcNetError with str(e) "
-                   "because e.filename is '' (falsy): 'procnet: [Errno 2] proc_root is not a directory: '''")
 def test_empty_proc_root_said_like_any_other(tmp_path):
     _, p = cli_parity(["-tuxap", "--json", "--proc-root", ""])
     assert p.returncode == 1
@@ -474,23 +470,18 @@ def _never_quietly_short(p, got, whole):
 WRITERS = [("native", ("-tuxap", "--json")), ("pure", ("-tuxap", "--json")),
            ("native", ("-tuxap", "--json", "--port", "8080")), ("native", ("-tuxap",))]
 WRITER_IDS = ["core-json", "pure-json", "python-json-native", "python-table-native"]
-_SHORT = pytest.mark.xfail(strict=True, reason="cli/streams.Output.write ignores the count that "
-                           "sys.stdout.buffer.write returns: with PYTHONUNBUFFERED (a raw FileIO) a short "
-                           "write (Ctrl-Z then fg while blocked on a pipe, a nearly full disk, "
-                           "RLIMIT_FSIZE, a non-blocking pipe) loses the rest, exit 0")
 
 
-def _writer_cases(xfail_python_unbuffered):
+def _writer_cases():
     out = []
     for (backend, args), wid in zip(WRITERS, WRITER_IDS):
         for unbuffered in (False, True):
-            marks = [_SHORT] if (xfail_python_unbuffered and unbuffered and wid != "core-json") else []
-            out.append(pytest.param(backend, args, unbuffered, marks=marks,
+            out.append(pytest.param(backend, args, unbuffered,
                                     id="%s-%s" % (wid, "unbuffered" if unbuffered else "buffered")))
     return out
 
 
-@pytest.mark.parametrize("backend,args,unbuffered", _writer_cases(True))
+@pytest.mark.parametrize("backend,args,unbuffered", _writer_cases())
 def test_file_size_limit_is_never_a_quiet_truncation(tmp_path, big_root, backend, args, unbuffered):
     """RLIMIT_FSIZE (Python ignores SIGXFSZ): the write that crosses it is short, the next
     fails with EFBIG -- as a nearly full disk does with ENOSPC."""
@@ -527,7 +518,7 @@ def _nonblocking_run(args, backend, env):
     return p.returncode, bytes(got), p.stderr.read()
 
 
-@pytest.mark.parametrize("backend,args,unbuffered", _writer_cases(True))
+@pytest.mark.parametrize("backend,args,unbuffered", _writer_cases())
 def test_nonblocking_stdout_is_never_a_quiet_truncation(big_root, backend, args, unbuffered):
     """O_NONBLOCK set on the pipe by the parent, nobody reading until the end: EAGAIN after
     64 KiB. No spin, no hang; all of it, or a write error."""
@@ -588,15 +579,9 @@ def zero_write_shim(tmp_path_factory):
     return str(d / "zero.so")
 
 
-_ZERO = pytest.mark.xfail(strict=True, reason="write(1) returning 0: the core takes a short write for a "
-                          "signal (render_out.c flush_out: EINTR) and _native._render calls it again, "
-                          "forever, at 100% CPU; Python's BufferedWriter loops the same way; a raw FileIO "
-                          "(PYTHONUNBUFFERED) drops the bytes and exits 0")
-
-
-@pytest.mark.parametrize("backend,unbuffered", [pytest.param("native", False, marks=_ZERO, id="core"),
-                                                pytest.param("pure", False, marks=_ZERO, id="pure-buffered"),
-                                                pytest.param("pure", True, marks=_ZERO, id="pure-unbuffered")])
+@pytest.mark.parametrize("backend,unbuffered", [pytest.param("native", False, id="core"),
+                                                pytest.param("pure", False, id="pure-buffered"),
+                                                pytest.param("pure", True, id="pure-unbuffered")])
 def test_a_write_that_takes_nothing_is_an_error_not_a_spin(zero_write_shim, big_root, backend, unbuffered):
     env = dict(_env(unbuffered), LD_PRELOAD=zero_write_shim)
     p = subprocess.Popen([sys.executable, "-m", "procnet", "-tuxap", "--json", "--proc-root", big_root,
@@ -662,7 +647,7 @@ def test_signal_while_blocked_in_write(big_root, backend, sig, want):
         assert len(got) < len(whole)
 
 
-@pytest.mark.parametrize("backend,args,unbuffered", _writer_cases(True))
+@pytest.mark.parametrize("backend,args,unbuffered", _writer_cases())
 def test_stop_and_continue_while_blocked_in_write(big_root, backend, args, unbuffered):
     """Ctrl-Z then fg (SIGTSTP, SIGCONT) while blocked in write() into a full pipe: the
     interrupted write returns short (what the pipe took); the rest must still follow."""

@@ -181,8 +181,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         quiet_stdout()
         return 1
     except ProcNetError as e:
-        if isinstance(e, OSError) and e.strerror and e.filename:
-            msg = "%s: %s" % (e.filename, e.strerror)
+        if isinstance(e, OSError) and e.strerror and e.filename is not None:
+            msg = "%s: %s" % (e.filename or "''", e.strerror)
         else:
             msg = str(e)
         say("procnet: %s" % " ".join(msg.split()))

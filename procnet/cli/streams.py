@@ -1,6 +1,7 @@
 """stdout and stderr as the command line uses them, faults included.
 
-- stdout gets whole refreshes, one write each, encoded once. A write that
+- stdout gets whole refreshes, encoded once, written to its fd until all is
+  taken (a write cut short by a signal or a size limit goes on). A write that
   fails raises :class:`WriteError` (a full disk, a closed stdout: the caller
   says ``procnet: write error: ...`` and exits 1), except EPIPE, which stays
   BrokenPipeError: a reader that went away (``| head``) is no error.
@@ -57,8 +58,20 @@ class Output:
                 self.stream.write(text)
                 self.stream.flush()
                 return
-            self.buffer.write(text.encode(self.encoding, "backslashreplace"))
+            data = memoryview(text.encode(self.encoding, "backslashreplace"))
+            if self.fd is None:
+                self.buffer.write(data)
+                self.buffer.flush()
+                return
+            # Straight to the fd, as the core's renderers write: a write that takes part
+            # (a signal, RLIMIT_FSIZE) goes on, one that takes nothing is an error -- a
+            # BufferedWriter would spin on it, a raw one (-u) return short, and lose the rest
             self.buffer.flush()
+            while data:
+                n = os.write(self.fd, data)        # EINTR retried (PEP 475); EAGAIN raises
+                if n == 0:
+                    raise OSError(errno.EIO, os.strerror(errno.EIO))
+                data = data[n:]
         except BrokenPipeError:
             raise
         except OSError as e:
