@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzz the C core's decoders of outside input with libFuzzer (+ASan +UBSan).
+# Fuzz the C core's decoders of outside input, and its renderers of hostile records,
+# with libFuzzer (+ASan +UBSan).
 #   bash ci/fuzz.sh                    every harness for $PROCNET_FUZZ_SECONDS (default 30) each
 #   bash ci/fuzz.sh HARNESS [SECONDS]  one harness (fuzz_decode_line, fuzz_table_reader,
 #                                      fuzz_socket_link, fuzz_diag_parse, fuzz_proc_ident,

@@ -47,6 +47,7 @@ def _source_param(item):
 HOST_ONLY = {
     "test_leaks", "test_churn", "test_build", "test_prometheus_server", "test_export_prometheus",
     "test_export_otel", "test_export_textfile", "test_psutil_compat", "test_psutil_compat_live",
+    "test_json_hostile",      # the CLI's writes against hostile stdouts and signals: the host's I/O
 }
 # live tests that need sock_diag (MPTCP has no text) or entering a namespace
 SOCK_DIAG_MODULES = {"test_netns", "test_families_live"}
