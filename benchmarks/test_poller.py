@@ -116,4 +116,7 @@ def test_lookup_warm(benchmark, workload, churner, poller):
     port = next(c.laddr.port for c in poller.last
                 if c.inode in workload.expected and c.proto == "tcp" and c.state == "LISTEN")
     got = benchmark(poller.lookup, kind="tcp", lport=port, state="LISTEN")
-    assert len(got) == 1 and got[0].owners
+    # at 50k the workers' own 127.10.x.y addresses make a port listened on more than once
+    fresh = procnet.connections("tcp", lport=port, state="LISTEN")
+    assert sorted(c.inode for c in got) == sorted(c.inode for c in fresh)
+    assert all(c.owners for c in got if c.inode in workload.expected) and len(got) >= 1
