@@ -151,7 +151,7 @@ TARGETS = [
      "cli_peer[ss--tuaxnp]", 0.2),
     ("procnet -tulnp >= 5x faster than ss -tulnp (issue 18)", "cli -tulnp", "listen_procnet",
      "listen_ss", 0.2),
-    ("procnet --json rendered by the core >= 2x faster than by Python (issue 18)", "cli --json",
+    ("procnet --json rendered by the core >= 2x faster than by Python (issue 18)", "cli --json -tuaxp",
      "json_procnet", "json_procnet_python", 0.5),
 ]
 
