@@ -52,7 +52,10 @@ HOST_ONLY = {
 # live tests that need sock_diag (MPTCP has no text) or entering a namespace
 SOCK_DIAG_MODULES = {"test_netns", "test_families_live"}
 SOCK_DIAG_TESTS = {"test_all_reads_the_new_tables", "test_mptcp_listener_in_the_listing",
-                   "test_live_named_namespace_note_and_column"}
+                   "test_live_named_namespace_note_and_column",
+                   # test_diag_tcp46: the tcp+tcp6 dump live (its decoder test runs everywhere)
+                   "test_one_dump_is_the_two_dumps", "test_a_port_filter_rides_along",
+                   "test_the_request_is_made_exactly_when_it_serves"}
 
 
 def _callspec_ids(item):
