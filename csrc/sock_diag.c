@@ -162,6 +162,24 @@ static size_t filter_bytecode(const struct pn_query *q, int family, unsigned cha
     return len;
 }
 
+/* One netlink attribute at `at` (room checked by the caller's fixed layout): its aligned size. */
+static size_t put_attr(char *at, uint16_t type, const void *data, size_t len)
+{
+    struct nlattr a = { .nla_len = (uint16_t)(NLA_HDRLEN + len), .nla_type = type };
+    memcpy(at, &a, sizeof a);
+    memcpy(at + NLA_HDRLEN, data, len);
+    return NLA_ALIGN(a.nla_len);
+}
+
+/* The kernel state mask of an inet table's dump. */
+static uint32_t inet_states(const struct pn_query *q, int table)
+{
+    uint32_t states = q->state_mask[table] ? q->state_mask[table] : 0xffffffffu;
+    if (states & (1u << 3))
+        states |= 1u << 12;         /* SYN_RECV entries live as TCP_NEW_SYN_RECV requests */
+    return states;
+}
+
 static int send_dump(int fd, int table, const struct pn_query *q, uint32_t seq)
 {
     union {
@@ -172,65 +190,41 @@ static int send_dump(int fd, int table, const struct pn_query *q, uint32_t seq)
     int family, protocol;
 
     memset(&buf, 0, sizeof buf);
+    unsigned char bc[96];
+    size_t bclen;
     if (table == PN_DIAG_TCP46) {
         /* the inet_diag v1 request: its dump asks for AF_UNSPEC, both
          * families in one walk of the TCP hashes (the v2 request names one) */
         struct inet_diag_req r;
         memset(&r, 0, sizeof r);
-        uint32_t states = q->state_mask[PN_TCP] ? q->state_mask[PN_TCP] : 0xffffffffu;
-        if (states & (1u << 3))
-            states |= 1u << 12;
         r.idiag_family = AF_INET;
-        r.idiag_states = states;
+        r.idiag_states = inet_states(q, PN_TCP);
         memcpy(buf.bytes + off, &r, sizeof r);
         off += NLMSG_ALIGN(sizeof r);
-        unsigned char bc[96];
-        size_t bclen = filter_bytecode(q, AF_UNSPEC, bc, sizeof bc);   /* ports only */
-        if (bclen) {
-            struct nlattr a = { .nla_len = (uint16_t)(NLA_HDRLEN + bclen),
-                                .nla_type = INET_DIAG_REQ_BYTECODE };
-            memcpy(buf.bytes + off, &a, sizeof a);
-            memcpy(buf.bytes + off + NLA_HDRLEN, bc, bclen);
-            off += NLA_ALIGN(a.nla_len);
-        }
-        family = protocol = 0;
+        bclen = filter_bytecode(q, AF_UNSPEC, bc, sizeof bc);     /* ports only */
+        if (bclen)
+            off += put_attr(buf.bytes + off, INET_DIAG_REQ_BYTECODE, bc, bclen);
     } else if (diag_target(table, &family, &protocol) < 0) {
         errno = EINVAL;
         return -1;
-    }
-    if (table == PN_DIAG_TCP46) {
-        /* built above */
     } else if (family == AF_INET || family == AF_INET6) {
         struct inet_diag_req_raw r = {0};
-        uint32_t states = q->state_mask[table] ? q->state_mask[table] : 0xffffffffu;
-        if (states & (1u << 3))
-            states |= 1u << 12;     /* SYN_RECV entries live as TCP_NEW_SYN_RECV requests */
-        if (protocol == PN_IPPROTO_SCTP)
-            states = 0xffffffffu;   /* association states are not sk_states: filtered here */
         r.sdiag_family = (uint8_t)family;
         /* MPTCP (262) goes in the u32 attribute below; the u8 says 0, which no
          * handler serves, so a kernel that ignores the attribute fails the dump
          * (the table is then missing) instead of answering for TCP (262 & 0xff). */
         r.sdiag_protocol = protocol > 255 ? 0 : (uint8_t)protocol;
         r.sdiag_raw_protocol = protocol == IPPROTO_RAW ? IPPROTO_RAW : 0;   /* raw: all */
-        r.idiag_states = states;
+        /* SCTP association states are not sk_states: filtered here */
+        r.idiag_states = protocol == PN_IPPROTO_SCTP ? 0xffffffffu : inet_states(q, table);
         memcpy(buf.bytes + off, &r, sizeof r);
         off += NLMSG_ALIGN(sizeof r);
-        unsigned char bc[96];
-        size_t bclen = protocol == PN_IPPROTO_SCTP ? 0 : filter_bytecode(q, family, bc, sizeof bc);
-        if (bclen) {
-            struct nlattr a = { .nla_len = (uint16_t)(NLA_HDRLEN + bclen),
-                                .nla_type = INET_DIAG_REQ_BYTECODE };
-            memcpy(buf.bytes + off, &a, sizeof a);
-            memcpy(buf.bytes + off + NLA_HDRLEN, bc, bclen);
-            off += NLA_ALIGN(a.nla_len);
-        }
+        bclen = protocol == PN_IPPROTO_SCTP ? 0 : filter_bytecode(q, family, bc, sizeof bc);
+        if (bclen)
+            off += put_attr(buf.bytes + off, INET_DIAG_REQ_BYTECODE, bc, bclen);
         if (protocol > 255) {
-            struct nlattr a = { .nla_len = NLA_HDRLEN + 4, .nla_type = PN_INET_DIAG_REQ_PROTOCOL };
             uint32_t proto32 = (uint32_t)protocol;
-            memcpy(buf.bytes + off, &a, sizeof a);
-            memcpy(buf.bytes + off + NLA_HDRLEN, &proto32, 4);
-            off += NLA_ALIGN(a.nla_len);
+            off += put_attr(buf.bytes + off, PN_INET_DIAG_REQ_PROTOCOL, &proto32, 4);
         }
     } else if (family == AF_UNIX) {
         struct unix_diag_req r = {0};
