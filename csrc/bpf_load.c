@@ -51,23 +51,9 @@ void pn_bpf_close(struct pn_bpf *b)
 
 #include "bpf/pn_bpf_obj.h"   /* pn_bpf_obj[], pn_bpf_obj_len: the compiled program, committed */
 
-#define PN_BPF_PROG     "pn_task_sockets"
 #define PN_PROC_PID_INIT_INO 0xEFFFFFFCu   /* the initial pid namespace's inode (proc_ns.h) */
 #define PN_ENOTSUPP_KERNEL 524             /* the kernel-internal ENOTSUPP, leaking out of bpf() */
 #define PN_STATUS_MAX   (16 * 1024)
-
-/* libbpf 0.x returned ERR_PTR(-errno) instead of NULL; treat both as failure. */
-static int bad_ptr(const void *p)
-{
-    return !p || (uintptr_t)p >= (uintptr_t)-4095;
-}
-
-static int ptr_errno(const void *p)
-{
-    if (p && bad_ptr(p))
-        return (int)-(intptr_t)p;
-    return errno ? errno : EINVAL;
-}
 
 /* ---- libbpf's messages --------------------------------------------------- */
 
@@ -180,7 +166,7 @@ static int lockdown_confidentiality(void)
 }
 
 /* Explain a refused load or attach; returns the errno to report. */
-static int explain(int err, const char *step, const char *msg, char *why, size_t whylen)
+int pn_bpf_explain(int err, const char *step, const char *msg, char *why, size_t whylen)
 {
     const char *sep = msg[0] ? "; libbpf: " : "";
     if (err == EPERM || (err == EACCES && geteuid() != 0)) {
@@ -193,8 +179,9 @@ static int explain(int err, const char *step, const char *msg, char *why, size_t
         return EPERM;
     }
     if (err == ESRCH || err == ENOENT) {
-        set_why(why, whylen, "kernel too old: no iter/task_file BPF iterator, needs Linux 5.8+ "
-                "(%s: %s%s%s)", step, strerror(err), sep, msg);
+        set_why(why, whylen, "kernel too old: a hook procnet attaches to is missing "
+                "(the owner iterator needs Linux 5.8+, change tracking 6.8+) (%s: %s%s%s)",
+                step, strerror(err), sep, msg);
         return EOPNOTSUPP;
     }
     if (err == ENOSYS) {
@@ -202,7 +189,7 @@ static int explain(int err, const char *step, const char *msg, char *why, size_t
         return ENOSYS;
     }
     if (err == PN_ENOTSUPP_KERNEL || err == EOPNOTSUPP) {
-        set_why(why, whylen, "kernel cannot run the iter/task_file program (%s: not supported%s%s)",
+        set_why(why, whylen, "kernel cannot run procnet's BPF programs (%s: not supported%s%s)",
                 step, sep, msg);
         return EOPNOTSUPP;
     }
@@ -235,31 +222,134 @@ static const char *load_libbpf(void *lib, struct pn_libbpf *f)
     PN_SYM(lib, f->iter_create, "bpf_iter_create", &missing);
     PN_SYM(lib, f->link_destroy, "bpf_link__destroy", &missing);
     PN_SYM(lib, f->object_close, "bpf_object__close", &missing);
+    PN_SYM(lib, f->next_program, "bpf_object__next_program", &missing);
+    PN_SYM(lib, f->program_name, "bpf_program__name", &missing);
+    PN_SYM(lib, f->set_autoload, "bpf_program__set_autoload", &missing);
+    PN_SYM(lib, f->attach, "bpf_program__attach", &missing);
+    PN_SYM(lib, f->find_map, "bpf_object__find_map_by_name", &missing);
+    PN_SYM(lib, f->map_fd, "bpf_map__fd", &missing);
+    PN_SYM(lib, f->set_max_entries, "bpf_map__set_max_entries", &missing);
+    PN_SYM(lib, f->map_lookup, "bpf_map_lookup_elem", &missing);
+    PN_SYM(lib, f->map_update, "bpf_map_update_elem", &missing);
+    PN_SYM(lib, f->rb_new, "ring_buffer__new", &missing);
+    PN_SYM(lib, f->rb_consume, "ring_buffer__consume", &missing);
+    PN_SYM(lib, f->rb_free, "ring_buffer__free", &missing);
     return missing;
 }
 
-void pn_bpf_close(struct pn_bpf *b)
+void pn_bpf_close_parts(struct pn_bpf *b)
 {
-    if (!b)
-        return;
     if (b->link)
         b->f.link_destroy(b->link);
     if (b->obj)
         b->f.object_close(b->obj);
     if (b->lib)
         dlclose(b->lib);
+    b->link = NULL;
+    b->obj = NULL;
+    b->lib = NULL;
+}
+
+void pn_bpf_close(struct pn_bpf *b)
+{
+    if (!b)
+        return;
+    pn_bpf_close_parts(b);
     free(b);
 }
 
+void pn_bpf_msg_begin(struct pn_bpf_msg *m)
+{
+    m->text[0] = '\0';
+    pn_libbpf_msg = m->text;
+    pn_libbpf_msg_len = sizeof m->text;
+}
+
+void pn_bpf_msg_end(void)
+{
+    pn_libbpf_msg = NULL;
+}
+
 /*
- * Load and attach the program. Takes ~15 ms, nearly all of it libbpf parsing
- * the kernel's BTF (/sys/kernel/btf/vmlinux) for the CO-RE relocations: do it
- * once per process. Side effects beyond the struct: libbpf's (process-wide)
- * print callback is left pointing at a silent function in this library.
+ * Open libbpf and load one program set of the object. Takes ~15 ms, nearly
+ * all of it libbpf parsing the kernel's BTF (/sys/kernel/btf/vmlinux) for
+ * the CO-RE relocations: do it once per process (owners) or per Poller
+ * (tracking). Side effects beyond the struct: libbpf's (process-wide) print
+ * callback is left pointing at a silent function in this library. Call
+ * between pn_bpf_msg_begin/end.
  */
+int pn_bpf_load(struct pn_bpf *b, int track, uint32_t ringbuf_bytes, char *why, size_t whylen)
+{
+    int err;
+    b->link_fd = -1;
+    if (check_pid_namespace(why, whylen) < 0)
+        return -1;
+    if (access("/sys/kernel/btf/vmlinux", F_OK) != 0 && errno == ENOENT) {
+        set_why(why, whylen, "kernel without BTF (CONFIG_DEBUG_INFO_BTF): "
+                "/sys/kernel/btf/vmlinux is missing");
+        errno = EOPNOTSUPP;
+        return -1;
+    }
+    const char *name = getenv("PROCNET_LIBBPF");
+    if (!name || !*name)
+        name = "libbpf.so.1";
+    b->lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+    if (!b->lib) {
+        const char *de = dlerror();
+        set_why(why, whylen, "libbpf 1.x is not installed (%s)", de ? de : name);
+        errno = ENOENT;
+        return -1;
+    }
+    const char *missing = load_libbpf(b->lib, &b->f);
+    if (missing) {
+        set_why(why, whylen, "%s is not libbpf 1.x: it lacks %s", name, missing);
+        errno = ENOSYS;
+        return -1;
+    }
+    b->f.set_print(pn_libbpf_print);
+
+    errno = 0;
+    b->obj = b->f.open_mem(pn_bpf_obj, pn_bpf_obj_len, NULL);
+    if (bad_ptr(b->obj)) {
+        err = ptr_errno(b->obj);
+        b->obj = NULL;
+        set_why(why, whylen, "libbpf cannot open the BPF object: %s%s%s", strerror(err),
+                pn_libbpf_msg && pn_libbpf_msg[0] ? "; libbpf: " : "",
+                pn_libbpf_msg ? pn_libbpf_msg : "");
+        errno = err;
+        return -1;
+    }
+    /* one set of programs; the ring buffer sized for its use (a power of 2
+     * pages: the kernel's rule) */
+    for (struct bpf_program *p = b->f.next_program(b->obj, NULL); p;
+         p = b->f.next_program(b->obj, p)) {
+        int is_track = strncmp(b->f.program_name(p), PN_TRACK_PREFIX,
+                               sizeof PN_TRACK_PREFIX - 1) == 0;
+        b->f.set_autoload(p, is_track == (track != 0));
+    }
+    struct bpf_map *rb = b->f.find_map(b->obj, "pn_changes");
+    long page = sysconf(_SC_PAGESIZE);
+    uint32_t size = page > 0 ? (uint32_t)page : 4096;
+    while (track && size < ringbuf_bytes && size < (1u << 30))
+        size *= 2;
+    if (bad_ptr(rb) || b->f.set_max_entries(rb, size) < 0) {
+        set_why(why, whylen, "the BPF object has no ring buffer pn_changes");
+        errno = ENOENT;
+        return -1;
+    }
+    errno = 0;
+    int rc = b->f.load(b->obj);
+    if (rc < 0) {
+        errno = pn_bpf_explain(rc < -1 ? -rc : (errno ? errno : EINVAL), "load",
+                               pn_libbpf_msg ? pn_libbpf_msg : "", why, whylen);
+        return -1;
+    }
+    return 0;
+}
+
 int pn_bpf_open(struct pn_bpf **out, char *why, size_t whylen)
 {
-    char msg[200] = "";
+    struct pn_bpf_msg msg;
     int err;
     if (why && whylen)
         why[0] = '\0';
@@ -269,55 +359,15 @@ int pn_bpf_open(struct pn_bpf **out, char *why, size_t whylen)
         return -1;
     }
     *out = NULL;
-    if (check_pid_namespace(why, whylen) < 0)
-        return -1;
-    if (access("/sys/kernel/btf/vmlinux", F_OK) != 0 && errno == ENOENT) {
-        set_why(why, whylen, "kernel without BTF (CONFIG_DEBUG_INFO_BTF): "
-                "/sys/kernel/btf/vmlinux is missing");
-        errno = EOPNOTSUPP;
-        return -1;
-    }
     struct pn_bpf *b = calloc(1, sizeof *b);
     if (!b) {
         set_why(why, whylen, "out of memory");
         errno = ENOMEM;
         return -1;
     }
-    b->link_fd = -1;
-    const char *name = getenv("PROCNET_LIBBPF");
-    if (!name || !*name)
-        name = "libbpf.so.1";
-    b->lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);
-    if (!b->lib) {
-        const char *de = dlerror();
-        set_why(why, whylen, "libbpf 1.x is not installed (%s)", de ? de : name);
-        err = ENOENT;
-        goto fail;
-    }
-    const char *missing = load_libbpf(b->lib, &b->f);
-    if (missing) {
-        set_why(why, whylen, "%s is not libbpf 1.x: it lacks %s", name, missing);
-        err = ENOSYS;
-        goto fail;
-    }
-
-    pn_libbpf_msg = msg;
-    pn_libbpf_msg_len = sizeof msg;
-    b->f.set_print(pn_libbpf_print);
-
-    errno = 0;
-    b->obj = b->f.open_mem(pn_bpf_obj, pn_bpf_obj_len, NULL);
-    if (bad_ptr(b->obj)) {
-        err = ptr_errno(b->obj);
-        b->obj = NULL;
-        set_why(why, whylen, "libbpf cannot open the BPF object: %s%s%s", strerror(err),
-                msg[0] ? "; libbpf: " : "", msg);
-        goto fail;
-    }
-    errno = 0;
-    int rc = b->f.load(b->obj);
-    if (rc < 0) {
-        err = explain(rc < -1 ? -rc : (errno ? errno : EINVAL), "load", msg, why, whylen);
+    pn_bpf_msg_begin(&msg);
+    if (pn_bpf_load(b, 0, 0, why, whylen) < 0) {
+        err = errno;
         goto fail;
     }
     struct bpf_program *prog = b->f.find_program(b->obj, PN_BPF_PROG);
@@ -329,20 +379,21 @@ int pn_bpf_open(struct pn_bpf **out, char *why, size_t whylen)
     errno = 0;
     b->link = b->f.attach_iter(prog, NULL);
     if (bad_ptr(b->link)) {
-        err = explain(ptr_errno(b->link), "attach", msg, why, whylen);
+        err = pn_bpf_explain(ptr_errno(b->link), "attach", msg.text, why, whylen);
         b->link = NULL;
         goto fail;
     }
     b->link_fd = b->f.link_fd(b->link);
     if (b->link_fd < 0) {
-        err = explain(b->link_fd < -1 ? -b->link_fd : EINVAL, "link fd", msg, why, whylen);
+        err = pn_bpf_explain(b->link_fd < -1 ? -b->link_fd : EINVAL, "link fd", msg.text, why,
+                             whylen);
         goto fail;
     }
-    pn_libbpf_msg = NULL;
+    pn_bpf_msg_end();
     *out = b;
     return 0;
 fail:
-    pn_libbpf_msg = NULL;
+    pn_bpf_msg_end();
     pn_bpf_close(b);
     errno = err;
     return -1;

@@ -5,7 +5,9 @@
 
 #include "pn_internal.h"
 
+#include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 
 #ifndef PN_HAVE_BPF_OBJ
 
@@ -22,6 +24,9 @@ struct pn_bpf {
 struct bpf_object;
 struct bpf_program;
 struct bpf_link;
+struct bpf_map;
+struct ring_buffer;
+typedef int (*pn_ring_buffer_sample_fn)(void *ctx, void *data, size_t size);
 typedef int (*pn_libbpf_print_fn)(int level, const char *fmt, va_list ap);
 
 struct pn_libbpf {
@@ -34,7 +39,34 @@ struct pn_libbpf {
     int (*iter_create)(int link_fd);
     int (*link_destroy)(struct bpf_link *link);
     void (*object_close)(struct bpf_object *obj);
+    /* for the change tracker (change_track.c) and the choice of programs */
+    struct bpf_program *(*next_program)(const struct bpf_object *obj, struct bpf_program *prev);
+    const char *(*program_name)(const struct bpf_program *prog);
+    int (*set_autoload)(struct bpf_program *prog, _Bool autoload);
+    struct bpf_link *(*attach)(const struct bpf_program *prog);
+    struct bpf_map *(*find_map)(const struct bpf_object *obj, const char *name);
+    int (*map_fd)(const struct bpf_map *map);
+    int (*set_max_entries)(struct bpf_map *map, uint32_t max_entries);
+    int (*map_lookup)(int fd, const void *key, void *value);
+    int (*map_update)(int fd, const void *key, const void *value, uint64_t flags);
+    struct ring_buffer *(*rb_new)(int map_fd, pn_ring_buffer_sample_fn cb, void *ctx,
+                                  const void *opts);
+    int (*rb_consume)(struct ring_buffer *rb);
+    void (*rb_free)(struct ring_buffer *rb);
 };
+
+/* libbpf 0.x returned ERR_PTR(-errno) instead of NULL; treat both as failure. */
+static inline int bad_ptr(const void *p)
+{
+    return !p || (uintptr_t)p >= (uintptr_t)-4095;
+}
+
+static inline int ptr_errno(const void *p)
+{
+    if (p && bad_ptr(p))
+        return (int)-(intptr_t)p;
+    return errno ? errno : EINVAL;
+}
 
 struct pn_bpf {
     void *lib;                  /* dlopen handle of libbpf */
@@ -43,6 +75,29 @@ struct pn_bpf {
     struct bpf_link *link;
     int link_fd;                /* owned by link */
 };
+
+/* The object's two program sets: the owner iterator, the change trackers. */
+#define PN_BPF_PROG       "pn_task_sockets"
+#define PN_TRACK_PREFIX   "pn_track_"
+
+/* Open libbpf and load the object with one set's programs (track: the
+ * trackers, their ring buffer sized ringbuf_bytes; else the iterator, the
+ * ring buffer at its minimum). 0, or -1 with errno and why[] set; close a
+ * half-done *b with pn_bpf_close. */
+int pn_bpf_load(struct pn_bpf *b, int track, uint32_t ringbuf_bytes, char *why, size_t whylen);
+
+/* Release what pn_bpf_load and an attach made, not the struct itself. */
+void pn_bpf_close_parts(struct pn_bpf *b);
+
+/* Why an attach or a load failed, in words; returns the errno to report. */
+int pn_bpf_explain(int err, const char *step, const char *msg, char *why, size_t whylen);
+
+/* libbpf's first warning during pn_bpf_load/attach on this thread ("" if none). */
+struct pn_bpf_msg {
+    char text[200];
+};
+void pn_bpf_msg_begin(struct pn_bpf_msg *m);
+void pn_bpf_msg_end(void);
 
 #endif /* PN_HAVE_BPF_OBJ */
 #endif /* PN_BPF_LOAD_H */

@@ -24,7 +24,7 @@ extern "C" {
 /* PN_CDEF_BEGIN */
 
 /* Bump when any struct below changes; Python refuses a core that disagrees. */
-#define PN_ABI_VERSION 9
+#define PN_ABI_VERSION 10
 
 /* Socket tables, in the order /proc/net lists them to users. */
 #define PN_TCP       0
@@ -220,6 +220,9 @@ struct pn_result {
     size_t           nnetns_status;
     struct pn_unlisted *unlisted;  /* one per socket inode no listed table holds (PN_CL_*) */
     size_t           nunlisted;
+    int32_t         *holders;     /* with a cache (polls) and the walk: the pids it found
+                                     holding any socket fd, ascending (change tracking) */
+    size_t           nholders;
     void            *priv;        /* allocation bookkeeping; do not touch */
 };
 
@@ -262,6 +265,48 @@ int  pn_parse_socket_link(const char *s, size_t len, uint64_t *inode);
 struct pn_bpf;
 int  pn_bpf_open(struct pn_bpf **out, char *why, size_t whylen);
 void pn_bpf_close(struct pn_bpf *b);
+
+/*
+ * Kernel-side change tracking for a Poller (change_track.c; programs in
+ * bpf/change_track.bpf.h): what happened since the last read, as records
+ * naming processes and socket tables. Native only, like the BPF owners.
+ */
+#define PN_CHG_NEW        1   /* tgid may now hold sockets it did not (socket, accept, SCM_RIGHTS) */
+#define PN_CHG_FDS        2   /* tgid's fd table or one of its sockets changed (close, dup2, bind, exec) */
+#define PN_CHG_EXIT       3   /* a thread of tgid exited */
+#define PN_CHG_FORK       4   /* tgid forked process `other`, copying its fd table */
+#define PN_CHG_FORK_SHARE 5   /* ... sharing it (clone(CLONE_FILES), no CLONE_THREAD) */
+#define PN_CHG_COMM       6   /* tgid's name changed */
+#define PN_CHG_SOCK       7   /* a socket of (netns, table) changed */
+#define PN_CHG_SOCK_PRE   8   /* ... is about to: list the table in this poll and the next */
+#define PN_TABLE_NONE   255   /* a socket of a family no table lists */
+
+struct pn_change {
+    uint32_t kind;            /* PN_CHG_* */
+    uint32_t tgid;
+    uint32_t tid;             /* syscall and exit records: the thread, else 0 */
+    uint32_t other;           /* PN_CHG_FORK*: the child; syscall records: its number */
+    uint32_t netns;           /* the socket's namespace inode, else the caller's (0 unknown) */
+    uint16_t family, type, protocol;
+    uint8_t  table;           /* PN_CHG_SOCK*: PN_TCP ..., or PN_TABLE_NONE (unknown) */
+    uint8_t  pad;
+};
+
+struct pn_track;
+/* Load and attach every tracking program, with a ring buffer of at least
+ * ringbuf_bytes. skip (tests): a program to leave unattached, which fails
+ * the open as a refused attach would. 0, or -1 with errno and why[]. */
+int  pn_track_open(struct pn_track **out, uint32_t ringbuf_bytes, const char *skip,
+                   char *why, size_t whylen);
+/* Everything recorded since the last read: *recs (the tracker's own buffer,
+ * valid until the next call), *lost: records the kernel dropped (ring buffer
+ * full) or this side could not keep, since the open. Returns the number of
+ * records, or -1 with errno. */
+long pn_track_read(struct pn_track *t, const struct pn_change **recs, uint64_t *lost);
+void pn_track_close(struct pn_track *t);
+/* Leave thread tid's syscalls unrecorded (0: record every thread again): the
+ * poller's own while it lists, thousands of opens and closes. 0 or -1. */
+int  pn_track_quiet(struct pn_track *t, uint32_t tid);
 
 /*
  * A Poller's state (cache.c): per process (pid + start time) the socket fds

@@ -20,7 +20,7 @@ from ._tables import TABLES
 from ._version import __version__
 
 # PN_ABI_VERSION of the csrc/procnet.h this Python code was written against
-ABI_VERSION = 9
+ABI_VERSION = 10
 if lib.pn_abi_version() != ABI_VERSION or ffi.sizeof("struct pn_sock") != SOCK_STRUCT.size \
         or ffi.sizeof("struct pn_owner") != OWNER_STRUCT.size:
     raise ImportError("procnet's compiled core does not match its Python code; reinstall procnet")
@@ -92,6 +92,47 @@ class Cache:
         ffi.release(self.ptr)     # frees it now rather than when collected
 
 
+class Tracker:
+    """A Poller's kernel-side change tracking (csrc/change_track.c): the
+    records the kernel made since the last read. Open with `open_tracker`."""
+
+    def __init__(self, ptr: Any) -> None:
+        self.ptr = ffi.gc(ptr, lib.pn_track_close)
+        self._recs = ffi.new("const struct pn_change **")
+        self._lost = ffi.new("uint64_t *")
+
+    def read(self) -> Tuple[List[Tuple[int, int, int, int, int, int]], int]:
+        """([(kind, tgid, tid, other, netns, table)], records lost since the open)."""
+        n = lib.pn_track_read(self.ptr, self._recs, self._lost)
+        if n < 0:
+            e = ffi.errno
+            raise OSError(e, "procnet: reading the change records: " + os.strerror(e))
+        r = self._recs[0]
+        return ([(c.kind, c.tgid, c.tid, c.other, c.netns, c.table)
+                 for c in (r[i] for i in range(n))], int(self._lost[0]))
+
+    def quiet(self, tid: int) -> None:
+        """Leave thread `tid`'s syscalls unrecorded (0: record all again)."""
+        if lib.pn_track_quiet(self.ptr, tid) != 0:
+            e = ffi.errno
+            raise OSError(e, "procnet: quieting the change records: " + os.strerror(e))
+
+    def close(self) -> None:
+        ffi.release(self.ptr)
+
+
+def open_tracker(ringbuf_bytes: int = 1 << 22, skip: Optional[str] = None
+                 ) -> Tuple[Optional[Tracker], str]:
+    """(a Tracker, "") or (None, why it cannot be opened). `skip` (tests): a
+    program left unattached, which fails the open like a refused attach."""
+    out = ffi.new("struct pn_track **")
+    why = ffi.new("char[]", 512)
+    sk = ffi.new("char[]", skip.encode()) if skip else ffi.NULL
+    if lib.pn_track_open(out, ringbuf_bytes, sk, why, 512) != 0:
+        return None, ffi.string(why).decode("utf-8", "replace") or os.strerror(ffi.errno)
+    return Tracker(out[0]), ""
+
+
 def _cquery(q: Query, p: Plan, cache: Optional[Cache]) -> Tuple[Any, list]:
     cq = ffi.new("struct pn_query *")
     root = ffi.new("char[]", os.fsencode(q.proc_root))
@@ -159,7 +200,8 @@ def _meta(q: Query, res: Any) -> Dict[str, Any]:
             skipped[TABLES[t]] = res.skipped[t]
     meta = {"denied_pids": denied, "skipped": skipped, "tables": tables, "sources": sources,
             "processes": res.nprocs, "owner_source": OWNER_SOURCE_NAMES[res.owner_source]}
-    stats = {"procs_cached": res.procs_cached, "fds_read": res.fds_read}
+    stats = {"procs_cached": res.procs_cached, "fds_read": res.fds_read,
+             "holders": list(res.holders[0:res.nholders]) if res.nholders else []}
     meta["_stats"] = stats
     meta["_netns_status"] = [(st.inode, st.source, st.error, st.tables_read) for st in
                              (res.netns_status[i] for i in range(res.nnetns_status))]
@@ -321,5 +363,5 @@ def _render(render: Callable[[Any, Any], int], q: Query, p: Plan, fd: int, mode:
         del keep
 
 
-__all__ = ["render_table", "render_json", "snapshot", "poll", "Cache", "CORE_VERSION", "bpf_load", "bpf_loaded", "bpf_may_load",
+__all__ = ["render_table", "render_json", "snapshot", "poll", "Cache", "Tracker", "open_tracker", "CORE_VERSION", "bpf_load", "bpf_loaded", "bpf_may_load",
            "can_enter_netns"]

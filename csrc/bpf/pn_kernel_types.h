@@ -1,5 +1,6 @@
 /*
- * pn_kernel_types.h -- the few kernel types task_sockets.bpf.c reads.
+ * pn_kernel_types.h -- the few kernel types task_sockets.bpf.c and
+ * change_track.bpf.h read.
  *
  * Not a generated vmlinux.h: only the fields the program touches, declared
  * with preserve_access_index so that clang emits CO-RE relocations and libbpf
@@ -31,14 +32,22 @@ struct inode {
 
 struct file {
     struct inode *f_inode;
+    void         *private_data;          /* a sockfs file's struct socket */
 } PN_CORE;
 
 struct fdtable {
+    unsigned int   max_fds;
+    struct file  **fd;
     unsigned long *open_fds;             /* bitmap: a plain pointer, read by probe */
 } PN_CORE;
 
 struct files_struct {
     struct fdtable *fdt;
+    unsigned int    next_fd;             /* lowest fd that may be free: moves up on allocation */
+} PN_CORE;
+
+struct nsproxy {
+    struct net *net_ns;
 } PN_CORE;
 
 struct task_struct {
@@ -46,7 +55,52 @@ struct task_struct {
     int                  tgid;
     struct task_struct  *group_leader;
     struct files_struct *files;
+    struct nsproxy      *nsproxy;
     char                 comm[16];       /* TASK_COMM_LEN */
+} PN_CORE;
+
+/* A syscall's first argument, as saved on entry: one flavour per
+ * architecture (libbpf ignores the ___suffix; a missing field is known at
+ * load time). */
+struct pt_regs___x86 {
+    unsigned long di;
+} PN_CORE;
+
+struct pt_regs___arm64 {
+    unsigned long orig_x0;
+} PN_CORE;
+
+struct pt_regs___s390 {
+    unsigned long orig_gpr2;
+} PN_CORE;
+
+/* For change_track.bpf.h: a socket's namespace and table. */
+struct ns_common {
+    unsigned int inum;
+} PN_CORE;
+
+struct net {
+    struct ns_common ns;
+} PN_CORE;
+
+typedef struct {
+    struct net *net;
+} possible_net_t;
+
+struct sock_common {
+    unsigned short skc_num;              /* the local port, 0 while unbound */
+    unsigned short skc_family;
+    possible_net_t skc_net;
+} PN_CORE;
+
+struct sock {
+    struct sock_common __sk_common;
+    __u16              sk_type;
+    __u16              sk_protocol;
+} PN_CORE;
+
+struct socket {
+    struct sock *sk;
 } PN_CORE;
 
 struct bpf_iter_meta {

@@ -18,7 +18,8 @@
  * bitmap, without state: a marker may repeat for a task with gaps of 64+ fds
  * (user space dedupes consecutive records of one tgid).
  *
- * Stateless on purpose: no maps, no globals. When a record does not fit in
+ * Stateless on purpose: no maps, no globals (the maps in this object are
+ * change_track.bpf.h's, which the owner loader does not load). When a record does not fit in
  * the reader's buffer the kernel throws that run's output away and runs the
  * program again on the same fd later, and many iterators (threads) run one
  * loaded program at the same time.
@@ -106,6 +107,9 @@ int pn_task_sockets(struct bpf_iter__task_file *ctx)
     bpf_seq_write(ctx->meta->seq, &r, sizeof r);
     return 0;
 }
+
+/* The Poller's change tracking: its own programs and maps, in this object. */
+#include "change_track.bpf.h"
 
 /* bpf_seq_write and bpf_probe_read_kernel are GPL-only helpers; the kernel
  * takes "Dual MIT/GPL" as GPL-compatible, and procnet is MIT. */

@@ -290,7 +290,9 @@ def snapshot(q: Query, p: Plan, cache: Optional[_cache.Cache] = None) -> Tuple[L
         append(r[:R_OWNER_FIRST] + (first, len(held)) + r[R_EXT:])
     meta = {"denied_pids": tuple(owners.denied), "skipped": skipped, "tables": tables, "sources": sources,
             "processes": owners.nprocs, "owner_source": "procfs" if q.owners else "",
-            "_stats": {"procs_cached": owners.nreused, "fds_read": owners.nreadlink},
+            "_stats": {"procs_cached": owners.nreused, "fds_read": owners.nreadlink,
+                       "holders": sorted({o.pid for held in by_inode.values() for o in held})
+                       if cache is not None and q.owners else []},
             "_netns_status": ns_status, "_unlisted": unlisted}
     return out, _Context(bytes(strings), owner_list), meta
 
@@ -310,6 +312,11 @@ def bpf_loaded() -> bool:
 
 def bpf_may_load() -> bool:
     return False
+
+
+def open_tracker(ringbuf_bytes: int = 0, skip: Optional[str] = None) -> Tuple[None, str]:
+    """Change tracking runs BPF programs: native-only, like the BPF owners."""
+    return None, "the pure backend cannot load BPF programs; change tracking is the native one's"
 
 
 def can_enter_netns() -> bool:

@@ -1,0 +1,424 @@
+/*
+ * change_track.bpf.h -- kernel-side change tracking for the Poller (issue 18):
+ * raw tracepoints (tp_btf) on what can change "which process holds which
+ * socket" or a socket listing, each pushing one compact record into a ring
+ * buffer that csrc/change_track.c drains. Included into task_sockets.bpf.c:
+ * one object, one committed build; the loaders pick their programs by name
+ * (pn_task_sockets vs pn_track_*).
+ *
+ * Why tracepoints only: on kernels with a BPF LSM policy (the development
+ * one) every fentry/fexit program is refused, and kprobes may not be built
+ * (docs/change_tracking.md). Raw tracepoints by BTF need neither nor tracefs.
+ * The price: sys_enter/sys_exit send every syscall of the host through the
+ * tracing slow path (~120 ns each, measured) while a tracking Poller lives.
+ *
+ * Records name a process or a socket's (namespace, family, type, protocol),
+ * never a row: the user side decides whether its last poll still holds.
+ * Syscalls are recorded at exit (after the change), picked at entry by
+ * number from pn_syscalls, which user space fills with its architecture's
+ * numbers. Some changes can only be seen before they happen
+ * (inet_sock_set_state fires before sk_state is stored): PN_CHG_SOCK_PRE,
+ * which the user side honours in this poll and the next.
+ *
+ * Lost records: a full ring buffer (or in-flight table) bumps pn_lost[0];
+ * the user side reads it first and lists everything again when it moved.
+ */
+
+#define PN_RINGBUF_TYPE 27              /* BPF_MAP_TYPE_RINGBUF */
+#define PN_ARRAY_TYPE   2               /* BPF_MAP_TYPE_ARRAY */
+#define PN_HASH_TYPE    1               /* BPF_MAP_TYPE_HASH */
+#define PN_RB_NO_WAKEUP 1               /* the reader polls; it never waits */
+#define PN_NSYSCALLS    1024
+#define PN_FIELD_EXISTS 2               /* BPF_FIELD_EXISTS */
+
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
+static long (*bpf_map_update_elem)(void *map, const void *key, const void *value,
+                                   __u64 flags) = (void *)2;
+static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)3;
+static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;
+static __u64 (*bpf_get_current_task)(void) = (void *)35;
+static long (*bpf_ringbuf_output)(void *ringbuf, void *data, __u64 size, __u64 flags) = (void *)130;
+
+/* Sized by the loader (bpf_map__set_max_entries); one page in the object. */
+struct {
+    int (*type)[PN_RINGBUF_TYPE];
+    int (*max_entries)[4096];
+} pn_changes SEC(".maps");
+
+struct {
+    int (*type)[PN_ARRAY_TYPE];
+    int (*max_entries)[1];
+    __u32 *key;
+    __u64 *value;
+} pn_lost SEC(".maps");
+
+/* Per syscall number: PN_SC_* (0: not watched). Filled by user space. */
+#define PN_SC_FDS   1   /* may change the caller's fd table or its sockets */
+#define PN_SC_NEWFD 2   /* recorded only if it allocated an fd (recvmsg: SCM_RIGHTS) */
+#define PN_SC_NEW   4   /* creates sockets (socket, accept, socketpair, pidfd_getfd) */
+#define PN_SC_SEND  8   /* recorded only if it bound an unbound datagram socket */
+#define PN_SC_CLOSE 16  /* recorded only if its fd is a socket (close) */
+struct {
+    int (*type)[PN_ARRAY_TYPE];
+    int (*max_entries)[PN_NSYSCALLS];
+    __u32 *key;
+    __u32 *value;
+} pn_syscalls SEC(".maps");
+
+/* The poller's own thread while it lists (0: none): its syscalls then are
+ * its own reading of /proc and netlink, thousands per listing. */
+struct {
+    int (*type)[PN_ARRAY_TYPE];
+    int (*max_entries)[1];
+    __u32 *key;
+    __u32 *value;
+} pn_quiet SEC(".maps");
+
+/* Threads inside a watched syscall: what entry saw. */
+struct pn_inflight {
+    __u32 nr;
+    __u32 class;
+    __u32 next_fd;
+    __u32 pad;
+    __u64 sk;          /* PN_SC_SEND: the unbound socket */
+};
+struct {
+    int (*type)[PN_HASH_TYPE];
+    int (*max_entries)[16384];
+    __u32 *key;
+    struct pn_inflight *value;
+} pn_inflight SEC(".maps");
+
+/* One record; csrc/change_track.c reads the same layout (struct pn_krec). */
+#define PN_CHG_NEW        1   /* tgid may now hold sockets it did not hold */
+#define PN_CHG_FDS        2   /* tgid's fd table or one of its sockets changed */
+#define PN_CHG_EXIT       3   /* a thread of tgid exited */
+#define PN_CHG_FORK       4   /* tgid forked process other, copying its fd table */
+#define PN_CHG_FORK_SHARE 5   /* ... sharing it: clone(CLONE_FILES) without CLONE_THREAD */
+#define PN_CHG_COMM       6   /* tgid's name changed */
+#define PN_CHG_SOCK       7   /* a socket's listing changed (after the change) */
+#define PN_CHG_SOCK_PRE   8   /* ... is about to change */
+
+struct pn_change {
+    __u32 kind;
+    __u32 tgid;
+    __u32 tid;        /* syscall and exit records: the thread (else 0: softirq has no caller) */
+    __u32 other;      /* PN_CHG_FORK*: the child; syscall records: the number */
+    __u32 netns;      /* the socket's or the caller's network namespace inode */
+    __u16 family;
+    __u16 type;
+    __u16 protocol;
+    __u16 pad;
+    __u32 pad2;
+};
+
+PN_INLINE void lost(void)
+{
+    __u32 zero = 0;
+    __u64 *n = bpf_map_lookup_elem(&pn_lost, &zero);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+}
+
+PN_INLINE void emit(struct pn_change *c)
+{
+    if (bpf_ringbuf_output(&pn_changes, c, sizeof *c, PN_RB_NO_WAKEUP) < 0)
+        lost();
+}
+
+/* Fill the socket part of a record. */
+PN_INLINE void read_sock(struct pn_change *c, const struct sock *sk, int full)
+{
+    struct net *net = 0;
+    if (!sk)
+        return;
+    bpf_probe_read_kernel(&c->family, sizeof c->family, &sk->__sk_common.skc_family);
+    bpf_probe_read_kernel(&net, sizeof net, &sk->__sk_common.skc_net.net);
+    if (net)
+        bpf_probe_read_kernel(&c->netns, sizeof c->netns, &net->ns.inum);
+    if (full) {
+        bpf_probe_read_kernel(&c->type, sizeof c->type, &sk->sk_type);
+        bpf_probe_read_kernel(&c->protocol, sizeof c->protocol, &sk->sk_protocol);
+    }
+}
+
+PN_INLINE void sock_event(__u32 kind, const struct sock *sk)
+{
+    struct pn_change c;
+    __builtin_memset(&c, 0, sizeof c);
+    c.kind = kind;
+    c.tgid = (__u32)(bpf_get_current_pid_tgid() >> 32);
+    read_sock(&c, sk, 1);
+    emit(&c);
+}
+
+PN_INLINE const struct task_struct *current_task(void)
+{
+    return (const struct task_struct *)bpf_get_current_task();
+}
+
+PN_INLINE struct files_struct *task_files(const struct task_struct *t)
+{
+    struct files_struct *f = 0;
+    bpf_probe_read_kernel(&f, sizeof f, &t->files);
+    return f;
+}
+
+PN_INLINE __u32 next_fd(const struct task_struct *t)
+{
+    struct files_struct *f = task_files(t);
+    __u32 n = 0;
+    if (f)
+        bpf_probe_read_kernel(&n, sizeof n, &f->next_fd);
+    return n;
+}
+
+PN_INLINE __u32 task_netns(const struct task_struct *t)
+{
+    struct nsproxy *ns = 0;
+    struct net *net = 0;
+    __u32 inum = 0;
+    bpf_probe_read_kernel(&ns, sizeof ns, &t->nsproxy);
+    if (ns)
+        bpf_probe_read_kernel(&net, sizeof net, &ns->net_ns);
+    if (net)
+        bpf_probe_read_kernel(&inum, sizeof inum, &net->ns.inum);
+    return inum;
+}
+
+/* The syscall's first argument as saved on entry; -1 where the architecture
+ * is not known (the caller then records without looking at the socket). */
+PN_INLINE long first_arg(const void *regs)
+{
+    unsigned long v = 0;
+    if (__builtin_preserve_field_info(((struct pt_regs___x86 *)0)->di, PN_FIELD_EXISTS))
+        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___x86 *)regs)->di);
+    else if (__builtin_preserve_field_info(((struct pt_regs___arm64 *)0)->orig_x0, PN_FIELD_EXISTS))
+        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___arm64 *)regs)->orig_x0);
+    else if (__builtin_preserve_field_info(((struct pt_regs___s390 *)0)->orig_gpr2, PN_FIELD_EXISTS))
+        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___s390 *)regs)->orig_gpr2);
+    else
+        return -1;
+    return (long)(int)v;                /* an fd: the low 32 bits */
+}
+
+/* The struct sock behind fd of task t, or 0 (not a socket, no such fd). */
+PN_INLINE const struct sock *fd_sock(const struct task_struct *t, long fd)
+{
+    struct files_struct *files = task_files(t);
+    struct fdtable *fdt = 0;
+    struct file **fds = 0, *f = 0;
+    struct inode *inode = 0;
+    struct super_block *sb = 0;
+    struct socket *sock = 0;
+    struct sock *sk = 0;
+    unsigned int max = 0;
+    unsigned long magic = 0;
+    unsigned short mode = 0;
+    if (!files || fd < 0)
+        return 0;
+    bpf_probe_read_kernel(&fdt, sizeof fdt, &files->fdt);
+    if (!fdt)
+        return 0;
+    bpf_probe_read_kernel(&max, sizeof max, &fdt->max_fds);
+    if ((unsigned long)fd >= max)
+        return 0;
+    bpf_probe_read_kernel(&fds, sizeof fds, &fdt->fd);
+    if (!fds)
+        return 0;
+    bpf_probe_read_kernel(&f, sizeof f, fds + fd);
+    if (!f)
+        return 0;
+    bpf_probe_read_kernel(&inode, sizeof inode, &f->f_inode);
+    if (!inode)
+        return 0;
+    bpf_probe_read_kernel(&mode, sizeof mode, &inode->i_mode);
+    bpf_probe_read_kernel(&sb, sizeof sb, &inode->i_sb);
+    if ((mode & PN_S_IFMT) != PN_S_IFSOCK || !sb)
+        return 0;
+    bpf_probe_read_kernel(&magic, sizeof magic, &sb->s_magic);
+    if (magic != PN_SOCKFS_MAGIC)
+        return 0;
+    bpf_probe_read_kernel(&sock, sizeof sock, &f->private_data);
+    if (sock)
+        bpf_probe_read_kernel(&sk, sizeof sk, &sock->sk);
+    return sk;
+}
+
+PN_INLINE __u16 sock_port(const struct sock *sk)
+{
+    __u16 port = 0;
+    bpf_probe_read_kernel(&port, sizeof port, &sk->__sk_common.skc_num);
+    return port;
+}
+
+/* ---- syscalls: picked at entry, recorded at exit -------------------------- */
+
+SEC("tp_btf/sys_enter")
+int pn_track_sys_enter(unsigned long long *ctx)
+{
+    long id = (long)ctx[1];
+    if (id < 0 || id >= PN_NSYSCALLS)
+        return 0;
+    __u32 key = (__u32)id;
+    __u32 *class = bpf_map_lookup_elem(&pn_syscalls, &key);
+    if (!class || !*class)
+        return 0;
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    __u32 zero = 0;
+    __u32 *quiet = bpf_map_lookup_elem(&pn_quiet, &zero);
+    if (quiet && *quiet == tid)
+        return 0;
+    const struct task_struct *t = current_task();
+    struct pn_inflight in;
+    __builtin_memset(&in, 0, sizeof in);
+    in.nr = key;
+    in.class = *class;
+    if (in.class & PN_SC_NEWFD)
+        in.next_fd = next_fd(t);
+    if (in.class & PN_SC_CLOSE) {
+        long fd = first_arg((const void *)ctx[0]);
+        if (fd >= 0 && !fd_sock(t, fd))
+            return 0;                    /* a file: no socket changes hands */
+    }
+    if (in.class & PN_SC_SEND) {
+        long fd = first_arg((const void *)ctx[0]);
+        const struct sock *sk = fd < 0 ? 0 : fd_sock(t, fd);
+        __u16 fam = 0, type = 0;
+        if (fd >= 0) {
+            if (!sk)
+                return 0;                /* not a socket: nothing to bind */
+            bpf_probe_read_kernel(&fam, sizeof fam, &sk->__sk_common.skc_family);
+            bpf_probe_read_kernel(&type, sizeof type, &sk->sk_type);
+            /* only an inet datagram or raw socket without a port autobinds */
+            if ((fam != 2 && fam != 10) || type == 1 || sock_port(sk) != 0)
+                return 0;
+        }
+        in.sk = (__u64)sk;               /* 0: architecture unknown, record anyway */
+    }
+    if (bpf_map_update_elem(&pn_inflight, &tid, &in, 0) < 0)
+        lost();
+    return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int pn_track_sys_exit(unsigned long long *ctx)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    __u32 tid = (__u32)id;
+    struct pn_inflight *in = bpf_map_lookup_elem(&pn_inflight, &tid);
+    if (!in)
+        return 0;
+    struct pn_inflight seen = *in;
+    bpf_map_delete_elem(&pn_inflight, &tid);
+    const struct task_struct *t = current_task();
+    struct pn_change c;
+    __builtin_memset(&c, 0, sizeof c);
+    c.tgid = (__u32)(id >> 32);
+    c.tid = tid;
+    c.other = seen.nr;
+    if (seen.class & PN_SC_SEND) {
+        if (seen.sk) {
+            if (sock_port((const struct sock *)seen.sk) == 0)
+                return 0;                /* still unbound: nothing listed changed */
+            read_sock(&c, (const struct sock *)seen.sk, 1);
+        } else {
+            c.netns = task_netns(t);
+        }
+        c.kind = PN_CHG_SOCK;
+    } else if (seen.class & PN_SC_NEWFD) {
+        if (next_fd(t) == seen.next_fd)
+            return 0;                    /* no fd allocated: no socket received */
+        c.kind = PN_CHG_NEW;
+        c.netns = task_netns(t);
+    } else {
+        c.kind = (seen.class & PN_SC_NEW) ? PN_CHG_NEW : PN_CHG_FDS;
+        c.netns = task_netns(t);
+    }
+    emit(&c);
+    return 0;
+}
+
+/* ---- processes ----------------------------------------------------------- */
+
+SEC("tp_btf/sched_process_fork")
+int pn_track_fork(unsigned long long *ctx)
+{
+    const struct task_struct *parent = (const struct task_struct *)ctx[0];
+    const struct task_struct *child = (const struct task_struct *)ctx[1];
+    struct files_struct *pf = 0, *cf = 0;
+    int cpid = 0, ctgid = 0, ptgid = 0;
+    bpf_probe_read_kernel(&cpid, sizeof cpid, &child->pid);
+    bpf_probe_read_kernel(&ctgid, sizeof ctgid, &child->tgid);
+    if (cpid != ctgid)                   /* a thread: same process, same table */
+        return 0;
+    bpf_probe_read_kernel(&ptgid, sizeof ptgid, &parent->tgid);
+    pf = task_files(parent);
+    cf = task_files(child);
+    struct pn_change c;
+    __builtin_memset(&c, 0, sizeof c);
+    c.kind = pf && pf == cf ? PN_CHG_FORK_SHARE : PN_CHG_FORK;
+    c.tgid = (__u32)ptgid;
+    c.other = (__u32)ctgid;
+    emit(&c);
+    return 0;
+}
+
+PN_INLINE void task_event(__u32 kind, const struct task_struct *t)
+{
+    struct pn_change c;
+    int tgid = 0;
+    __builtin_memset(&c, 0, sizeof c);
+    bpf_probe_read_kernel(&tgid, sizeof tgid, &t->tgid);
+    c.kind = kind;
+    c.tgid = (__u32)tgid;
+    emit(&c);
+}
+
+SEC("tp_btf/sched_process_exec")         /* close-on-exec, a new name, de_thread */
+int pn_track_exec(unsigned long long *ctx)
+{
+    task_event(PN_CHG_FDS, (const struct task_struct *)ctx[0]);
+    return 0;
+}
+
+SEC("tp_btf/sched_process_exit")         /* any thread: the last one drops the fd table */
+int pn_track_exit(unsigned long long *ctx)
+{
+    const struct task_struct *t = (const struct task_struct *)ctx[0];
+    int pid = 0;
+    bpf_probe_read_kernel(&pid, sizeof pid, &t->pid);
+    __u32 tid = (__u32)pid;
+    bpf_map_delete_elem(&pn_inflight, &tid);   /* a syscall that never returns */
+    struct pn_change c;
+    int tgid = 0;
+    __builtin_memset(&c, 0, sizeof c);
+    bpf_probe_read_kernel(&tgid, sizeof tgid, &t->tgid);
+    c.kind = PN_CHG_EXIT;
+    c.tgid = (__u32)tgid;
+    c.tid = tid;
+    c.netns = task_netns(t);
+    emit(&c);
+    return 0;
+}
+
+SEC("tp_btf/task_rename")                /* PR_SET_NAME, /proc/PID/comm */
+int pn_track_rename(unsigned long long *ctx)
+{
+    const struct task_struct *t = (const struct task_struct *)ctx[0];
+    int pid = 0, tgid = 0;
+    bpf_probe_read_kernel(&pid, sizeof pid, &t->pid);
+    bpf_probe_read_kernel(&tgid, sizeof tgid, &t->tgid);
+    if (pid == tgid)                     /* /proc/PID/comm is the leader's */
+        task_event(PN_CHG_COMM, t);
+    return 0;
+}
+
+/* ---- sockets changed by the network -------------------------------------- */
+
+SEC("tp_btf/inet_sock_set_state")        /* TCP, MPTCP, SCTP: before sk_state is stored */
+int pn_track_set_state(unsigned long long *ctx)
+{
+    sock_event(PN_CHG_SOCK_PRE, (const struct sock *)ctx[0]);
+    return 0;
+}

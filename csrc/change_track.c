@@ -1,0 +1,363 @@
+/*
+ * change_track.c -- a Poller's kernel-side change tracking: load and attach
+ * the pn_track_* programs of the BPF object (bpf/change_track.bpf.h), and
+ * hand over what they recorded. All or nothing: a tracker with one hook
+ * missing would answer stale, so any refused attach fails the open.
+ *
+ * State lives in the struct (one per Poller, one call at a time); records
+ * are copied out of the ring buffer into a buffer of the tracker's, bounded:
+ * past PN_TRACK_MAX records in one read the rest count as lost, and the
+ * Poller lists everything again, which is cheaper than reading a storm.
+ */
+#include "bpf_load.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+
+#define PN_TRACK_MAX  (1u << 16)
+#define PN_TRACK_LINKS 64
+
+#ifndef PN_HAVE_BPF_OBJ
+
+int pn_track_open(struct pn_track **out, uint32_t ringbuf_bytes, const char *skip,
+                  char *why, size_t whylen)
+{
+    (void)ringbuf_bytes;
+    (void)skip;
+    if (out)
+        *out = NULL;
+    if (why && whylen)
+        snprintf(why, whylen, "procnet was built without its BPF programs");
+    errno = ENOSYS;
+    return -1;
+}
+
+long pn_track_read(struct pn_track *t, const struct pn_change **recs, uint64_t *lost)
+{
+    (void)t;
+    (void)recs;
+    (void)lost;
+    errno = ENOSYS;
+    return -1;
+}
+
+void pn_track_close(struct pn_track *t)
+{
+    (void)t;
+}
+
+int pn_track_quiet(struct pn_track *t, uint32_t tid)
+{
+    (void)t;
+    (void)tid;
+    errno = ENOSYS;
+    return -1;
+}
+
+#else /* PN_HAVE_BPF_OBJ */
+
+/* The syscalls the programs watch (PN_SC_* in change_track.bpf.h), by this
+ * build's numbers: the BPF object is the same on every architecture. */
+#define PN_SC_FDS   1
+#define PN_SC_NEWFD 2
+#define PN_SC_NEW   4
+#define PN_SC_SEND  8
+#define PN_SC_CLOSE 16
+static const struct { long nr; uint32_t class; } watched[] = {
+#ifdef SYS_close
+    { SYS_close, PN_SC_FDS | PN_SC_CLOSE },
+#endif
+#ifdef SYS_close_range
+    { SYS_close_range, PN_SC_FDS },
+#endif
+#ifdef SYS_dup
+    { SYS_dup, PN_SC_FDS },
+#endif
+#ifdef SYS_dup2
+    { SYS_dup2, PN_SC_FDS },
+#endif
+#ifdef SYS_dup3
+    { SYS_dup3, PN_SC_FDS },
+#endif
+#ifdef SYS_fcntl
+    { SYS_fcntl, PN_SC_FDS },
+#endif
+#ifdef SYS_fcntl64
+    { SYS_fcntl64, PN_SC_FDS },
+#endif
+#ifdef SYS_bind
+    { SYS_bind, PN_SC_FDS },
+#endif
+#ifdef SYS_listen
+    { SYS_listen, PN_SC_FDS },
+#endif
+#ifdef SYS_connect
+    { SYS_connect, PN_SC_FDS },
+#endif
+#ifdef SYS_shutdown
+    { SYS_shutdown, PN_SC_FDS },
+#endif
+#ifdef SYS_setsockopt
+    { SYS_setsockopt, PN_SC_FDS },       /* netlink groups, packet rings: listed fields */
+#endif
+#ifdef SYS_unshare
+    { SYS_unshare, PN_SC_FDS },
+#endif
+#ifdef SYS_setns
+    { SYS_setns, PN_SC_FDS },
+#endif
+#ifdef SYS_io_uring_enter
+    { SYS_io_uring_enter, PN_SC_FDS | PN_SC_NEW },  /* its ops open, accept and close */
+#endif
+#ifdef SYS_socket
+    { SYS_socket, PN_SC_NEW },
+#endif
+#ifdef SYS_socketpair
+    { SYS_socketpair, PN_SC_NEW },
+#endif
+#ifdef SYS_accept
+    { SYS_accept, PN_SC_NEW },
+#endif
+#ifdef SYS_accept4
+    { SYS_accept4, PN_SC_NEW },
+#endif
+#ifdef SYS_pidfd_getfd
+    { SYS_pidfd_getfd, PN_SC_NEW },
+#endif
+#ifdef SYS_recvmsg
+    { SYS_recvmsg, PN_SC_NEWFD },
+#endif
+#ifdef SYS_recvmmsg
+    { SYS_recvmmsg, PN_SC_NEWFD },
+#endif
+#ifdef SYS_recvmmsg_time64
+    { SYS_recvmmsg_time64, PN_SC_NEWFD },
+#endif
+#ifdef SYS_sendto
+    { SYS_sendto, PN_SC_SEND },
+#endif
+#ifdef SYS_sendmsg
+    { SYS_sendmsg, PN_SC_SEND },
+#endif
+#ifdef SYS_sendmmsg
+    { SYS_sendmmsg, PN_SC_SEND },
+#endif
+};
+
+/* The kernel's record (struct pn_change in change_track.bpf.h). */
+struct pn_krec {
+    uint32_t kind, tgid, tid, other, netns;
+    uint16_t family, type, protocol, pad;
+    uint32_t pad2;
+};
+
+struct pn_track {
+    struct pn_bpf b;
+    struct bpf_link *links[PN_TRACK_LINKS];
+    size_t nlinks;
+    struct ring_buffer *rb;
+    int lost_fd;
+    int quiet_fd;
+    uint64_t dropped;           /* records past PN_TRACK_MAX in a read */
+    struct pn_change *recs;     /* PN_TRACK_MAX */
+    size_t nrecs;
+};
+
+/* Which table lists a socket of (family, type, protocol); numbers from the
+ * uapi headers. */
+static uint8_t table_of(uint16_t family, uint16_t type, uint16_t protocol)
+{
+    int v6 = family == 10;
+    switch (family) {
+    case 1:  return PN_UNIX;
+    case 16: return PN_NETLINK;
+    case 17: return PN_PACKET;
+    case 40: return PN_VSOCK;
+    case 44: return PN_XDP;
+    case 2:
+    case 10:
+        break;
+    default:
+        return PN_TABLE_NONE;
+    }
+    if (type == 3)                                       /* SOCK_RAW */
+        return v6 ? PN_RAW6 : PN_RAW;
+    switch (protocol) {
+    case 6:   return v6 ? PN_TCP6 : PN_TCP;
+    case 17:  return v6 ? PN_UDP6 : PN_UDP;
+    case 136: return v6 ? PN_UDPLITE6 : PN_UDPLITE;
+    case 1:
+    case 58:  return v6 ? PN_ICMP6 : PN_ICMP;            /* ping sockets */
+    case 132: return v6 ? PN_SCTP6 : PN_SCTP;
+    case 262: return v6 ? PN_MPTCP6 : PN_MPTCP;
+    default:  return PN_TABLE_NONE;
+    }
+}
+
+static int take(void *ctx, void *data, size_t size)
+{
+    struct pn_track *t = ctx;
+    struct pn_krec k;
+    if (size < sizeof k)
+        return 0;                       /* not ours: nothing to learn from it */
+    if (t->nrecs >= PN_TRACK_MAX) {
+        t->dropped++;
+        return 0;                       /* never < 0: libbpf would drop the record anyway */
+    }
+    memcpy(&k, data, sizeof k);
+    struct pn_change *c = &t->recs[t->nrecs++];
+    c->kind = k.kind;
+    c->tgid = k.tgid;
+    c->tid = k.tid;
+    c->other = k.other;
+    c->netns = k.netns;
+    c->family = k.family;
+    c->type = k.type;
+    c->protocol = k.protocol;
+    c->table = (k.kind == PN_CHG_SOCK || k.kind == PN_CHG_SOCK_PRE)
+               ? table_of(k.family, k.type, k.protocol) : PN_TABLE_NONE;
+    c->pad = 0;
+    return 0;
+}
+
+void pn_track_close(struct pn_track *t)
+{
+    if (!t)
+        return;
+    if (t->rb)
+        t->b.f.rb_free(t->rb);
+    for (size_t i = 0; i < t->nlinks; i++)
+        t->b.f.link_destroy(t->links[i]);
+    free(t->recs);
+    t->b.link = NULL;
+    pn_bpf_close_parts(&t->b);
+    free(t);
+}
+
+int pn_track_open(struct pn_track **out, uint32_t ringbuf_bytes, const char *skip,
+                  char *why, size_t whylen)
+{
+    struct pn_bpf_msg msg;
+    int err = 0;
+    if (why && whylen)
+        why[0] = '\0';
+    if (!out) {
+        errno = EINVAL;
+        return -1;
+    }
+    *out = NULL;
+    struct pn_track *t = calloc(1, sizeof *t);
+    if (t)
+        t->recs = malloc(PN_TRACK_MAX * sizeof *t->recs);
+    if (!t || !t->recs) {
+        free(t);
+        if (why && whylen)
+            snprintf(why, whylen, "out of memory");
+        errno = ENOMEM;
+        return -1;
+    }
+    t->lost_fd = t->quiet_fd = -1;
+    pn_bpf_msg_begin(&msg);
+    if (pn_bpf_load(&t->b, 1, ringbuf_bytes, why, whylen) < 0) {
+        err = errno;
+        goto fail;
+    }
+    struct bpf_map *rbmap = t->b.f.find_map(t->b.obj, "pn_changes");
+    struct bpf_map *lost = t->b.f.find_map(t->b.obj, "pn_lost");
+    struct bpf_map *sc = t->b.f.find_map(t->b.obj, "pn_syscalls");
+    struct bpf_map *quiet = t->b.f.find_map(t->b.obj, "pn_quiet");
+    if (bad_ptr(rbmap) || bad_ptr(lost) || bad_ptr(sc) || bad_ptr(quiet)) {
+        snprintf(why, whylen, "the BPF object lacks its maps");
+        err = ENOENT;
+        goto fail;
+    }
+    /* the syscall filter first: the programs may run as soon as attached,
+     * and one that misses a syscall is stale; so fill it before attaching */
+    for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++) {
+        uint32_t key = (uint32_t)watched[i].nr, class = watched[i].class;
+        if (watched[i].nr < 0 || watched[i].nr >= 1024 ||
+            t->b.f.map_update(t->b.f.map_fd(sc), &key, &class, 0) < 0) {
+            snprintf(why, whylen, "cannot watch syscall %ld: %s", watched[i].nr, strerror(errno));
+            err = errno ? errno : EINVAL;
+            goto fail;
+        }
+    }
+    for (struct bpf_program *p = t->b.f.next_program(t->b.obj, NULL); p;
+         p = t->b.f.next_program(t->b.obj, p)) {
+        const char *name = t->b.f.program_name(p);
+        if (strncmp(name, PN_TRACK_PREFIX, sizeof PN_TRACK_PREFIX - 1) != 0)
+            continue;
+        if (t->nlinks == PN_TRACK_LINKS) {
+            snprintf(why, whylen, "more tracking programs than links (%d)", PN_TRACK_LINKS);
+            err = E2BIG;
+            goto fail;
+        }
+        if (skip && strcmp(skip, name) == 0) {
+            snprintf(why, whylen, "program %s was not attached (asked to skip it)", name);
+            err = ECANCELED;
+            goto fail;
+        }
+        errno = 0;
+        struct bpf_link *l = t->b.f.attach(p);
+        if (bad_ptr(l)) {
+            char step[96];
+            snprintf(step, sizeof step, "attach %s", name);
+            err = pn_bpf_explain(ptr_errno(l), step, msg.text, why, whylen);
+            goto fail;
+        }
+        t->links[t->nlinks++] = l;
+    }
+    t->lost_fd = t->b.f.map_fd(lost);
+    t->quiet_fd = t->b.f.map_fd(quiet);
+    errno = 0;
+    t->rb = t->b.f.rb_new(t->b.f.map_fd(rbmap), take, t, NULL);
+    if (bad_ptr(t->rb)) {
+        err = pn_bpf_explain(ptr_errno(t->rb), "ring buffer", msg.text, why, whylen);
+        t->rb = NULL;
+        goto fail;
+    }
+    pn_bpf_msg_end();
+    *out = t;
+    return 0;
+fail:
+    pn_bpf_msg_end();
+    pn_track_close(t);
+    errno = err ? err : EINVAL;
+    return -1;
+}
+
+long pn_track_read(struct pn_track *t, const struct pn_change **recs, uint64_t *lost)
+{
+    uint32_t zero = 0;
+    uint64_t klost = 0;
+    if (!t || !recs || !lost) {
+        errno = EINVAL;
+        return -1;
+    }
+    t->nrecs = 0;
+    /* the lost count first: a record dropped before this read is then seen
+     * now or at the next read, never after its successors were applied */
+    if (t->b.f.map_lookup(t->lost_fd, &zero, &klost) < 0)
+        return -1;
+    int n = t->b.f.rb_consume(t->rb);
+    if (n < 0) {
+        errno = -n;
+        return -1;
+    }
+    *recs = t->recs;
+    *lost = klost + t->dropped;
+    return (long)t->nrecs;
+}
+
+int pn_track_quiet(struct pn_track *t, uint32_t tid)
+{
+    uint32_t zero = 0;
+    if (!t) {
+        errno = EINVAL;
+        return -1;
+    }
+    return t->b.f.map_update(t->quiet_fd, &zero, &tid, 0) < 0 ? -1 : 0;
+}
+
+#endif /* PN_HAVE_BPF_OBJ */
