@@ -23,7 +23,7 @@ the plan to the core as it is -- the core re-decides nothing:
   the core names afterwards (``classify``) so that nothing is dropped silently.
 """
 import os
-from typing import Dict, NamedTuple, Optional, Tuple
+from typing import Dict, FrozenSet, NamedTuple, Optional, Tuple
 
 from . import _netns
 from . import _tables as T
@@ -301,6 +301,33 @@ class PollerPlanner:
             return
         heavy = fds_read * LINK_VS_BPF > expected_sockets(q.proc_root) + BPF_FIXED_SOCKETS
         self._heavy_polls = self._heavy_polls + 1 if heavy else 0
+
+
+def tracking_refusal(q) -> Optional[str]:
+    """Why a Poller of `q` cannot track changes in the kernel (None: it may
+    try to load the programs). Tracking watches this system's processes by
+    their global pids, and keeps owners from its cache of the /proc walk."""
+    if not is_live_proc(q.proc_root):
+        return "proc_root %s is not this system's live /proc" % q.proc_root
+    if q.owner_source == "bpf":
+        return "tracking keeps owners from the /proc walk's cache, and owner_source='bpf' was asked"
+    return None
+
+
+def tracking_query(q):
+    """The query of a tracking Poller's full polls: the /proc walk (its
+    holders are what the tracker watches) on the calling thread, so that
+    the poller's own syscalls while it lists are known by their thread."""
+    return q._replace(owner_source="procfs", threads=1)
+
+
+def tracked_netns(q, p: Plan) -> Optional[FrozenSet[int]]:
+    """The namespace inodes a tracking Poller lists (None: any, or unknown)."""
+    if q.netns == "all":
+        return None
+    if p.listings is not None:
+        return frozenset(li.inode for li in p.listings)
+    return frozenset((p.self_netns,)) if p.self_netns else None
 
 
 def bpf_status(impl) -> Tuple[bool, str]:

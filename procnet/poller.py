@@ -9,6 +9,7 @@ or changed and keeps the others' objects. Every poll is exactly what a fresh
 :func:`procnet.connections` would return at that moment.
 """
 import numbers
+import os
 import threading
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple, Union
@@ -16,10 +17,12 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Op
 from . import _backend
 from ._api import PathLike, _bulk_allocation, _finish, _root_errors
 from ._records import Connection, Snapshot, build
+from ._tables import TABLES
 from ._errors import ProcNetError
 from ._netns import NetnsArg
-from ._plan import Plan, PollerPlanner
+from ._plan import Plan, PollerPlanner, plan, tracked_netns, tracking_query, tracking_refusal
 from ._request import Query, make_query
+from ._track import DEFAULT_RESYNC, TrackState
 
 _OPENED, _OWNERS, _MODIFIED = 1, 2, 3     # PN_CH_* in csrc/procnet.h
 
@@ -54,7 +57,8 @@ class Poll(NamedTuple):
     :class:`Change` since the previous poll (closes first, then opens and owner
     changes in snapshot order; on the first poll every socket is opened).
     ``procs_cached`` processes were known without reading their fd directory,
-    ``fds_read`` fd links were read.
+    ``fds_read`` fd links were read. ``tracked``: the poll was answered from
+    the kernel's change records without listing anything (``Poller(track=...)``).
     """
 
     snapshot: Snapshot
@@ -62,6 +66,7 @@ class Poll(NamedTuple):
     procs_cached: int
     fds_read: int
     raw: "Optional[_RawChanges]" = None
+    tracked: bool = False
 
     def select(self, keep: Callable[[Connection], bool]) -> Tuple[Change, ...]:
         """The changes as seen through a filter of one's own (`keep` on a
@@ -114,6 +119,17 @@ class _RawChanges:
         return tuple(out)
 
 
+_NO_DELTA: Dict[str, Any] = {"closed": [], "kind": [], "prev": []}
+
+
+def _thread_netns() -> int:
+    """This thread's network namespace inode (0 if unknown)."""
+    try:
+        return os.stat("/proc/thread-self/ns/net").st_ino
+    except OSError:
+        return 0
+
+
 class Poller:
     """Poll the sockets of `kind` again and again, cheaply.
 
@@ -123,7 +139,19 @@ class Poller:
     changes as they come until :meth:`stop`. Calls are serialised (one poll
     at a time); ``last`` may be read from any thread. Close it (or use it as a
     context manager) to release its state at once.
+
+    ``track``: let the kernel say what changed (BPF programs on raw
+    tracepoints; root, BTF, this system's /proc). A poll then lists nothing
+    while nothing that can change the answer happened, and lists everything
+    when something did, when a record was lost, while rows whose expiry the
+    kernel does not report exist (TIME_WAIT, SYN_RECV), and every `resync`
+    seconds. ``True`` raises ProcNetError when tracking cannot start, ``"auto"``
+    polls without it then (``tracking`` says why). The price, which is why it
+    is not the default: ``tx_queue``/``rx_queue`` are as of the last listing
+    (they change with every packet, which nothing reports), and while the
+    poller lives every syscall on the host pays the tracepoints (~0.1 us).
     """
+
 
     def __init__(self, kind: Union[str, Iterable[str]] = "inet", *, proc_root: PathLike = "/proc",
                  backend: Optional[str] = None, byteorder: Optional[str] = None,
@@ -131,7 +159,12 @@ class Poller:
                  rport: Optional[int] = None, pid: Union[int, Iterable[int], None] = None,
                  uid: Optional[int] = None, threads: Optional[int] = None,
                  source: Optional[str] = None, laddr: Optional[str] = None,
-                 owner_source: Optional[str] = None, netns: NetnsArg = None) -> None:
+                 owner_source: Optional[str] = None, netns: NetnsArg = None,
+                 track: Union[bool, str] = False, resync: float = DEFAULT_RESYNC) -> None:
+        if track not in (False, True, "auto") or isinstance(track, int) and not isinstance(track, bool):
+            raise ValueError("track must be False, True or 'auto', not %r" % (track,))
+        if isinstance(resync, bool) or not isinstance(resync, numbers.Real) or not 0 < resync < 1e9:
+            raise ValueError("resync must be a number of seconds above 0, not %r" % (resync,))
         self._args: Dict[str, Any] = dict(
             kind=kind, proc_root=proc_root, byteorder=byteorder, state=state, lport=lport,
             rport=rport, pid=pid, uid=uid, threads=threads, source=source, laddr=laddr,
@@ -144,6 +177,41 @@ class Poller:
         self._all: List[Connection] = []     # the last poll, in the core's order, unfiltered
         self._last: Optional[Snapshot] = None
         self._planner = PollerPlanner(self._impl)
+        self._holders: List[int] = []
+        self._track: Optional[TrackState] = None
+        self._tracker: Any = None
+        self._tracking = "off: not asked for (Poller(track=True))"
+        if track:
+            self._start_tracking(track is True, float(resync))
+
+    def _start_tracking(self, required: bool, resync: float) -> None:
+        why = tracking_refusal(self._q)
+        tracker = None
+        if why is None:
+            tracker, why = self._impl.open_tracker()
+        if tracker is None:
+            if required:
+                raise ProcNetError("procnet: cannot track changes in the kernel: %s" % why)
+            self._tracking = "off: " + why
+            return
+        self._tracker = tracker
+        self._qt = tracking_query(self._q)
+        p = plan(self._qt, self._impl, cached=True, polling=True)
+        self._track = TrackState(tracker.read, self._q.tables,
+                                 tracked_netns(self._qt, p), resync)
+        self._tracking = "kernel"
+
+    def _stop_tracking(self, why: str) -> None:
+        if self._tracker is not None:
+            self._tracker.close()
+        self._tracker = self._track = None
+        self._tracking = "off: " + why
+
+    @property
+    def tracking(self) -> str:
+        """``"kernel"`` while the kernel's change records serve, else
+        ``"off: <why>"``."""
+        return self._tracking
 
     @property
     def backend(self) -> str:
@@ -162,11 +230,33 @@ class Poller:
                 raise ProcNetError("this Poller is closed")
             q = self._q
             try:
+                if self._track is not None:
+                    return self._tracked_poll()
                 return self._poll(q, self._planner.plan(q))
             except BaseException:
                 # the core moved on and this side may not have: start afresh
                 self._reset()
                 raise
+
+    def _tracked_poll(self) -> Poll:
+        t = self._track
+        assert t is not None
+        why = t.check()
+        if t.off is not None:
+            self._stop_tracking(t.off)
+            return self._poll(self._q, self._planner.plan(self._q))
+        if why is None and self._last is not None:
+            return Poll(self._last, (), 0, 0, _RawChanges(self._all, [], _NO_DELTA), True)
+        qt = self._qt
+        started = time.monotonic()
+        tid = threading.get_native_id()
+        self._tracker.quiet(tid)            # its own listing is no change
+        try:
+            res = self._poll(qt, plan(qt, self._impl, cached=True, polling=True))
+        finally:
+            self._tracker.quiet(0)
+        t.listed(self._all, self._holders, started, _thread_netns())
+        return res
 
     def _reset(self) -> None:
         if self._cache is not None:
@@ -191,6 +281,7 @@ class Poller:
             combined = prev + new if new else prev
             current = list(map(combined.__getitem__, delta["take"]))
         stats = meta.pop("_stats")
+        self._holders = stats.get("holders", [])
         self._planner.note(q, p, meta["owner_source"], stats["fds_read"])
         raw = _RawChanges(prev, new, delta)
         self._all = current
@@ -212,11 +303,43 @@ class Poller:
         with self._lock:
             if self._cache is None:
                 raise ProcNetError("this Poller is closed")
+            if self._track is not None and self._last is not None and \
+                    self._narrows(filters, q) and self._track.check() is None:
+                return self._from_state(q)
             p = self._planner.lookup_plan(q)
             with _bulk_allocation(), _root_errors(q):
                 recs, ctx, meta = self._impl.snapshot(q, p, self._cache)
                 conns = list(build(recs, ctx))
             return _finish(q, p, self._backend, conns, meta)
+
+    _NARROWING = frozenset(("kind", "state", "lport", "rport", "uid", "laddr"))
+
+    def _narrows(self, filters: Dict[str, Any], q: Query) -> bool:
+        """Does the lookup only narrow what the last poll holds (its tables a
+        subset, each other filter one the poller did not have, or the same)?"""
+        if not set(filters) <= self._NARROWING or q.tables - self._q.tables:
+            return False
+        return all(self._args[k] is None or self._args[k] == v
+                   for k, v in filters.items() if k != "kind")
+
+    def _from_state(self, q: Query) -> Snapshot:
+        """A lookup answered from the tracked state: the last poll's sockets
+        that q keeps, with its metadata (for q's tables)."""
+        from ._pure.table_reader import keep_sock      # the filters' one Python definition
+        from ._records import R_TABLE
+        keep = keep_sock(q)
+        tables = q.tables
+        conns = [c for c in self._all if c[R_TABLE] in tables and keep(c)]
+        last = self._last
+        assert last is not None
+        names = {TABLES[t] for t in tables}
+        return Snapshot(conns, denied_pids=last.denied_pids, backend=last.backend,
+                        skipped={k: v for k, v in last.skipped.items() if k in names},
+                        tables={k: v for k, v in last.tables.items() if k in names},
+                        sources={k: v for k, v in last.sources.items() if k in names},
+                        processes=last.processes, pids_hidden=last.pids_hidden,
+                        owner_source=last.owner_source, namespaces=last.namespaces,
+                        unlisted=last.unlisted, other_netns=last.other_netns)
 
     def watch(self, interval: float = 1.0, *, initial: bool = True) -> Iterator[Change]:
         """Poll every `interval` seconds and yield each :class:`Change`, until
@@ -256,12 +379,15 @@ class Poller:
         self._stopped.set()
 
     def close(self) -> None:
-        """Stop watching and release the poller's state (its cache) now."""
+        """Stop watching and release the poller's state (its cache, its
+        tracking programs) now."""
         self._stopped.set()
         with self._lock:
             if self._cache is not None:
                 self._cache.close()
                 self._cache = None
+            if self._track is not None:
+                self._stop_tracking("closed")
             self._all = []
 
     def __enter__(self) -> "Poller":

@@ -1,0 +1,141 @@
+"""Change tracking for a Poller: does its last poll still hold?
+
+The kernel side (csrc/bpf/change_track.bpf.h, read by csrc/change_track.c)
+records what can change the answer: a process's fd table or name, a socket
+created, bound, connected, closed, a TCP state change. This module decides
+from those records, without reading any table, whether a Poller's last poll
+still holds ("clean": the poll answers from it) or must list again ("dirty").
+It errs towards dirty: a record it cannot place, a lost record, an expired
+interval all make the next poll list everything (a resync).
+
+What it cannot see, and how it stays exact anyway:
+- rows that leave with nothing reported: TIME_WAIT and SYN_RECV expiry (and a
+  FIN_WAIT2 row that is a TIME_WAIT socket's): while the last poll holds any,
+  every poll lists;
+- a change recorded before it is made (PN_CHG_SOCK_PRE: the tracepoint fires
+  before the new state is stored): its table is listed in this poll and the
+  next;
+- the poller's own syscalls while it lists (it opens and closes netlink
+  sockets and /proc files, on its thread and, for another namespace, on a
+  short-lived thread inside it): records made during a full poll by the
+  polling thread, or by a thread of this process inside a namespace other
+  than its own, are dropped; everything else made meanwhile makes the next
+  poll dirty;
+- what the hooks may miss (io_uring's SQPOLL thread, seccomp's addfd, 32-bit
+  processes on a 64-bit kernel, whose syscall numbers differ): a periodic
+  resync bounds it (docs/change_tracking.md).
+"""
+import os
+import threading
+import time
+from typing import Callable, FrozenSet, Iterable, List, Optional, Set, Tuple
+
+from ._records import Connection
+
+# PN_CHG_* (csrc/procnet.h)
+NEW, FDS, EXIT, FORK, FORK_SHARE, COMM, SOCK, SOCK_PRE = 1, 2, 3, 4, 5, 6, 7, 8
+TABLE_NONE = 255
+# states whose rows can leave the listing with nothing reported
+VOLATILE_STATES = frozenset(("TIME_WAIT", "SYN_RECV", "FIN_WAIT2"))
+DEFAULT_RESYNC = 10.0
+
+Record = Tuple[int, int, int, int, int, int]      # (kind, tgid, tid, other, netns, table)
+
+
+class TrackState:
+    """What a tracking Poller knows between polls; see the module's docstring.
+
+    `read` returns the records made since its last call and the running
+    count of lost ones (the core's Tracker.read). `tables`: the table numbers
+    the poller lists; `netns`: the namespace inodes it lists (None: any).
+    """
+
+    def __init__(self, read: Callable[[], Tuple[List[Record], int]], tables: FrozenSet[int],
+                 netns: Optional[FrozenSet[int]], resync: float = DEFAULT_RESYNC,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._read = read
+        self._tables = tables
+        self._netns = netns
+        self._resync = resync
+        self._clock = clock
+        self._holders: Set[int] = set()
+        self._lost = 0
+        self._last_full = 0.0
+        self._volatile = False
+        self._pre_next = False          # a PRE record: list again after the next full poll
+        self.dirty: Optional[str] = "first poll"    # why the next poll must list, or None
+        self.off: Optional[str] = None  # tracking given up for good, and why
+
+    # -- deciding -------------------------------------------------------------
+
+    def _mark(self, why: str) -> None:
+        if self.dirty is None:
+            self.dirty = why
+
+    def _relevant(self, rec: Record) -> Optional[str]:
+        kind, tgid, _tid, other, netns, table = rec
+        if kind in (SOCK, SOCK_PRE):
+            if table != TABLE_NONE and table not in self._tables:
+                return None
+            if self._netns is not None and netns and netns not in self._netns:
+                return None
+            if kind == SOCK_PRE:
+                self._pre_next = True
+            return "a socket changed"
+        if kind == NEW:
+            if self._netns is not None and netns and netns not in self._netns:
+                return None
+            return "a process gained a socket"
+        if kind == FORK_SHARE and tgid in self._holders:
+            self.off = ("a process shares its fd table with another process "
+                        "(clone(CLONE_FILES)): one can change the other's sockets unseen")
+            return self.off
+        if tgid in self._holders:
+            return {FDS: "a process changed its fds", EXIT: "a process exited",
+                    FORK: "a process forked", COMM: "a process was renamed"}.get(kind, "a change")
+        return None
+
+    def absorb(self, own: Optional[Tuple[int, int, int]] = None) -> None:
+        """Take the kernel's records into `dirty`. `own` (pid, tid, netns): the
+        poller's own records while it listed are not looked at (its thread's,
+        and its process's from inside another namespace)."""
+        if self.off is not None:
+            return
+        recs, lost = self._read()
+        if lost != self._lost:
+            self._lost = lost
+            self._mark("records were lost (%d so far)" % lost)
+        for rec in recs:
+            if own is not None and rec[1] == own[0] and rec[2] and \
+                    (rec[2] == own[1] or (rec[4] and own[2] and rec[4] != own[2])):
+                continue
+            why = self._relevant(rec)
+            if why is not None:
+                self._mark(why)
+                if self.off is not None:
+                    return
+
+    def check(self) -> Optional[str]:
+        """Before a poll: why it must list (None: the last poll holds)."""
+        self.absorb()
+        if self.dirty is None:
+            if self._volatile:
+                self.dirty = "rows whose expiry is not reported (TIME_WAIT, SYN_RECV)"
+            elif self._clock() - self._last_full >= self._resync:
+                self.dirty = "periodic resync"
+        return self.dirty
+
+    def listed(self, conns: Iterable[Connection], holders: Iterable[int], started: float,
+               own_netns: int) -> None:
+        """After a full poll (begun at `started` on this clock) by this thread
+        of a process in namespace `own_netns`: what it saw. The poller's own
+        records made meanwhile are dropped; the rest count."""
+        self._holders = set(holders)
+        self._volatile = any(c.state in VOLATILE_STATES for c in conns)
+        self._last_full = started
+        self.dirty = "a change recorded before it was made" if self._pre_next else None
+        self._pre_next = False
+        self.absorb(own=(os.getpid(), threading.get_native_id(), own_netns))
+
+
+__all__ = ["TrackState", "DEFAULT_RESYNC", "VOLATILE_STATES", "Record"]
