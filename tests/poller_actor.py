@@ -5,7 +5,8 @@ SOCK_SEQPACKET control socket CTRL_FD, answers each with JSON once the change
 is done, and blocks in recv otherwise -- so between commands it does not run,
 which is what the Poller's owner cache relies on. Sockets are kept as raw fds
 (never closed behind the test's back). Ops: listen, udp, close, dup2_new,
-recv_fd, fork, exec, exit.
+recv_fd, fork, exec, exit; for change tracking also close_range, thread_socket,
+rename, autobind, sendto, connect, reset, exec_cloexec.
 """
 import json
 import os
@@ -39,6 +40,11 @@ def serve(ctrl: socket.socket) -> None:
             reply.update(fd=fd, inode=inode(fd))
         elif op == "close":
             os.close(cmd["fd"])
+        elif op == "reset":                    # close with SO_LINGER 0: an RST, no FIN_WAIT rows
+            import struct
+            socket.socket(fileno=os.dup(cmd["fd"])).setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            os.close(cmd["fd"])
         elif op == "dup2_new":
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             s.bind(("127.0.0.1", 0))      # unbound sockets are in no table
@@ -68,6 +74,52 @@ def serve(ctrl: socket.socket) -> None:
                                    "exec"])
         elif op == "exit":
             os._exit(0)
+        elif op == "close_range":             # the close_range syscall (os.closerange may loop)
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            if cmd["lo"] <= ctrl.fileno() <= cmd["hi"]:          # keep the control socket
+                nfd = os.dup2(ctrl.fileno(), cmd["hi"] + 1)
+                ctrl.detach()
+                ctrl = socket.socket(fileno=nfd)
+            if libc.syscall(436, cmd["lo"], cmd["hi"], 0) != 0:       # x86_64/arm64/s390x number
+                for fd in range(cmd["lo"], cmd["hi"] + 1):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+        elif op == "thread_socket":            # a socket made by another thread of the process
+            import threading
+            box = {}
+            t = threading.Thread(target=lambda: box.update(
+                fd=socket.socket(socket.AF_INET, socket.SOCK_STREAM).detach()))
+            t.start()
+            t.join()
+            s = socket.socket(fileno=box["fd"])
+            s.bind(("127.0.0.1", 0))
+            s.listen(2)
+            fd = s.detach()
+            reply.update(fd=fd, inode=inode(fd))
+        elif op == "rename":
+            import ctypes
+            ctypes.CDLL(None).prctl(15, cmd["name"].encode(), 0, 0, 0)      # PR_SET_NAME
+        elif op == "autobind":                 # unbound until sendto binds it
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            fd = s.detach()
+            reply.update(fd=fd, inode=inode(fd))
+        elif op == "sendto":
+            socket.socket(fileno=os.dup(cmd["fd"])).sendto(b"x", ("127.0.0.1", cmd["port"]))
+        elif op == "connect":
+            s = socket.create_connection(("127.0.0.1", cmd["port"]))
+            fd = s.detach()
+            reply.update(fd=fd, inode=inode(fd))
+        elif op == "exec_cloexec":            # exec: fds in cmd["drop"] close on it
+            for name in os.listdir("/proc/self/fd"):
+                try:
+                    os.set_inheritable(int(name), int(name) not in cmd["drop"])
+                except OSError:
+                    pass
+            os.execv(cmd["path"], [cmd["path"], os.path.abspath(__file__), str(ctrl.fileno()),
+                                   "exec"])
         ctrl.send(json.dumps(reply).encode())
 
 

@@ -7,7 +7,7 @@ import os
 import re
 
 import procnet
-from procnet import _records, _plan, _tables
+from procnet import _records, _plan, _tables, _track
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(procnet.__file__)))
 CSRC = os.path.join(REPO, "csrc")
@@ -16,6 +16,8 @@ PURE = os.path.join(REPO, "procnet", "_pure")
 NATIVE_ONLY = {
     "owners_bpf": "the BPF owner source runs a program in the kernel: native-only",
     "bpf_load": "loads that program with libbpf",
+    "change_track": "the Poller's change tracking runs BPF programs in the kernel; its decisions "
+                    "are procnet/_track.py's, shared by both backends",
     "owners_hash": "the inode -> owners hash is a dict in owners_proc.py",
     "dirents": "getdents64; the twin lists directories with os.listdir",
     "netstat_render": "the CLI's table in C; the pure backend renders in Python (cli/netstat_render.py), "
@@ -56,6 +58,26 @@ def test_python_constants_are_the_headers():
         _plan.Q_TEXT_FALLBACK, _plan.Q_WALK_FALLBACK)
     assert d["PN_STATE_UNIX_LISTEN"] == _tables.STATE_UNIX_LISTEN
     assert d["PN_DIAG_TCP46"] == _tables.DIAG_TCP46 == d["PN_NTABLES"]
+    assert [d[k] for k in ("PN_CHG_NEW", "PN_CHG_FDS", "PN_CHG_EXIT", "PN_CHG_FORK",
+                           "PN_CHG_FORK_SHARE", "PN_CHG_COMM", "PN_CHG_SOCK", "PN_CHG_SOCK_PRE",
+                           "PN_TABLE_NONE")] == [
+        _track.NEW, _track.FDS, _track.EXIT, _track.FORK, _track.FORK_SHARE, _track.COMM,
+        _track.SOCK, _track.SOCK_PRE, _track.TABLE_NONE]
+
+
+def test_bpf_record_kinds_are_the_headers():
+    # the BPF program cannot include procnet.h (no libc headers for -target bpf)
+    with open(os.path.join(CSRC, "bpf", "change_track.bpf.h")) as f:
+        bpf = {m.group(1): int(m.group(2), 0) for m in
+               re.finditer(r"^#define (PN_CHG_\w*)\s+(\w+)", f.read(), re.M)}
+    assert bpf and bpf == {k: v for k, v in _defines("PN_CHG_").items()}
+
+    def classes(path):
+        with open(path) as f:
+            return {m.group(1): int(m.group(2), 0) for m in
+                    re.finditer(r"^#define (PN_SC_\w*)\s+(\w+)", f.read(), re.M)}
+    sc = classes(os.path.join(CSRC, "bpf", "change_track.bpf.h"))
+    assert sc and sc == classes(os.path.join(CSRC, "change_track.c"))
 
 
 def test_twin_defines_no_table_constants_of_its_own():

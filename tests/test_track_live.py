@@ -1,0 +1,308 @@
+"""Change tracking in the kernel (Poller(track=...)) on live processes.
+
+After every step of a scripted churn -- listen, connect and accept, fork, dup2
+over a shared socket's fd, SCM_RIGHTS, exec with and without close-on-exec,
+close_range, a thread making a socket, prctl renames, UDP autobind by sendto,
+exits -- a tracking poll equals a fresh connections() on the actors' sockets
+(addresses, states, owners; not tx/rx_queue, which tracking samples). Then
+what must end in a full listing: records lost to a full ring buffer, a program
+that fails to attach, an fd table shared between processes. And lookups from
+the tracked state.
+
+Each test runs on a thread of its own in a network namespace of its own
+(the actors it forks are in it too, and the Poller lists it): the host's
+TIME_WAIT rows, which make every poll list (their expiry is not reported),
+and its traffic stay out. Needs what tracking needs (root, BTF, libbpf,
+tracepoints): skipped otherwise with the reason.
+"""
+import ctypes
+import fcntl
+import functools
+import json
+import os
+import socket
+import struct
+import sys
+import threading
+
+import pytest
+
+import procnet
+from procnet import _native
+from procnet._errors import ProcNetError
+
+from test_poller_live import ACTOR, Actor, actors, project  # noqa: F401  (actors: a fixture)
+
+pytestmark = pytest.mark.live
+
+KIND = ("tcp", "udp", "unix")
+
+
+@pytest.fixture(scope="module")
+def tracking():
+    t, why = _native.open_tracker()
+    if t is None:
+        pytest.skip("change tracking cannot load here: " + why)
+    t.close()
+
+
+def private_netns(test):
+    """Run `test` on a thread unshared into a new network namespace, loopback up."""
+    @functools.wraps(test)
+    def run(*args, **kw):
+        box = {}
+
+        def body():
+            try:
+                libc = ctypes.CDLL(None, use_errno=True)
+                if libc.unshare(0x40000000) != 0:            # CLONE_NEWNET, this thread only
+                    box["skip"] = "cannot unshare a network namespace: " + os.strerror(ctypes.get_errno())
+                    return
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                    req = struct.pack("16sH14x", b"lo", 0)
+                    flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, req))[1]   # SIOCGIFFLAGS
+                    fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 1))   # IFF_UP
+                test(*args, **kw)
+            except BaseException as e:               # pytest's outcomes too: re-raised below
+                box["error"] = e
+
+        t = threading.Thread(target=body)
+        t.start()
+        t.join()
+        if "skip" in box:
+            pytest.skip(box["skip"])
+        if "error" in box:
+            raise box["error"]
+    return run
+
+
+def fresh(pids):
+    return project(procnet.connections(KIND, backend="native", owner_source="procfs"), pids)
+
+
+def tracked_poller(**kw):
+    p = procnet.Poller(KIND, backend="native", track=True, **kw)
+    assert p.tracking == "kernel"
+    return p
+
+
+def settle(p, pids, tries=50):
+    """Poll until a poll is answered from the tracked state (polls back to
+    back: this process's own snapshots are changes of a socket holder, and
+    the host's other processes may make changes of their own for a while),
+    checking it against a fresh snapshot."""
+    for _ in range(tries):
+        r = p.poll()
+        if r.tracked:
+            assert project(r.snapshot, pids) == fresh(pids)
+            return r
+    pytest.fail("no poll was answered from the tracked state in %d tries: %s"
+                % (tries, p._track.dirty if p._track else p.tracking))
+
+
+@private_netns
+def test_tracked_polls_equal_fresh_snapshots_through_churn(tracking, actors, tmp_path):
+    p = tracked_poller()
+    pids = set()
+
+    def step():
+        # the very next poll after a change: must already show it
+        r = p.poll()
+        want = fresh(pids)
+        assert project(r.snapshot, pids) == want
+        settle(p, pids)
+        return r
+
+    step()
+    a = Actor.spawn()
+    actors.append(a)
+    pids.add(a.pid)
+    step()
+    quiet = settle(p, pids)
+    assert quiet.changes == () and quiet.tracked
+
+    lst = a.do("listen")
+    L, lfd = lst["inode"], lst["fd"]
+    step()
+    b = a.fork()                                   # b shares the listener
+    actors.append(b)
+    pids.add(b.pid)
+    step()
+    N = a.do("dup2_new", fd=lfd)["inode"]          # a shared socket's fd number reused
+    r = step()
+    assert N in {c.inode for c in r.snapshot}
+
+    c = Actor.spawn()
+    actors.append(c)
+    pids.add(c.pid)
+    step()
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    got = c.do("recv_fd", fds=[u.fileno()])        # SCM_RIGHTS
+    u.close()
+    step()
+
+    port = a.do("listen")["fd"]
+    lport = [s.laddr.port for s in procnet.connections("tcp", pid=a.pid) if s.state == "LISTEN"]
+    conn = c.do("connect", port=max(lport))        # connect; a's listener has it in its queue
+    step()
+    c.do("reset", fd=conn["fd"])                   # a's end leaves on the RST: the network's doing
+    step()
+
+    th = c.do("thread_socket")                     # a socket made by another thread
+    step()
+    c.do("rename", name="pn-renamed")
+    step()
+    ab = c.do("autobind")                          # unbound: in no table
+    step()
+    c.do("sendto", fd=ab["fd"], port=9)            # sendto binds it
+    r = step()
+    assert any(x.inode == ab["inode"] and x.laddr.port for x in r.snapshot)
+
+    lo = min(got["fds"][0], th["fd"], ab["fd"])
+    c.do("close_range", lo=lo, hi=lo + 64)
+    step()
+
+    link = str(tmp_path / "pnexec")
+    os.symlink(sys.executable, link)
+    b.ctrl.send(json.dumps({"op": "exec", "path": link}).encode())
+    assert json.loads(b.ctrl.recv(4096))["ok"] == "exec"       # same fds, a new name
+    step()
+    a.ctrl.send(json.dumps({"op": "exec_cloexec", "path": link, "drop": [lfd, port]}).encode())
+    assert json.loads(a.ctrl.recv(4096))["ok"] == "exec"       # close-on-exec drops two
+    step()
+
+    b.do("exit")
+    c.do("exit")
+    a.do("exit")
+    for x in (a, c):
+        x.proc.wait(timeout=10)
+    step()
+    p.close()
+    assert p.tracking.startswith("off")
+
+
+@private_netns
+def test_a_tcp_state_change_is_listed_in_this_poll_and_the_next(tracking):
+    p = tracked_poller()
+    settle(p, set())
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    cl = socket.create_connection(srv.getsockname())
+    acc, _ = srv.accept()
+    try:
+        assert not p.poll().tracked
+        assert not p.poll().tracked          # the tracepoint fires before the state is stored
+    finally:
+        for s in (cl, acc, srv):
+            s.close()
+        p.close()
+
+
+@private_netns
+def test_lost_records_end_in_a_full_listing(tracking, monkeypatch):
+    monkeypatch.setattr(_native, "open_tracker",
+                        functools.partial(_native.open_tracker, ringbuf_bytes=4096))
+    p = tracked_poller()
+    mine = {os.getpid()}
+    settle(p, mine)
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    for _ in range(3000):                       # ~6 000 records into a one-page ring buffer
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).close()
+    p._track.absorb()
+    assert p._track.dirty and "lost" in p._track.dirty
+    r = p.poll()
+    assert not r.tracked
+    assert project(r.snapshot, mine) == fresh(mine)
+    held.close()
+    p.close()
+
+
+@pytest.mark.parametrize("prog", ["pn_track_sys_exit", "pn_track_set_state", "pn_track_fork"])
+@private_netns
+def test_a_program_that_fails_to_attach_means_no_tracking(tracking, monkeypatch, prog):
+    monkeypatch.setattr(_native, "open_tracker", functools.partial(_native.open_tracker, skip=prog))
+    with pytest.raises(ProcNetError, match=prog):
+        procnet.Poller(KIND, backend="native", track=True)
+    p = procnet.Poller(KIND, backend="native", track="auto")
+    assert p.tracking.startswith("off: ") and prog in p.tracking
+    mine = {os.getpid()}
+    for _ in range(3):
+        r = p.poll()
+        assert not r.tracked and project(r.snapshot, mine) == fresh(mine)
+    p.close()
+
+
+@private_netns
+def test_a_shared_fd_table_across_processes_stops_tracking(tracking):
+    import ctypes
+    p = tracked_poller()
+    keep = socket.socket()
+    keep.bind(("127.0.0.1", 0))
+    keep.listen()
+    settle(p, {os.getpid()})
+    libc = ctypes.CDLL(None, use_errno=True)
+    # clone(CLONE_FILES | SIGCHLD): a child process sharing this fd table
+    pid = libc.syscall(56, 0x400 | 17, 0, 0, 0, 0)
+    if pid == 0:
+        os._exit(0)
+    assert pid > 0, os.strerror(ctypes.get_errno())
+    os.waitpid(pid, 0)
+    r = p.poll()
+    assert not r.tracked and p.tracking.startswith("off: ") and "CLONE_FILES" in p.tracking
+    assert project(r.snapshot, {os.getpid()}) == fresh({os.getpid()})
+    keep.close()
+    p.close()
+
+
+@private_netns
+def test_lookup_answers_from_the_tracked_state(tracking, monkeypatch):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+    p = tracked_poller()
+    settle(p, {os.getpid()})
+    calls = []
+    real = _native.snapshot
+    monkeypatch.setattr(_native, "snapshot", lambda *a, **k: calls.append(1) or real(*a, **k))
+    for filters in ({"lport": port}, {"kind": "tcp", "lport": port, "state": "LISTEN"},
+                    {"kind": "tcp", "state": "LISTEN"}, {"kind": "udp"}):
+        got = None
+        for _ in range(50):                     # the host may make changes of its own
+            calls.clear()
+            got = p.lookup(**filters)
+            if not calls:
+                break
+            p.poll()
+        assert not calls, "every lookup listed: %s" % p._track.dirty
+        args = dict(kind=KIND)
+        args.update(filters)
+        want = procnet.connections(backend="native", owner_source="procfs", **args)
+        mine = {os.getpid()}
+        assert project(got, mine) == project(want, mine)
+        assert got.tables == want.tables
+    got = p.lookup(pid=os.getpid())            # not a narrowing of the poll: the core answers
+    assert calls
+    srv.close()
+    p.close()
+
+
+def test_tracking_is_refused_where_it_cannot_be_exact(tmp_path):
+    (tmp_path / "net").mkdir()
+    p = procnet.Poller("tcp", proc_root=str(tmp_path), track="auto")
+    assert p.tracking.startswith("off: ") and "live /proc" in p.tracking
+    with pytest.raises(ProcNetError, match="live /proc"):
+        procnet.Poller("tcp", proc_root=str(tmp_path), track=True)
+    with pytest.raises(ProcNetError, match="owner_source='bpf'"):
+        procnet.Poller("tcp", owner_source="bpf", track=True)
+    p = procnet.Poller("tcp", backend="pure", track="auto")
+    assert p.tracking.startswith("off: ") and "pure" in p.tracking
+    for bad in (1, "yes", None):
+        with pytest.raises(ValueError, match="track"):
+            procnet.Poller("tcp", track=bad)
+    for bad in (0, -1, float("nan"), True, "1"):
+        with pytest.raises(ValueError, match="resync"):
+            procnet.Poller("tcp", track="auto", resync=bad)

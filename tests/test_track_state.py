@@ -1,0 +1,143 @@
+"""procnet/_track.py's decisions, from made-up kernel records (no BPF needed).
+
+Each rule: which record makes the next poll list (and which may not), lost
+records, the periodic resync, rows whose expiry nothing reports, a change
+recorded before it is made (this poll and the next), the poller's own
+records while it lists, and an fd table shared across processes (tracking
+stops for good).
+"""
+import os
+import threading
+from collections import namedtuple
+
+import pytest
+
+from procnet import _track as T
+
+TCP, UDP, UNIX = 0, 2, 10
+HOLDER, STRANGER, NS, OTHER_NS = 100, 200, 4026531840, 4026532000
+Conn = namedtuple("Conn", "state")
+
+
+class Kernel:
+    """A made-up tracker: records queued by the test, a lost counter."""
+
+    def __init__(self):
+        self.queue, self.lost = [], 0
+
+    def read(self):
+        out, self.queue = self.queue, []
+        return out, self.lost
+
+    def add(self, kind, tgid=0, tid=0, other=0, netns=0, table=T.TABLE_NONE):
+        self.queue.append((kind, tgid, tid, other, netns, table))
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def world():
+    k, clock = Kernel(), Clock()
+    st = T.TrackState(k.read, frozenset((TCP, UDP)), frozenset((NS,)), resync=10.0, clock=clock)
+    assert st.check() == "first poll"
+    st.listed([Conn("LISTEN")], [HOLDER], clock(), NS)
+    assert st.check() is None
+    return k, clock, st
+
+
+def listed(st, clock, conns=(Conn("LISTEN"),), holders=(HOLDER,)):
+    st.listed(list(conns), list(holders), clock(), NS)
+
+
+@pytest.mark.parametrize("rec, dirty", [
+    ((T.SOCK, 0, 0, 0, NS, TCP), True),               # a table it lists, in its namespace
+    ((T.SOCK, 0, 0, 0, NS, UNIX), False),             # a table it does not list
+    ((T.SOCK, 0, 0, 0, OTHER_NS, TCP), False),        # another namespace
+    ((T.SOCK, 0, 0, 0, 0, TCP), True),                # namespace unknown: counts
+    ((T.SOCK, 0, 0, 0, NS, T.TABLE_NONE), True),      # table unknown: counts
+    ((T.NEW, STRANGER, 5, 41, NS, T.TABLE_NONE), True),    # anyone may gain a socket
+    ((T.NEW, STRANGER, 5, 41, OTHER_NS, T.TABLE_NONE), False),
+    ((T.FDS, HOLDER, 5, 3, NS, T.TABLE_NONE), True),  # a holder's close, dup2, exec...
+    ((T.FDS, STRANGER, 5, 3, NS, T.TABLE_NONE), False),   # ... nobody else's
+    ((T.EXIT, HOLDER, 5, 0, NS, T.TABLE_NONE), True),
+    ((T.EXIT, STRANGER, 5, 0, NS, T.TABLE_NONE), False),
+    ((T.FORK, HOLDER, 0, 300, 0, T.TABLE_NONE), True),
+    ((T.FORK, STRANGER, 0, 300, 0, T.TABLE_NONE), False),
+    ((T.COMM, HOLDER, 0, 0, 0, T.TABLE_NONE), True),
+    ((T.COMM, STRANGER, 0, 0, 0, T.TABLE_NONE), False),
+])
+def test_which_records_make_the_next_poll_list(world, rec, dirty):
+    k, clock, st = world
+    k.add(*rec)
+    assert (st.check() is not None) == dirty
+
+
+def test_any_namespace_when_it_lists_all(world):
+    k, clock, _ = world
+    st = T.TrackState(k.read, frozenset((TCP,)), None, clock=clock)
+    listed(st, clock)
+    k.add(T.SOCK, netns=OTHER_NS, table=TCP)
+    assert st.check() == "a socket changed"
+
+
+def test_lost_records_and_the_periodic_resync(world):
+    k, clock, st = world
+    k.lost = 3
+    assert "lost" in st.check()
+    listed(st, clock)
+    assert st.check() is None                 # the same count again: nothing new lost
+    clock.now += 9.9
+    assert st.check() is None
+    clock.now += 0.2
+    assert st.check() == "periodic resync"
+    assert st.check() == "periodic resync"    # stays until a full poll
+    listed(st, clock)
+    assert st.check() is None
+
+
+@pytest.mark.parametrize("state", sorted(T.VOLATILE_STATES))
+def test_rows_whose_expiry_is_not_reported_keep_polls_listing(world, state):
+    k, clock, st = world
+    listed(st, clock, conns=[Conn("LISTEN"), Conn(state)])
+    assert st.check() is not None
+    listed(st, clock)
+    assert st.check() is None
+
+
+def test_a_change_recorded_before_it_is_made_lists_twice(world):
+    k, clock, st = world
+    k.add(T.SOCK_PRE, netns=NS, table=TCP)
+    assert st.check() is not None
+    listed(st, clock)
+    assert st.check() == "a change recorded before it was made"
+    listed(st, clock)
+    assert st.check() is None
+
+
+def test_the_pollers_own_records_while_it_lists_are_dropped(world):
+    k, clock, st = world
+    me, tid = os.getpid(), threading.get_native_id()
+    k.add(T.NEW, me, tid, 41, NS)              # its own netlink socket
+    k.add(T.FDS, me, 77, 3, OTHER_NS)          # its thread inside another namespace
+    listed(st, clock, holders=(HOLDER, me))
+    assert st.check() is None
+    k.add(T.FDS, me, 77, 3, NS)                # another thread of the process, at home
+    listed(st, clock, holders=(HOLDER, me))
+    assert st.check() == "a process changed its fds"
+    listed(st, clock, holders=(HOLDER, me))
+    k.add(T.NEW, me, tid, 41, NS)              # its thread, between polls: the user's socket
+    assert st.check() == "a process gained a socket"
+
+
+def test_a_shared_fd_table_stops_tracking(world):
+    k, clock, st = world
+    k.add(T.FORK_SHARE, STRANGER, 0, 301)      # not a holder: cannot matter
+    assert st.check() is None and st.off is None
+    k.add(T.FORK_SHARE, HOLDER, 0, 301)
+    assert st.check() is not None and "CLONE_FILES" in st.off
