@@ -153,6 +153,14 @@ TARGETS = [
      "listen_ss", 0.2),
     ("procnet --json rendered by the core >= 2x faster than by Python (issue 18)", "cli --json -tuaxp",
      "json_procnet", "json_procnet_python", 0.5),
+    ("tracked steady poll <= 1/20 of a full snapshot, same owner source (issue 18)", "poll",
+     "poll_steady_tracked", "poll_full", 0.05),
+    ("tracked poll after 1% of sockets replaced <= 1/10 of a full snapshot (issue 18)", "poll",
+     "poll_churn_1pct_tracked", "poll_full", 0.1),
+    ("tracked warm lookup <= 1/50 of a full snapshot (issue 18)", "poll", "lookup_warm_tracked",
+     "poll_full", 0.02),
+    ("untracked steady poll <= 1/5 of a full snapshot (issue 18, without BPF)", "poll",
+     "poll_steady", "poll_full", 0.2),
 ]
 
 

@@ -8,7 +8,14 @@ Group "poll" per scale, all native, netlink listing (the same socket source):
   (closed, and as many new ones bound) by one process -- a busy server among
   idle ones; the replacing is not timed;
 - lookup_warm: Poller.lookup(lport=P, kind="tcp") for one listening port,
-  after a poll.
+  after a poll;
+- poll_steady_tracked, poll_churn_1pct_tracked, lookup_warm_tracked: the same
+  with Poller(track=True) (issue 18: the kernel says what changed; skipped
+  where tracking cannot load). A tracked poll lists everything again when
+  anything relevant changed, so the churn case measures a full cached poll.
+
+Group "syscall cost" (issue 18's price): one getppid() from Python with and
+without a tracking Poller alive (its tracepoints run on every syscall).
 """
 import os
 import socket
@@ -109,6 +116,56 @@ def test_poll_churn_1pct(benchmark, workload, churner, poller):
     benchmark.extra_info["fds_read"] = r.fds_read
     benchmark.extra_info["changes"] = len(r.changes)
     assert len(r.opened) >= churner.n
+
+
+@pytest.fixture
+def tracked():
+    p = procnet.Poller("all", backend="native", track="auto")
+    if p.tracking != "kernel":
+        pytest.skip("change tracking unavailable: " + p.tracking)
+    p.poll()
+    p.poll()
+    yield p
+    p.close()
+
+
+def test_poll_steady_tracked(benchmark, workload, churner, tracked):
+    group(benchmark, "poll", workload)
+    r = benchmark(tracked.poll)
+    benchmark.extra_info["tracked"] = r.tracked
+    assert set(workload.expected) <= {c.inode for c in r.snapshot}
+
+
+def test_poll_churn_1pct_tracked(benchmark, workload, churner, tracked):
+    group(benchmark, "poll", workload)
+    r = benchmark.pedantic(tracked.poll, setup=churner.replace, rounds=20, iterations=1)
+    benchmark.extra_info["tracked"] = r.tracked
+    benchmark.extra_info["changes"] = len(r.changes)
+    assert len(r.opened) >= churner.n
+
+
+def test_lookup_warm_tracked(benchmark, workload, churner, tracked):
+    group(benchmark, "poll", workload)
+    port = next(c.laddr.port for c in tracked.last
+                if c.inode in workload.expected and c.proto == "tcp" and c.state == "LISTEN")
+    got = benchmark(tracked.lookup, kind="tcp", lport=port, state="LISTEN")
+    fresh = procnet.connections("tcp", lport=port, state="LISTEN")
+    assert sorted(c.inode for c in got) == sorted(c.inode for c in fresh)
+
+
+def _getppid_loop(n: int = 10000) -> None:
+    for _ in range(n):
+        os.getppid()
+
+
+def test_syscalls_untracked(benchmark):
+    benchmark.group = "syscall cost (10 000 getppid)"
+    benchmark(_getppid_loop)
+
+
+def test_syscalls_tracked(benchmark, tracked):
+    benchmark.group = "syscall cost (10 000 getppid)"
+    benchmark(_getppid_loop)
 
 
 def test_lookup_warm(benchmark, workload, churner, poller):
