@@ -180,7 +180,7 @@ int pn_bpf_explain(int err, const char *step, const char *msg, char *why, size_t
     }
     if (err == ESRCH || err == ENOENT) {
         set_why(why, whylen, "kernel too old: a hook procnet attaches to is missing "
-                "(the owner iterator needs Linux 5.8+, change tracking 6.8+) (%s: %s%s%s)",
+                "(the owner iterator and change tracking need Linux 5.8+) (%s: %s%s%s)",
                 step, strerror(err), sep, msg);
         return EOPNOTSUPP;
     }
@@ -325,15 +325,23 @@ int pn_bpf_load(struct pn_bpf *b, int track, uint32_t ringbuf_bytes, char *why, 
          p = b->f.next_program(b->obj, p)) {
         int is_track = strncmp(b->f.program_name(p), PN_TRACK_PREFIX,
                                sizeof PN_TRACK_PREFIX - 1) == 0;
-        b->f.set_autoload(p, is_track == (track != 0));
+        if (b->f.set_autoload(p, is_track == (track != 0)) < 0) {
+            set_why(why, whylen, "libbpf cannot choose the programs to load");
+            errno = EINVAL;
+            return -1;
+        }
     }
     struct bpf_map *rb = b->f.find_map(b->obj, "pn_changes");
+    struct bpf_map *inflight = b->f.find_map(b->obj, "pn_inflight");
     long page = sysconf(_SC_PAGESIZE);
     uint32_t size = page > 0 ? (uint32_t)page : 4096;
     while (track && size < ringbuf_bytes && size < (1u << 30))
         size *= 2;
-    if (bad_ptr(rb) || b->f.set_max_entries(rb, size) < 0) {
-        set_why(why, whylen, "the BPF object has no ring buffer pn_changes");
+    /* the owner iterator's load still creates the trackers' maps: keep them
+     * at their smallest (the in-flight hash is preallocated) */
+    if (bad_ptr(rb) || bad_ptr(inflight) || b->f.set_max_entries(rb, size) < 0 ||
+        (!track && b->f.set_max_entries(inflight, 1) < 0)) {
+        set_why(why, whylen, "the BPF object lacks its tracking maps");
         errno = ENOENT;
         return -1;
     }

@@ -58,92 +58,53 @@ int pn_track_quiet(struct pn_track *t, uint32_t tid)
 #else /* PN_HAVE_BPF_OBJ */
 
 /* The syscalls the programs watch (PN_SC_* in change_track.bpf.h), by this
- * build's numbers: the BPF object is the same on every architecture. */
-#define PN_SC_FDS   1
-#define PN_SC_NEWFD 2
-#define PN_SC_NEW   4
-#define PN_SC_SEND  8
-#define PN_SC_CLOSE 16
+ * build's numbers: the BPF object is the same on every architecture. The
+ * programs read a syscall's number and first argument from the registers,
+ * which they know for these 64-bit architectures only. */
+#if defined(__x86_64__) && !defined(__ILP32__)
+#define PN_TRACK_ARCH 1
+#elif defined(__aarch64__) || defined(__s390x__)
+#define PN_TRACK_ARCH 1
+#endif
+#define PN_SC_FDS      1
+#define PN_SC_SOCKFD   2
+#define PN_SC_NEW      4
+#define PN_SC_RETFD    8
+#define PN_SC_PAIR     16
+#define PN_SC_UNIXRECV 32
+#define PN_SC_CLOSE    64
+#define PN_SC_SEND     128
+#define W(name, class) { SYS_##name, class }
 static const struct { long nr; uint32_t class; } watched[] = {
-#ifdef SYS_close
-    { SYS_close, PN_SC_FDS | PN_SC_CLOSE },
+#ifdef PN_TRACK_ARCH
+    W(close, PN_SC_CLOSE), W(dup, PN_SC_FDS), W(dup3, PN_SC_FDS),
+    W(fcntl, PN_SC_FDS), W(unshare, PN_SC_FDS), W(setns, PN_SC_FDS),
+    W(bind, PN_SC_SOCKFD), W(listen, PN_SC_SOCKFD), W(connect, PN_SC_SOCKFD),
+    W(shutdown, PN_SC_SOCKFD), W(setsockopt, PN_SC_SOCKFD),   /* netlink groups, packet rings */
+    W(socket, PN_SC_RETFD), W(accept, PN_SC_RETFD), W(accept4, PN_SC_RETFD),
+    W(socketpair, PN_SC_PAIR),
+    W(recvmsg, PN_SC_UNIXRECV), W(recvmmsg, PN_SC_UNIXRECV),
+    W(sendto, PN_SC_SEND), W(sendmsg, PN_SC_SEND), W(sendmmsg, PN_SC_SEND),
+#ifdef SYS_dup2
+    W(dup2, PN_SC_FDS),
 #endif
 #ifdef SYS_close_range
-    { SYS_close_range, PN_SC_FDS },
-#endif
-#ifdef SYS_dup
-    { SYS_dup, PN_SC_FDS },
-#endif
-#ifdef SYS_dup2
-    { SYS_dup2, PN_SC_FDS },
-#endif
-#ifdef SYS_dup3
-    { SYS_dup3, PN_SC_FDS },
-#endif
-#ifdef SYS_fcntl
-    { SYS_fcntl, PN_SC_FDS },
-#endif
-#ifdef SYS_fcntl64
-    { SYS_fcntl64, PN_SC_FDS },
-#endif
-#ifdef SYS_bind
-    { SYS_bind, PN_SC_FDS },
-#endif
-#ifdef SYS_listen
-    { SYS_listen, PN_SC_FDS },
-#endif
-#ifdef SYS_connect
-    { SYS_connect, PN_SC_FDS },
-#endif
-#ifdef SYS_shutdown
-    { SYS_shutdown, PN_SC_FDS },
-#endif
-#ifdef SYS_setsockopt
-    { SYS_setsockopt, PN_SC_FDS },       /* netlink groups, packet rings: listed fields */
-#endif
-#ifdef SYS_unshare
-    { SYS_unshare, PN_SC_FDS },
-#endif
-#ifdef SYS_setns
-    { SYS_setns, PN_SC_FDS },
-#endif
-#ifdef SYS_io_uring_enter
-    { SYS_io_uring_enter, PN_SC_FDS | PN_SC_NEW },  /* its ops open, accept and close */
-#endif
-#ifdef SYS_socket
-    { SYS_socket, PN_SC_NEW },
-#endif
-#ifdef SYS_socketpair
-    { SYS_socketpair, PN_SC_NEW },
-#endif
-#ifdef SYS_accept
-    { SYS_accept, PN_SC_NEW },
-#endif
-#ifdef SYS_accept4
-    { SYS_accept4, PN_SC_NEW },
+    W(close_range, PN_SC_FDS),
 #endif
 #ifdef SYS_pidfd_getfd
-    { SYS_pidfd_getfd, PN_SC_NEW },
+    W(pidfd_getfd, PN_SC_RETFD),
 #endif
-#ifdef SYS_recvmsg
-    { SYS_recvmsg, PN_SC_NEWFD },
+#ifdef SYS_io_uring_enter
+    W(io_uring_enter, PN_SC_NEW),        /* its ops open, accept and close */
 #endif
-#ifdef SYS_recvmmsg
-    { SYS_recvmmsg, PN_SC_NEWFD },
+#ifdef SYS_socketcall
+    W(socketcall, PN_SC_NEW),            /* s390x's libc may still go through it */
 #endif
-#ifdef SYS_recvmmsg_time64
-    { SYS_recvmmsg_time64, PN_SC_NEWFD },
-#endif
-#ifdef SYS_sendto
-    { SYS_sendto, PN_SC_SEND },
-#endif
-#ifdef SYS_sendmsg
-    { SYS_sendmsg, PN_SC_SEND },
-#endif
-#ifdef SYS_sendmmsg
-    { SYS_sendmmsg, PN_SC_SEND },
+#else
+    { -1, 0 },                           /* none: pn_track_open refuses */
 #endif
 };
+#undef W
 
 /* The kernel's record (struct pn_change in change_track.bpf.h). */
 struct pn_krec {
@@ -199,8 +160,10 @@ static int take(void *ctx, void *data, size_t size)
 {
     struct pn_track *t = ctx;
     struct pn_krec k;
-    if (size < sizeof k)
-        return 0;                       /* not ours: nothing to learn from it */
+    if (size < sizeof k) {
+        t->dropped++;                   /* unreadable: count it lost, never ignore it */
+        return 0;
+    }
     if (t->nrecs >= PN_TRACK_MAX) {
         t->dropped++;
         return 0;                       /* never < 0: libbpf would drop the record anyway */
@@ -215,8 +178,7 @@ static int take(void *ctx, void *data, size_t size)
     c->family = k.family;
     c->type = k.type;
     c->protocol = k.protocol;
-    c->table = (k.kind == PN_CHG_SOCK || k.kind == PN_CHG_SOCK_PRE)
-               ? table_of(k.family, k.type, k.protocol) : PN_TABLE_NONE;
+    c->table = k.family ? table_of(k.family, k.type, k.protocol) : PN_TABLE_NONE;
     c->pad = 0;
     return 0;
 }
@@ -239,9 +201,13 @@ int pn_track_open(struct pn_track **out, uint32_t ringbuf_bytes, const char *ski
                   char *why, size_t whylen)
 {
     struct pn_bpf_msg msg;
+    char none[1];
     int err = 0;
-    if (why && whylen)
-        why[0] = '\0';
+    if (!why || !whylen) {
+        why = none;                     /* every message below then goes nowhere */
+        whylen = sizeof none;
+    }
+    why[0] = '\0';
     if (!out) {
         errno = EINVAL;
         return -1;
@@ -252,8 +218,7 @@ int pn_track_open(struct pn_track **out, uint32_t ringbuf_bytes, const char *ski
         t->recs = malloc(PN_TRACK_MAX * sizeof *t->recs);
     if (!t || !t->recs) {
         free(t);
-        if (why && whylen)
-            snprintf(why, whylen, "out of memory");
+        snprintf(why, whylen, "out of memory");
         errno = ENOMEM;
         return -1;
     }
@@ -274,12 +239,24 @@ int pn_track_open(struct pn_track **out, uint32_t ringbuf_bytes, const char *ski
     }
     /* the syscall filter first: the programs may run as soon as attached,
      * and one that misses a syscall is stale; so fill it before attaching */
+#ifndef PN_TRACK_ARCH
+    if (1) {
+        snprintf(why, whylen, "change tracking reads syscall registers of x86_64, arm64 and "
+                 "s390x kernels only");
+        err = EOPNOTSUPP;
+        goto fail;
+    }
+#endif
     for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++) {
         uint32_t key = (uint32_t)watched[i].nr, class = watched[i].class;
-        if (watched[i].nr < 0 || watched[i].nr >= 1024 ||
-            t->b.f.map_update(t->b.f.map_fd(sc), &key, &class, 0) < 0) {
-            snprintf(why, whylen, "cannot watch syscall %ld: %s", watched[i].nr, strerror(errno));
+        if (watched[i].nr < 0 || watched[i].nr >= 1024) {
+            snprintf(why, whylen, "syscall number %ld is past the filter's 1024", watched[i].nr);
+            err = ERANGE;
+            goto fail;
+        }
+        if (t->b.f.map_update(t->b.f.map_fd(sc), &key, &class, 0) < 0) {
             err = errno ? errno : EINVAL;
+            snprintf(why, whylen, "cannot watch syscall %ld: %s", watched[i].nr, strerror(err));
             goto fail;
         }
     }

@@ -230,13 +230,25 @@ def _u32(ptr: Any, n: int) -> "array[int]":
     return a
 
 
-def poll(q: Query, p: Plan, cache: Cache) -> Tuple[Any, _Context, Dict[str, Any], Dict[str, Any]]:
-    """One poll: the new or changed records, and how the poll is made of the last one."""
+def poll(q: Query, p: Plan, cache: Cache, tracker: "Optional[Tracker]" = None
+         ) -> Tuple[Any, _Context, Dict[str, Any], Dict[str, Any]]:
+    """One poll: the new or changed records, and how the poll is made of the last one.
+    With a `tracker`, the calling thread's syscalls go unrecorded while the
+    core lists (only then: no Python code, whose finalizers may close a
+    socket of the caller's, runs meanwhile)."""
     cq, keep = _cquery(q, p, cache)
     res = ffi.new("struct pn_result *")
     d = ffi.new("struct pn_delta *")
     try:
-        if lib.pn_poll(cq, cache.ptr, res, d) != 0:
+        if tracker is None:
+            rc = lib.pn_poll(cq, cache.ptr, res, d)
+        else:
+            tracker.quiet(threading.get_native_id())
+            try:
+                rc = lib.pn_poll(cq, cache.ptr, res, d)
+            finally:
+                tracker.quiet(0)
+        if rc != 0:
             _fail(q)
         records, ctx, meta = _unpack(q, res)
         delta = {"take": _u32(d.take, d.ntake), "prev": _u32(d.prev, res.nsocks),

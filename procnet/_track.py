@@ -10,23 +10,28 @@ interval all make the next poll list everything (a resync).
 
 What it cannot see, and how it stays exact anyway:
 - rows that leave with nothing reported: TIME_WAIT and SYN_RECV expiry (and a
-  FIN_WAIT2 row that is a TIME_WAIT socket's): while the last poll holds any,
-  every poll lists;
+  FIN_WAIT2 row that is a TIME_WAIT socket's), and SCTP associations, which
+  come and go with the network without a state change of their socket: while
+  the last poll holds any, every poll lists;
+- a SYN_RECV row that appears (a request: no hook fires) is seen at its first
+  SYN-ACK retransmit (the initial RTO, 1 s), if the handshake has not
+  completed by then (which a state change reports);
 - a change recorded before it is made (PN_CHG_SOCK_PRE: the tracepoint fires
   before the new state is stored): its table is listed in this poll and the
   next;
 - the poller's own syscalls while it lists (it opens and closes netlink
-  sockets and /proc files, on its thread and, for another namespace, on a
-  short-lived thread inside it): records made during a full poll by the
-  polling thread, or by a thread of this process inside a namespace other
-  than its own, are dropped; everything else made meanwhile makes the next
-  poll dirty;
+  sockets and /proc files): the kernel does not record the polling thread
+  while the core lists (pn_track_quiet); records of the core's short-lived
+  thread inside another namespace (a thread of this process, gone when the
+  listing returns, in another namespace) are dropped;
+- a process that let go of its last socket while the listing ran is no holder
+  of the new listing: records made meanwhile are judged against the holders
+  of both listings and the processes records named;
 - what the hooks may miss (io_uring's SQPOLL thread, seccomp's addfd, 32-bit
   processes on a 64-bit kernel, whose syscall numbers differ): a periodic
   resync bounds it (docs/change_tracking.md).
 """
 import os
-import threading
 import time
 from typing import Callable, FrozenSet, Iterable, List, Optional, Set, Tuple
 
@@ -37,9 +42,14 @@ NEW, FDS, EXIT, FORK, FORK_SHARE, COMM, SOCK, SOCK_PRE = 1, 2, 3, 4, 5, 6, 7, 8
 TABLE_NONE = 255
 # states whose rows can leave the listing with nothing reported
 VOLATILE_STATES = frozenset(("TIME_WAIT", "SYN_RECV", "FIN_WAIT2"))
+# tables whose rows can come and go with nothing reported (SCTP associations)
+VOLATILE_PROTOS = frozenset(("sctp", "sctp6"))
 DEFAULT_RESYNC = 10.0
 
 Record = Tuple[int, int, int, int, int, int]      # (kind, tgid, tid, other, netns, table)
+_WHY = {NEW: "a process gained a socket", FDS: "a process changed its fds or sockets",
+        EXIT: "a process exited", FORK: "a process forked", COMM: "a process was renamed",
+        SOCK: "a socket changed", SOCK_PRE: "a socket changed"}
 
 
 class TrackState:
@@ -59,6 +69,7 @@ class TrackState:
         self._resync = resync
         self._clock = clock
         self._holders: Set[int] = set()
+        self._named: Set[int] = set()   # processes records said may hold sockets now
         self._lost = 0
         self._last_full = 0.0
         self._volatile = False
@@ -74,31 +85,31 @@ class TrackState:
 
     def _relevant(self, rec: Record) -> Optional[str]:
         kind, tgid, _tid, other, netns, table = rec
-        if kind in (SOCK, SOCK_PRE):
-            if table != TABLE_NONE and table not in self._tables:
-                return None
-            if self._netns is not None and netns and netns not in self._netns:
+        if kind in (NEW, FORK):                 # may hold sockets from now on
+            self._named.add(other if kind == FORK else tgid)
+        if table != TABLE_NONE:                 # the record names its socket
+            if table not in self._tables or (self._netns is not None and netns and
+                                             netns not in self._netns):
                 return None
             if kind == SOCK_PRE:
                 self._pre_next = True
-            return "a socket changed"
-        if kind == NEW:
-            if self._netns is not None and netns and netns not in self._netns:
-                return None
-            return "a process gained a socket"
+            return _WHY.get(kind, "a socket changed")
+        if kind in (SOCK, SOCK_PRE, NEW):       # a socket of a kind it cannot name
+            if kind == SOCK_PRE:
+                self._pre_next = True
+            return _WHY.get(kind, "a socket changed")
         if kind == FORK_SHARE and tgid in self._holders:
             self.off = ("a process shares its fd table with another process "
                         "(clone(CLONE_FILES)): one can change the other's sockets unseen")
             return self.off
         if tgid in self._holders:
-            return {FDS: "a process changed its fds", EXIT: "a process exited",
-                    FORK: "a process forked", COMM: "a process was renamed"}.get(kind, "a change")
+            return _WHY.get(kind, "a change")
         return None
 
-    def absorb(self, own: Optional[Tuple[int, int, int]] = None) -> None:
-        """Take the kernel's records into `dirty`. `own` (pid, tid, netns): the
-        poller's own records while it listed are not looked at (its thread's,
-        and its process's from inside another namespace)."""
+    def absorb(self, own: Optional[Tuple[int, int]] = None) -> None:
+        """Take the kernel's records into `dirty`. `own` (pid, netns): after a
+        listing, the records of this process's threads that are gone and were
+        in another namespace (the core's, listing it) are not looked at."""
         if self.off is not None:
             return
         recs, lost = self._read()
@@ -106,8 +117,8 @@ class TrackState:
             self._lost = lost
             self._mark("records were lost (%d so far)" % lost)
         for rec in recs:
-            if own is not None and rec[1] == own[0] and rec[2] and \
-                    (rec[2] == own[1] or (rec[4] and own[2] and rec[4] != own[2])):
+            if own is not None and rec[1] == own[0] and rec[2] and rec[4] and own[1] and \
+                    rec[4] != own[1] and not os.path.exists("/proc/self/task/%d" % rec[2]):
                 continue
             why = self._relevant(rec)
             if why is not None:
@@ -127,15 +138,30 @@ class TrackState:
 
     def listed(self, conns: Iterable[Connection], holders: Iterable[int], started: float,
                own_netns: int) -> None:
-        """After a full poll (begun at `started` on this clock) by this thread
-        of a process in namespace `own_netns`: what it saw. The poller's own
-        records made meanwhile are dropped; the rest count."""
-        self._holders = set(holders)
-        self._volatile = any(c.state in VOLATILE_STATES for c in conns)
-        self._last_full = started
-        self.dirty = "a change recorded before it was made" if self._pre_next else None
+        """After a full poll (begun at `started` on this clock) by a process
+        in namespace `own_netns`: what it saw. `holders`: the pids the walk
+        found holding a socket, and those it could not read."""
+        new = set(holders)
+        conns = list(conns)
+        volatile = any(c.state in VOLATILE_STATES or c.proto in VOLATILE_PROTOS for c in conns)
+        pre = self._pre_next
+        # records made while it listed: judged against the holders of both
+        # listings and whoever records named meanwhile (one may have let go of
+        # its last socket after the listing and before the walk reached it)
+        self._holders = self._holders | new | self._named
+        self._named = set()
+        self.dirty = None
         self._pre_next = False
-        self.absorb(own=(os.getpid(), threading.get_native_id(), own_netns))
+        self.absorb(own=(os.getpid(), own_netns))
+        self._holders = new | self._named
+        self._volatile = volatile
+        self._last_full = started
+        if pre:
+            self._mark("a change recorded before it was made")
+
+    def forget(self) -> None:
+        """The poller lost its state (an error mid-poll): list next time."""
+        self.dirty = "the last poll failed"
 
 
 __all__ = ["TrackState", "DEFAULT_RESYNC", "VOLATILE_STATES", "Record"]

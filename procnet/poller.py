@@ -58,7 +58,10 @@ class Poll(NamedTuple):
     changes in snapshot order; on the first poll every socket is opened).
     ``procs_cached`` processes were known without reading their fd directory,
     ``fds_read`` fd links were read. ``tracked``: the poll was answered from
-    the kernel's change records without listing anything (``Poller(track=...)``).
+    the kernel's change records without listing anything (``Poller(track=...)``):
+    its sockets are the last listing's (their ``tx_queue``/``rx_queue`` too), as
+    are the snapshot's other attributes (``processes``, ``denied_pids``,
+    ``unlisted``, ``other_netns``...).
     """
 
     snapshot: Snapshot
@@ -119,7 +122,17 @@ class _RawChanges:
         return tuple(out)
 
 
-_NO_DELTA: Dict[str, Any] = {"closed": [], "kind": [], "prev": []}
+def _no_delta() -> Dict[str, Any]:
+    """What the core says of a poll in which nothing changed."""
+    return {"closed": [], "kind": [], "prev": []}
+
+
+def _copy(s: Snapshot) -> Snapshot:
+    """A new Snapshot of the same sockets and attributes (a caller may change a poll's list)."""
+    return Snapshot(s, denied_pids=s.denied_pids, skipped=s.skipped, tables=s.tables,
+                    sources=s.sources, backend=s.backend, processes=s.processes,
+                    pids_hidden=s.pids_hidden, owner_source=s.owner_source,
+                    namespaces=s.namespaces, unlisted=s.unlisted, other_netns=s.other_netns)
 
 
 def _thread_netns() -> int:
@@ -161,7 +174,7 @@ class Poller:
                  source: Optional[str] = None, laddr: Optional[str] = None,
                  owner_source: Optional[str] = None, netns: NetnsArg = None,
                  track: Union[bool, str] = False, resync: float = DEFAULT_RESYNC) -> None:
-        if track not in (False, True, "auto") or isinstance(track, int) and not isinstance(track, bool):
+        if not (track is True or track is False or (isinstance(track, str) and track == "auto")):
             raise ValueError("track must be False, True or 'auto', not %r" % (track,))
         if isinstance(resync, bool) or not isinstance(resync, numbers.Real) or not 0 < resync < 1e9:
             raise ValueError("resync must be a number of seconds above 0, not %r" % (resync,))
@@ -241,21 +254,30 @@ class Poller:
     def _tracked_poll(self) -> Poll:
         t = self._track
         assert t is not None
-        why = t.check()
+        try:
+            why = t.check()
+        except OSError as e:                # the tracker failed: never answer from it
+            self._stop_tracking("reading the change records failed: %s" % e)
+            return self._poll(self._q, self._planner.plan(self._q))
         if t.off is not None:
             self._stop_tracking(t.off)
             return self._poll(self._q, self._planner.plan(self._q))
-        if why is None and self._last is not None:
-            return Poll(self._last, (), 0, 0, _RawChanges(self._all, [], _NO_DELTA), True)
+        last = self._last
+        if why is None and last is not None:
+            snap = _copy(last)
+            self._last = snap
+            return Poll(snap, (), 0, 0, _RawChanges(self._all, [], _no_delta()), True)
         qt = self._qt
         started = time.monotonic()
-        tid = threading.get_native_id()
-        self._tracker.quiet(tid)            # its own listing is no change
         try:
-            res = self._poll(qt, plan(qt, self._impl, cached=True, polling=True))
-        finally:
-            self._tracker.quiet(0)
-        t.listed(self._all, self._holders, started, _thread_netns())
+            res = self._poll(qt, plan(qt, self._impl, cached=True, polling=True), self._tracker)
+            t.listed(self._all, self._holders + list(res.snapshot.denied_pids), started,
+                     _thread_netns())
+        except OSError as e:
+            if not isinstance(e, ProcNetError) and self._tracker is not None:
+                self._stop_tracking("the change records failed: %s" % e)
+                return self._poll(self._q, self._planner.plan(self._q))
+            raise
         return res
 
     def _reset(self) -> None:
@@ -263,10 +285,13 @@ class Poller:
             self._cache.close()
             self._cache = self._impl.Cache()
         self._all = []
+        self._last = None
+        if self._track is not None:
+            self._track.forget()
 
-    def _poll(self, q: Query, p: Plan) -> Poll:
+    def _poll(self, q: Query, p: Plan, tracker: Any = None) -> Poll:
         with _bulk_allocation(), _root_errors(q):
-            recs, ctx, meta, delta = self._impl.poll(q, p, self._cache)
+            recs, ctx, meta, delta = self._impl.poll(q, p, self._cache, tracker)
             new = list(build(recs, ctx))
         prev = self._all
         if delta["nprev"] != len(prev):

@@ -16,7 +16,7 @@ from procnet import _track as T
 
 TCP, UDP, UNIX = 0, 2, 10
 HOLDER, STRANGER, NS, OTHER_NS = 100, 200, 4026531840, 4026532000
-Conn = namedtuple("Conn", "state")
+Conn = namedtuple("Conn", "state proto", defaults=("tcp",))
 
 
 class Kernel:
@@ -61,10 +61,14 @@ def listed(st, clock, conns=(Conn("LISTEN"),), holders=(HOLDER,)):
     ((T.SOCK, 0, 0, 0, OTHER_NS, TCP), False),        # another namespace
     ((T.SOCK, 0, 0, 0, 0, TCP), True),                # namespace unknown: counts
     ((T.SOCK, 0, 0, 0, NS, T.TABLE_NONE), True),      # table unknown: counts
-    ((T.NEW, STRANGER, 5, 41, NS, T.TABLE_NONE), True),    # anyone may gain a socket
-    ((T.NEW, STRANGER, 5, 41, OTHER_NS, T.TABLE_NONE), False),
-    ((T.FDS, HOLDER, 5, 3, NS, T.TABLE_NONE), True),  # a holder's close, dup2, exec...
-    ((T.FDS, STRANGER, 5, 3, NS, T.TABLE_NONE), False),   # ... nobody else's
+    ((T.NEW, STRANGER, 5, 41, NS, TCP), True),        # anyone's new socket of a listed table
+    ((T.NEW, STRANGER, 5, 41, OTHER_NS, TCP), False),     # the socket's namespace decides,
+    ((T.NEW, STRANGER, 5, 41, NS, UNIX), False),
+    ((T.NEW, STRANGER, 5, 426, 0, T.TABLE_NONE), True),   # io_uring_enter: any socket, anywhere
+    ((T.FDS, STRANGER, 5, 3, NS, TCP), True),         # a listed socket closed, bound...: by anyone
+    ((T.FDS, HOLDER, 5, 3, NS, UNIX), False),         # a socket it does not list
+    ((T.FDS, HOLDER, 5, 33, NS, T.TABLE_NONE), True),  # a holder's dup2, exec...
+    ((T.FDS, STRANGER, 5, 33, NS, T.TABLE_NONE), False),   # ... nobody else's
     ((T.EXIT, HOLDER, 5, 0, NS, T.TABLE_NONE), True),
     ((T.EXIT, STRANGER, 5, 0, NS, T.TABLE_NONE), False),
     ((T.FORK, HOLDER, 0, 300, 0, T.TABLE_NONE), True),
@@ -120,19 +124,54 @@ def test_a_change_recorded_before_it_is_made_lists_twice(world):
     assert st.check() is None
 
 
-def test_the_pollers_own_records_while_it_lists_are_dropped(world):
+def test_the_cores_thread_in_another_namespace_is_dropped(world):
     k, clock, st = world
     me, tid = os.getpid(), threading.get_native_id()
-    k.add(T.NEW, me, tid, 41, NS)              # its own netlink socket
-    k.add(T.FDS, me, 77, 3, OTHER_NS)          # its thread inside another namespace
+    gone = 2 ** 22 + 12345                     # no such thread of this process
+    k.add(T.FDS, me, gone, 33, OTHER_NS)       # the core's thread listing another namespace
     listed(st, clock, holders=(HOLDER, me))
     assert st.check() is None
-    k.add(T.FDS, me, 77, 3, NS)                # another thread of the process, at home
+    k.add(T.FDS, me, tid, 33, OTHER_NS)        # a live thread of the process, elsewhere: counts
     listed(st, clock, holders=(HOLDER, me))
-    assert st.check() == "a process changed its fds"
+    assert st.check() == "a process changed its fds or sockets"
     listed(st, clock, holders=(HOLDER, me))
-    k.add(T.NEW, me, tid, 41, NS)              # its thread, between polls: the user's socket
-    assert st.check() == "a process gained a socket"
+    k.add(T.FDS, me, gone, 33, NS)             # a thread gone, but at home: counts
+    listed(st, clock, holders=(HOLDER, me))
+    assert st.check() is not None
+
+
+def test_a_process_that_let_go_while_it_listed_still_counts(world):
+    k, clock, st = world
+    k.add(T.EXIT, HOLDER, 5, 0, NS)            # made during the listing that no longer sees it
+    listed(st, clock, holders=())
+    assert st.check() == "a process exited"
+    listed(st, clock, holders=())
+    k.add(T.EXIT, HOLDER, 5, 0, NS)            # after: it holds nothing any more
+    assert st.check() is None
+
+
+def test_a_process_named_while_it_listed_is_a_holder_after(world):
+    k, clock, st = world
+    k.add(T.FORK, HOLDER, 0, 301)              # a child the walk did not see
+    listed(st, clock)
+    assert st.check() is not None
+    listed(st, clock)
+    k.add(T.FDS, 301, 9, 33, NS)
+    assert st.check() is None                  # the listing after saw it hold nothing
+
+
+def test_sctp_rows_keep_polls_listing(world):
+    k, clock, st = world
+    listed(st, clock, conns=[Conn("LISTEN", "sctp")])
+    assert st.check() is not None
+    listed(st, clock)
+    assert st.check() is None
+
+
+def test_a_failed_poll_lists_next_time(world):
+    k, clock, st = world
+    st.forget()
+    assert st.check() == "the last poll failed"
 
 
 def test_a_shared_fd_table_stops_tracking(world):

@@ -14,9 +14,10 @@
  *
  * Records name a process or a socket's (namespace, family, type, protocol),
  * never a row: the user side decides whether its last poll still holds.
- * Syscalls are recorded at exit (after the change), picked at entry by
- * number from pn_syscalls, which user space fills with its architecture's
- * numbers. Some changes can only be seen before they happen
+ * Syscalls are recorded at exit (after the change; close and send also look
+ * at their socket on entry), by number from pn_syscalls, which user space
+ * fills with its architecture's numbers; a record names the socket it is
+ * about where the call has one, so the user side can tell its tables. Some changes can only be seen before they happen
  * (inet_sock_set_state fires before sk_state is stored): PN_CHG_SOCK_PRE,
  * which the user side honours in this poll and the next.
  *
@@ -53,11 +54,14 @@ struct {
 } pn_lost SEC(".maps");
 
 /* Per syscall number: PN_SC_* (0: not watched). Filled by user space. */
-#define PN_SC_FDS   1   /* may change the caller's fd table or its sockets */
-#define PN_SC_NEWFD 2   /* recorded only if it allocated an fd (recvmsg: SCM_RIGHTS) */
-#define PN_SC_NEW   4   /* creates sockets (socket, accept, socketpair, pidfd_getfd) */
-#define PN_SC_SEND  8   /* recorded only if it bound an unbound datagram socket */
-#define PN_SC_CLOSE 16  /* recorded only if its fd is a socket (close) */
+#define PN_SC_FDS      1    /* changes the caller's fd table (dup2, fcntl, close_range...) */
+#define PN_SC_SOCKFD   2    /* changes the socket its first argument is (bind, listen...) */
+#define PN_SC_NEW      4    /* may make sockets of any kind (io_uring_enter, socketcall) */
+#define PN_SC_RETFD    8    /* returns a new socket fd (socket, accept, pidfd_getfd) */
+#define PN_SC_PAIR     16   /* socketpair: two unix sockets */
+#define PN_SC_UNIXRECV 32   /* recvmsg on a unix socket: may receive fds (SCM_RIGHTS) */
+#define PN_SC_CLOSE    64   /* close: recorded only if its fd is a socket (read at entry) */
+#define PN_SC_SEND     128  /* recorded only if it bound a datagram socket or changed a unix one */
 struct {
     int (*type)[PN_ARRAY_TYPE];
     int (*max_entries)[PN_NSYSCALLS];
@@ -74,13 +78,15 @@ struct {
     __u32 *value;
 } pn_quiet SEC(".maps");
 
-/* Threads inside a watched syscall: what entry saw. */
+/* Threads inside a close or send: what entry saw (the socket may be gone at
+ * exit). Every other syscall is recorded from its exit alone. */
 struct pn_inflight {
     __u32 nr;
     __u32 class;
-    __u32 next_fd;
-    __u32 pad;
-    __u64 sk;          /* PN_SC_SEND: the unbound socket */
+    __u64 sk;           /* PN_SC_SEND: the socket */
+    __u32 netns;        /* PN_SC_CLOSE: the socket being closed */
+    __u16 family, type, protocol, port;
+    __u8  state, pad[7];
 };
 struct {
     int (*type)[PN_HASH_TYPE];
@@ -164,15 +170,6 @@ PN_INLINE struct files_struct *task_files(const struct task_struct *t)
     return f;
 }
 
-PN_INLINE __u32 next_fd(const struct task_struct *t)
-{
-    struct files_struct *f = task_files(t);
-    __u32 n = 0;
-    if (f)
-        bpf_probe_read_kernel(&n, sizeof n, &f->next_fd);
-    return n;
-}
-
 PN_INLINE __u32 task_netns(const struct task_struct *t)
 {
     struct nsproxy *ns = 0;
@@ -191,7 +188,7 @@ PN_INLINE __u32 task_netns(const struct task_struct *t)
 PN_INLINE long first_arg(const void *regs)
 {
     unsigned long v = 0;
-    if (__builtin_preserve_field_info(((struct pt_regs___x86 *)0)->di, PN_FIELD_EXISTS))
+    if (__builtin_preserve_field_info(((struct pt_regs___x86 *)0)->r15, PN_FIELD_EXISTS))
         bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___x86 *)regs)->di);
     else if (__builtin_preserve_field_info(((struct pt_regs___arm64 *)0)->orig_x0, PN_FIELD_EXISTS))
         bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___arm64 *)regs)->orig_x0);
@@ -200,6 +197,44 @@ PN_INLINE long first_arg(const void *regs)
     else
         return -1;
     return (long)(int)v;                /* an fd: the low 32 bits */
+}
+
+/* The syscall's number, from the registers saved on entry; -1 where the
+ * architecture is not one of these (change_track.c refuses to load there). */
+PN_INLINE long syscall_nr(const void *regs)
+{
+    if (__builtin_preserve_field_info(((struct pt_regs___x86 *)0)->r15, PN_FIELD_EXISTS)) {
+        unsigned long v = 0;
+        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___x86 *)regs)->orig_ax);
+        return (long)v;
+    }
+    if (__builtin_preserve_field_info(((struct pt_regs___arm64 *)0)->syscallno, PN_FIELD_EXISTS)) {
+        int v = -1;
+        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___arm64 *)regs)->syscallno);
+        return v;
+    }
+    if (__builtin_preserve_field_info(((struct pt_regs___s390 *)0)->int_code, PN_FIELD_EXISTS)) {
+        unsigned int v = 0;
+        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___s390 *)regs)->int_code);
+        return v & 0xffff;
+    }
+    return -1;
+}
+
+PN_INLINE __u32 watched(long nr)
+{
+    if (nr < 0 || nr >= PN_NSYSCALLS)
+        return 0;
+    __u32 key = (__u32)nr;
+    __u32 *class = bpf_map_lookup_elem(&pn_syscalls, &key);
+    return class ? *class : 0;
+}
+
+PN_INLINE int quiet_thread(__u32 tid)
+{
+    __u32 zero = 0;
+    __u32 *q = bpf_map_lookup_elem(&pn_quiet, &zero);
+    return q && *q == tid;
 }
 
 /* The struct sock behind fd of task t, or 0 (not a socket, no such fd). */
@@ -252,49 +287,57 @@ PN_INLINE __u16 sock_port(const struct sock *sk)
     return port;
 }
 
-/* ---- syscalls: picked at entry, recorded at exit -------------------------- */
+/* ---- syscalls: recorded at exit (after the change) --------------------------- */
 
+PN_INLINE __u16 sock_u16(const struct sock *sk, int what)
+{
+    __u16 v = 0;
+    if (what == 0)
+        bpf_probe_read_kernel(&v, sizeof v, &sk->__sk_common.skc_family);
+    else
+        bpf_probe_read_kernel(&v, sizeof v, &sk->sk_type);
+    return v;
+}
+
+/* close and send need what the socket was before the call. */
 SEC("tp_btf/sys_enter")
 int pn_track_sys_enter(unsigned long long *ctx)
 {
     long id = (long)ctx[1];
-    if (id < 0 || id >= PN_NSYSCALLS)
-        return 0;
-    __u32 key = (__u32)id;
-    __u32 *class = bpf_map_lookup_elem(&pn_syscalls, &key);
-    if (!class || !*class)
+    __u32 class = watched(id);
+    if (!(class & (PN_SC_CLOSE | PN_SC_SEND)))
         return 0;
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
-    __u32 zero = 0;
-    __u32 *quiet = bpf_map_lookup_elem(&pn_quiet, &zero);
-    if (quiet && *quiet == tid)
+    if (quiet_thread(tid))
         return 0;
     const struct task_struct *t = current_task();
+    long fd = first_arg((const void *)ctx[0]);
+    const struct sock *sk = fd_sock(t, fd);
+    if (!sk)
+        return 0;                        /* not a socket: no socket changes */
     struct pn_inflight in;
     __builtin_memset(&in, 0, sizeof in);
-    in.nr = key;
-    in.class = *class;
-    if (in.class & PN_SC_NEWFD)
-        in.next_fd = next_fd(t);
-    if (in.class & PN_SC_CLOSE) {
-        long fd = first_arg((const void *)ctx[0]);
-        if (fd >= 0 && !fd_sock(t, fd))
-            return 0;                    /* a file: no socket changes hands */
-    }
-    if (in.class & PN_SC_SEND) {
-        long fd = first_arg((const void *)ctx[0]);
-        const struct sock *sk = fd < 0 ? 0 : fd_sock(t, fd);
-        __u16 fam = 0, type = 0;
-        if (fd >= 0) {
-            if (!sk)
-                return 0;                /* not a socket: nothing to bind */
-            bpf_probe_read_kernel(&fam, sizeof fam, &sk->__sk_common.skc_family);
-            bpf_probe_read_kernel(&type, sizeof type, &sk->sk_type);
-            /* only an inet datagram or raw socket without a port autobinds */
-            if ((fam != 2 && fam != 10) || type == 1 || sock_port(sk) != 0)
-                return 0;
-        }
-        in.sk = (__u64)sk;               /* 0: architecture unknown, record anyway */
+    in.nr = (__u32)id;
+    in.class = class;
+    __u16 fam = sock_u16(sk, 0), type = sock_u16(sk, 1);
+    if (class & PN_SC_SEND) {
+        /* an unbound inet datagram or raw socket autobinds; a unix datagram
+         * socket whose peer died is disconnected by the send */
+        if ((fam == 2 || fam == 10) && type != 1 && sock_port(sk) == 0)
+            in.port = 0;
+        else if (fam == 1 && type == 2)
+            bpf_probe_read_kernel(&in.state, sizeof in.state, &sk->__sk_common.skc_state);
+        else
+            return 0;
+        in.sk = (__u64)sk;
+    } else {
+        struct pn_change c;
+        __builtin_memset(&c, 0, sizeof c);
+        read_sock(&c, sk, 1);
+        in.netns = c.netns;
+        in.family = c.family;
+        in.type = c.type;
+        in.protocol = c.protocol;
     }
     if (bpf_map_update_elem(&pn_inflight, &tid, &in, 0) < 0)
         lost();
@@ -304,35 +347,69 @@ int pn_track_sys_enter(unsigned long long *ctx)
 SEC("tp_btf/sys_exit")
 int pn_track_sys_exit(unsigned long long *ctx)
 {
+    long nr = syscall_nr((const void *)ctx[0]);
+    __u32 class = watched(nr);
+    if (!class)
+        return 0;
     __u64 id = bpf_get_current_pid_tgid();
     __u32 tid = (__u32)id;
-    struct pn_inflight *in = bpf_map_lookup_elem(&pn_inflight, &tid);
-    if (!in)
+    if (quiet_thread(tid))
         return 0;
-    struct pn_inflight seen = *in;
-    bpf_map_delete_elem(&pn_inflight, &tid);
+    long ret = (long)ctx[1];
     const struct task_struct *t = current_task();
     struct pn_change c;
     __builtin_memset(&c, 0, sizeof c);
     c.tgid = (__u32)(id >> 32);
     c.tid = tid;
-    c.other = seen.nr;
-    if (seen.class & PN_SC_SEND) {
-        if (seen.sk) {
-            if (sock_port((const struct sock *)seen.sk) == 0)
-                return 0;                /* still unbound: nothing listed changed */
-            read_sock(&c, (const struct sock *)seen.sk, 1);
+    c.other = (__u32)nr;
+    if (class & (PN_SC_CLOSE | PN_SC_SEND)) {
+        struct pn_inflight *in = bpf_map_lookup_elem(&pn_inflight, &tid);
+        if (!in)
+            return 0;                    /* not a socket, or nothing to see */
+        struct pn_inflight seen = *in;
+        bpf_map_delete_elem(&pn_inflight, &tid);
+        if (class & PN_SC_SEND) {
+            const struct sock *sk = (const struct sock *)seen.sk;
+            __u8 state = 0;
+            bpf_probe_read_kernel(&state, sizeof state, &sk->__sk_common.skc_state);
+            if (sock_u16(sk, 0) == 1 ? state == seen.state : sock_port(sk) == 0)
+                return 0;                /* nothing listed changed */
+            read_sock(&c, sk, 1);
+            c.kind = PN_CHG_SOCK;
         } else {
-            c.netns = task_netns(t);
+            c.kind = PN_CHG_FDS;         /* the closed socket's owners changed */
+            c.netns = seen.netns;
+            c.family = seen.family;
+            c.type = seen.type;
+            c.protocol = seen.protocol;
         }
-        c.kind = PN_CHG_SOCK;
-    } else if (seen.class & PN_SC_NEWFD) {
-        if (next_fd(t) == seen.next_fd)
-            return 0;                    /* no fd allocated: no socket received */
+    } else if (class & PN_SC_SOCKFD) {
+        const struct sock *sk = fd_sock(t, first_arg((const void *)ctx[0]));
+        if (!sk)
+            return 0;                    /* not a socket: the call failed */
+        read_sock(&c, sk, 1);
+        c.kind = PN_CHG_FDS;
+    } else if (class & PN_SC_RETFD) {
+        const struct sock *sk = ret >= 0 ? fd_sock(t, ret) : 0;
+        if (!sk)
+            return 0;                    /* it failed: nothing made */
+        read_sock(&c, sk, 1);
         c.kind = PN_CHG_NEW;
+    } else if (class & PN_SC_PAIR) {
+        if (ret < 0)
+            return 0;
+        c.kind = PN_CHG_NEW;
+        c.family = 1;                    /* socketpair makes unix sockets only */
         c.netns = task_netns(t);
+    } else if (class & PN_SC_UNIXRECV) {
+        const struct sock *sk = fd_sock(t, first_arg((const void *)ctx[0]));
+        if (!sk || sock_u16(sk, 0) != 1)
+            return 0;                    /* fds travel over unix sockets only */
+        c.kind = PN_CHG_FDS;             /* the receiver holds that unix socket */
+    } else if (class & PN_SC_NEW) {
+        c.kind = PN_CHG_NEW;             /* no socket to name: counts everywhere */
     } else {
-        c.kind = (seen.class & PN_SC_NEW) ? PN_CHG_NEW : PN_CHG_FDS;
+        c.kind = PN_CHG_FDS;
         c.netns = task_netns(t);
     }
     emit(&c);
@@ -382,18 +459,27 @@ int pn_track_exec(unsigned long long *ctx)
     return 0;
 }
 
-SEC("tp_btf/sched_process_exit")         /* any thread: the last one drops the fd table */
+SEC("tp_btf/sched_process_exit")
 int pn_track_exit(unsigned long long *ctx)
 {
     const struct task_struct *t = (const struct task_struct *)ctx[0];
-    int pid = 0;
+    struct signal_struct *sig = 0;
+    int pid = 0, tgid = 0, live = 0;
     bpf_probe_read_kernel(&pid, sizeof pid, &t->pid);
-    __u32 tid = (__u32)pid;
-    bpf_map_delete_elem(&pn_inflight, &tid);   /* a syscall that never returns */
-    struct pn_change c;
-    int tgid = 0;
-    __builtin_memset(&c, 0, sizeof c);
     bpf_probe_read_kernel(&tgid, sizeof tgid, &t->tgid);
+    __u32 tid = (__u32)pid;
+    bpf_map_delete_elem(&pn_inflight, &tid);   /* a close or send that never returns */
+    /* /proc/PID/fd changes when the leader exits (a zombie leader shows no
+     * fds) or the last thread does (the table goes); another thread's exit
+     * leaves the table it shares. `live` counts this thread or not yet,
+     * depending on the kernel: <= 1 takes both. */
+    bpf_probe_read_kernel(&sig, sizeof sig, &t->signal);
+    if (sig)
+        bpf_probe_read_kernel(&live, sizeof live, &sig->live.counter);
+    if (pid != tgid && sig && live > 1)
+        return 0;
+    struct pn_change c;
+    __builtin_memset(&c, 0, sizeof c);
     c.kind = PN_CHG_EXIT;
     c.tgid = (__u32)tgid;
     c.tid = tid;
@@ -420,5 +506,14 @@ SEC("tp_btf/inet_sock_set_state")        /* TCP, MPTCP, SCTP: before sk_state is
 int pn_track_set_state(unsigned long long *ctx)
 {
     sock_event(PN_CHG_SOCK_PRE, (const struct sock *)ctx[0]);
+    return 0;
+}
+
+/* A SYN_RECV row (a request) appears with no record; its first SYN-ACK
+ * retransmit (the initial RTO, 1 s) is the first sign of one that lingers. */
+SEC("tp_btf/tcp_retransmit_synack")
+int pn_track_synack(unsigned long long *ctx)
+{
+    sock_event(PN_CHG_SOCK, (const struct sock *)ctx[0]);
     return 0;
 }

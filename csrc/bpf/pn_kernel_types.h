@@ -46,6 +46,14 @@ struct files_struct {
     unsigned int    next_fd;             /* lowest fd that may be free: moves up on allocation */
 } PN_CORE;
 
+typedef struct {
+    int counter;
+} atomic_t;
+
+struct signal_struct {
+    atomic_t live;                       /* threads not yet exiting */
+} PN_CORE;
+
 struct nsproxy {
     struct net *net_ns;
 } PN_CORE;
@@ -56,22 +64,27 @@ struct task_struct {
     struct task_struct  *group_leader;
     struct files_struct *files;
     struct nsproxy      *nsproxy;
+    struct signal_struct *signal;
     char                 comm[16];       /* TASK_COMM_LEN */
 } PN_CORE;
 
-/* A syscall's first argument, as saved on entry: one flavour per
- * architecture (libbpf ignores the ___suffix; a missing field is known at
- * load time). */
+/* A syscall's number and first argument, as saved on entry: one flavour
+ * per 64-bit architecture (libbpf ignores the ___suffix; a missing field is
+ * known at load time). */
 struct pt_regs___x86 {
+    unsigned long r15;                   /* only to tell x86_64 from i386 */
     unsigned long di;
+    unsigned long orig_ax;
 } PN_CORE;
 
 struct pt_regs___arm64 {
     unsigned long orig_x0;
+    int           syscallno;
 } PN_CORE;
 
 struct pt_regs___s390 {
     unsigned long orig_gpr2;
+    unsigned int  int_code;
 } PN_CORE;
 
 /* For change_track.bpf.h: a socket's namespace and table. */
@@ -90,6 +103,7 @@ typedef struct {
 struct sock_common {
     unsigned short skc_num;              /* the local port, 0 while unbound */
     unsigned short skc_family;
+    unsigned char  skc_state;
     possible_net_t skc_net;
 } PN_CORE;
 

@@ -324,8 +324,10 @@ def can_enter_netns() -> bool:
     return hasattr(os, "setns")
 
 
-def poll(q: Query, p: Plan, cache: _cache.Cache) -> Tuple[List[tuple], _Context, Dict[str, Any], Dict[str, Any]]:
-    """One poll (pn_poll): the new or changed records, and how to assemble the rest."""
+def poll(q: Query, p: Plan, cache: _cache.Cache, tracker: None = None
+         ) -> Tuple[List[tuple], _Context, Dict[str, Any], Dict[str, Any]]:
+    """One poll (pn_poll): the new or changed records, and how to assemble the rest.
+    (`tracker`: never one; change tracking is native-only.)"""
     recs, ctx, meta = snapshot(q, p, cache)
     out, out_ctx, delta = poll_diff.diff(cache, recs, ctx)
     return out, out_ctx, meta, delta
