@@ -55,11 +55,13 @@ def tracked_poller(kind=KIND, **kw):
     return p
 
 
-def settle(p, tries=60):
-    """Poll until a poll is answered from the tracked state."""
-    for _ in range(tries):
+def settle(p, tries=200):
+    """Poll until a poll is answered from the tracked state (the host's socket
+    holders make changes of their own: pause a little between tries)."""
+    for i in range(tries):
         if p.poll().tracked:
             return
+        time.sleep(0.001 * (i % 10))
     pytest.fail("no poll was answered from the tracked state: %s" % p._track.dirty)
 
 
@@ -201,12 +203,14 @@ def test_spawned_child_and_a_thread_that_execs(tracking):
         threading.Thread(target=os.execv, args=("/bin/sleep", ["sleep", "2"])).start()
         time.sleep(5)
     pid = child(body)
-    time.sleep(0.2)
-    settle(p)
-    os.write(w, b"g")                      # a non-leader thread execs: de_thread
-    time.sleep(0.3)
-    assert_next_poll_fresh(p)
-    reap(pid)
+    try:
+        time.sleep(0.2)
+        settle(p)
+        os.write(w, b"g")                  # a non-leader thread execs: de_thread
+        time.sleep(0.3)
+        assert_next_poll_fresh(p)
+    finally:
+        reap(pid)
     assert_next_poll_fresh(p)
     u.close()
     p.close()
