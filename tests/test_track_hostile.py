@@ -268,7 +268,7 @@ def test_stopped_churner_first_polls_are_fresh(tracking):
         p.close()
 
 
-# -- known bugs ---------------------------------------------------------------------
+# -- found by probing: the fixed ones are plain tests, the open ones xfail(strict) ---
 
 def xfail_bug(reason):
     return pytest.mark.xfail(strict=True, raises=AssertionError, reason="bug: " + reason)
@@ -279,8 +279,6 @@ def poll_and_fresh(p, kind):
     return r, fresh(kind)
 
 
-@xfail_bug("a PN_CHG_NEW record carries the caller's namespace, not the socket's: an fd "
-           "received by SCM_RIGHTS in another netns is dropped (TrackState._relevant)")
 @private_netns
 def test_a_socket_received_in_another_netns_gains_its_owner(tracking):
     kind = ("udp",)
@@ -315,7 +313,6 @@ def test_a_socket_received_in_another_netns_gains_its_owner(tracking):
     no_stale_poll(scenario)
 
 
-@xfail_bug("accept() by a process now in another netns records that netns, not the listener's")
 @private_netns
 def test_accept_by_a_process_now_in_another_netns(tracking):
     kind = ("tcp",)
@@ -507,8 +504,6 @@ def test_netlink_autobind_by_sendto(tracking):
 
 
 @pytest.mark.skipif(SYS_EXIT is None, reason="exit syscall number of this architecture unknown")
-@xfail_bug("a process whose leader exited shows no fds in /proc, so it is no holder and its "
-           "bind/close records are ignored (TrackState._relevant)")
 @private_netns
 def test_socket_calls_of_a_process_whose_leader_exited(tracking):
     kind = ("udp",)
@@ -609,8 +604,6 @@ def test_unix_gc_of_an_in_flight_cycle(tracking):
     no_stale_poll(scenario)
 
 
-@xfail_bug("an exception (KeyboardInterrupt) after TrackState read the records and before it "
-           "applied them loses them; poll()'s reset empties _all and lookup() answers from it")
 @private_netns
 def test_an_interrupted_poll_loses_no_records(tracking):
     p = tracked_poller(("udp",))
@@ -639,9 +632,6 @@ def test_an_interrupted_poll_loses_no_records(tracking):
         p.close()
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "two tracking Pollers in one process: each one's listing is the other's change "
-    "(pn_quiet is per tracker), so neither ever answers from its tracked state"))
 @private_netns
 def test_two_tracking_pollers_in_one_process_both_answer_tracked(tracking):
     p1, p2 = tracked_poller(), tracked_poller()
@@ -657,8 +647,6 @@ def test_two_tracking_pollers_in_one_process_both_answer_tracked(tracking):
     assert n1 and n2
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "Poller(track=1.0) passes the check (1.0 == True) and then acts as track='auto'"))
 def test_track_takes_only_true_false_or_auto():
     for bad in (1.0, 1 + 0j):
         try:
