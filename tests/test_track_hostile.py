@@ -13,7 +13,6 @@ BPF link release, bursts from another process).
 """
 import array
 import ctypes
-import functools
 import os
 import platform
 import random
@@ -28,7 +27,6 @@ import time
 import pytest
 
 import procnet
-from procnet import _native
 
 from test_track_live import private_netns, tracking  # noqa: F401  (tracking: a fixture)
 
