@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <sys/syscall.h>
+#include <unistd.h>
 
 #define PN_TRACK_MAX  (1u << 16)
 #define PN_TRACK_LINKS 64
@@ -53,6 +54,13 @@ int pn_track_quiet(struct pn_track *t, uint32_t tid)
     (void)tid;
     errno = ENOSYS;
     return -1;
+}
+
+int pn_track_poll(struct pn_track *t, const struct pn_query *q, struct pn_cache *c,
+                  struct pn_result *out, struct pn_delta *d)
+{
+    (void)t;
+    return pn_poll(q, c, out, d);
 }
 
 #else /* PN_HAVE_BPF_OBJ */
@@ -335,6 +343,26 @@ int pn_track_quiet(struct pn_track *t, uint32_t tid)
         return -1;
     }
     return t->b.f.map_update(t->quiet_fd, &zero, &tid, 0) < 0 ? -1 : 0;
+}
+
+int pn_track_poll(struct pn_track *t, const struct pn_query *q, struct pn_cache *c,
+                  struct pn_result *out, struct pn_delta *d)
+{
+    uint32_t tid = (uint32_t)syscall(SYS_gettid);
+    if (pn_track_quiet(t, tid) < 0) {
+        memset(out, 0, sizeof *out);
+        memset(d, 0, sizeof *d);
+        return -1;
+    }
+    int rc = pn_poll(q, c, out, d);
+    int e = errno;
+    if (pn_track_quiet(t, 0) < 0) {
+        /* the thread would stay unrecorded: fail the poll, the Poller stops tracking */
+        e = errno;
+        rc = -1;
+    }
+    errno = e;
+    return rc;
 }
 
 #endif /* PN_HAVE_BPF_OBJ */

@@ -339,6 +339,11 @@ struct pn_delta {
 int  pn_poll(const struct pn_query *q, struct pn_cache *c, struct pn_result *out,
              struct pn_delta *d);
 void pn_delta_free(struct pn_delta *d);
+/* pn_poll with the calling thread quiet (pn_track_quiet) for exactly its
+ * duration: nothing of the caller's (a signal handler, a finalizer) runs on
+ * the thread meanwhile. */
+int  pn_track_poll(struct pn_track *t, const struct pn_query *q, struct pn_cache *c,
+                   struct pn_result *out, struct pn_delta *d);
 
 /*
  * The command line's netstat table (netstat_render.c), rendered from a

@@ -234,8 +234,8 @@ def poll(q: Query, p: Plan, cache: Cache, tracker: "Optional[Tracker]" = None
          ) -> Tuple[Any, _Context, Dict[str, Any], Dict[str, Any]]:
     """One poll: the new or changed records, and how the poll is made of the last one.
     With a `tracker`, the calling thread's syscalls go unrecorded while the
-    core lists (only then: no Python code, whose finalizers may close a
-    socket of the caller's, runs meanwhile)."""
+    core lists, and only then: no Python code (a signal handler, a finalizer)
+    runs on the thread meanwhile."""
     cq, keep = _cquery(q, p, cache)
     res = ffi.new("struct pn_result *")
     d = ffi.new("struct pn_delta *")
@@ -243,11 +243,7 @@ def poll(q: Query, p: Plan, cache: Cache, tracker: "Optional[Tracker]" = None
         if tracker is None:
             rc = lib.pn_poll(cq, cache.ptr, res, d)
         else:
-            tracker.quiet(threading.get_native_id())
-            try:
-                rc = lib.pn_poll(cq, cache.ptr, res, d)
-            finally:
-                tracker.quiet(0)
+            rc = lib.pn_track_poll(tracker.ptr, cq, cache.ptr, res, d)
         if rc != 0:
             _fail(q)
         records, ctx, meta = _unpack(q, res)

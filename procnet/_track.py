@@ -137,11 +137,13 @@ class TrackState:
         return self.dirty
 
     def listed(self, conns: Iterable[Connection], holders: Iterable[int], started: float,
-               own_netns: int) -> None:
+               own_netns: int, netns: Optional[FrozenSet[int]]) -> None:
         """After a full poll (begun at `started` on this clock) by a process
-        in namespace `own_netns`: what it saw. `holders`: the pids the walk
-        found holding a socket, and those it could not read."""
+        in namespace `own_netns`, of namespaces `netns` (None: any): what it
+        saw. `holders`: the pids the walk found holding a socket, and those
+        it could not read."""
         new = set(holders)
+        self._netns = netns
         conns = list(conns)
         volatile = any(c.state in VOLATILE_STATES or c.proto in VOLATILE_PROTOS for c in conns)
         pre = self._pre_next

@@ -208,6 +208,8 @@ class Poller:
             self._tracking = "off: " + why
             return
         self._tracker = tracker
+        self._track_pid = os.getpid()
+        self._listed_ns = 0
         self._qt = tracking_query(self._q)
         p = plan(self._qt, self._impl, cached=True, polling=True)
         self._track = TrackState(tracker.read, self._q.tables,
@@ -254,6 +256,11 @@ class Poller:
     def _tracked_poll(self) -> Poll:
         t = self._track
         assert t is not None
+        if os.getpid() != self._track_pid:
+            # a forked child: the ring buffer and its read position are the parent's
+            self._tracker = None            # its programs stay the parent's to close
+            self._stop_tracking("this process is a fork of the one that started tracking")
+            return self._poll(self._q, self._planner.plan(self._q))
         try:
             why = t.check()
         except OSError as e:                # the tracker failed: never answer from it
@@ -263,6 +270,8 @@ class Poller:
             self._stop_tracking(t.off)
             return self._poll(self._q, self._planner.plan(self._q))
         last = self._last
+        if why is None and self._q.netns is None and _thread_netns() != self._listed_ns:
+            why = "polled from another network namespace than the last listing"
         if why is None and last is not None:
             snap = _copy(last)
             self._last = snap
@@ -270,9 +279,12 @@ class Poller:
         qt = self._qt
         started = time.monotonic()
         try:
-            res = self._poll(qt, plan(qt, self._impl, cached=True, polling=True), self._tracker)
+            # the namespaces are this poll's (a Poller may be polled from a thread elsewhere)
+            p = plan(qt, self._impl, cached=True, polling=True)
+            res = self._poll(qt, p, self._tracker)
+            self._listed_ns = _thread_netns()
             t.listed(self._all, self._holders + list(res.snapshot.denied_pids), started,
-                     _thread_netns())
+                     self._listed_ns, tracked_netns(qt, p))
         except OSError as e:
             if not isinstance(e, ProcNetError) and self._tracker is not None:
                 self._stop_tracking("the change records failed: %s" % e)

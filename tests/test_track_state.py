@@ -46,13 +46,13 @@ def world():
     k, clock = Kernel(), Clock()
     st = T.TrackState(k.read, frozenset((TCP, UDP)), frozenset((NS,)), resync=10.0, clock=clock)
     assert st.check() == "first poll"
-    st.listed([Conn("LISTEN")], [HOLDER], clock(), NS)
+    st.listed([Conn("LISTEN")], [HOLDER], clock(), NS, frozenset((NS,)))
     assert st.check() is None
     return k, clock, st
 
 
-def listed(st, clock, conns=(Conn("LISTEN"),), holders=(HOLDER,)):
-    st.listed(list(conns), list(holders), clock(), NS)
+def listed(st, clock, conns=(Conn("LISTEN"),), holders=(HOLDER,), netns=frozenset((NS,))):
+    st.listed(list(conns), list(holders), clock(), NS, netns)
 
 
 @pytest.mark.parametrize("rec, dirty", [
@@ -85,7 +85,7 @@ def test_which_records_make_the_next_poll_list(world, rec, dirty):
 def test_any_namespace_when_it_lists_all(world):
     k, clock, _ = world
     st = T.TrackState(k.read, frozenset((TCP,)), None, clock=clock)
-    listed(st, clock)
+    listed(st, clock, netns=None)
     k.add(T.SOCK, netns=OTHER_NS, table=TCP)
     assert st.check() == "a socket changed"
 
@@ -158,6 +158,13 @@ def test_a_process_named_while_it_listed_is_a_holder_after(world):
     listed(st, clock)
     k.add(T.FDS, 301, 9, 33, NS)
     assert st.check() is None                  # the listing after saw it hold nothing
+
+
+def test_the_namespaces_are_the_last_listings(world):
+    k, clock, st = world
+    listed(st, clock, netns=frozenset((OTHER_NS,)))     # polled from a thread elsewhere
+    k.add(T.SOCK, netns=OTHER_NS, table=TCP)
+    assert st.check() == "a socket changed"
 
 
 def test_sctp_rows_keep_polls_listing(world):

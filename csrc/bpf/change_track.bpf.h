@@ -86,7 +86,7 @@ struct pn_inflight {
     __u64 sk;           /* PN_SC_SEND: the socket */
     __u32 netns;        /* PN_SC_CLOSE: the socket being closed */
     __u16 family, type, protocol, port;
-    __u8  state, pad[7];
+    __u64 mark;         /* PN_SC_SEND: what a send may change (port, address, peer) */
 };
 struct {
     int (*type)[PN_HASH_TYPE];
@@ -289,6 +289,31 @@ PN_INLINE __u16 sock_port(const struct sock *sk)
 
 /* ---- syscalls: recorded at exit (after the change) --------------------------- */
 
+/* What a send may change of a socket that the listing shows: an inet
+ * datagram socket's port (autobind), a unix datagram socket's address
+ * (autobind with SO_PASSCRED), peer and state (a dead peer disconnects it),
+ * a netlink socket's port id (autobind). 0 for other sockets. */
+PN_INLINE __u64 send_mark(const struct sock *sk, __u16 fam, __u16 type)
+{
+    __u64 mark = 0;
+    if ((fam == 2 || fam == 10) && type != 1) {
+        mark = 1 + (__u64)sock_port(sk);
+    } else if (fam == 1 && type == 2) {
+        const struct unix_sock *u = (const struct unix_sock *)sk;
+        void *addr = 0, *peer = 0;
+        __u8 state = 0;
+        bpf_probe_read_kernel(&addr, sizeof addr, &u->addr);
+        bpf_probe_read_kernel(&peer, sizeof peer, &u->peer);
+        bpf_probe_read_kernel(&state, sizeof state, &sk->__sk_common.skc_state);
+        mark = 1 + ((__u64)addr ^ ((__u64)peer << 1) ^ state);
+    } else if (fam == 16) {
+        unsigned int portid = 0;
+        bpf_probe_read_kernel(&portid, sizeof portid, &((const struct netlink_sock *)sk)->portid);
+        mark = 1 + (__u64)portid;
+    }
+    return mark;
+}
+
 PN_INLINE __u16 sock_u16(const struct sock *sk, int what)
 {
     __u16 v = 0;
@@ -321,14 +346,9 @@ int pn_track_sys_enter(unsigned long long *ctx)
     in.class = class;
     __u16 fam = sock_u16(sk, 0), type = sock_u16(sk, 1);
     if (class & PN_SC_SEND) {
-        /* an unbound inet datagram or raw socket autobinds; a unix datagram
-         * socket whose peer died is disconnected by the send */
-        if ((fam == 2 || fam == 10) && type != 1 && sock_port(sk) == 0)
-            in.port = 0;
-        else if (fam == 1 && type == 2)
-            bpf_probe_read_kernel(&in.state, sizeof in.state, &sk->__sk_common.skc_state);
-        else
-            return 0;
+        in.mark = send_mark(sk, fam, type);
+        if (!in.mark || ((fam == 2 || fam == 10) && in.mark != 1))
+            return 0;                    /* nothing a send changes (a bound inet socket) */
         in.sk = (__u64)sk;
     } else {
         struct pn_change c;
@@ -370,9 +390,7 @@ int pn_track_sys_exit(unsigned long long *ctx)
         bpf_map_delete_elem(&pn_inflight, &tid);
         if (class & PN_SC_SEND) {
             const struct sock *sk = (const struct sock *)seen.sk;
-            __u8 state = 0;
-            bpf_probe_read_kernel(&state, sizeof state, &sk->__sk_common.skc_state);
-            if (sock_u16(sk, 0) == 1 ? state == seen.state : sock_port(sk) == 0)
+            if (send_mark(sk, sock_u16(sk, 0), sock_u16(sk, 1)) == seen.mark)
                 return 0;                /* nothing listed changed */
             read_sock(&c, sk, 1);
             c.kind = PN_CHG_SOCK;

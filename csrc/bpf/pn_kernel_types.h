@@ -113,6 +113,17 @@ struct sock {
     __u16              sk_protocol;
 } PN_CORE;
 
+struct unix_address;
+
+struct unix_sock {
+    struct unix_address *addr;           /* NULL while unbound (autobind on send) */
+    struct sock         *peer;           /* a datagram socket's, dropped when it dies */
+} PN_CORE;
+
+struct netlink_sock {
+    unsigned int portid;                 /* 0 until bound (autobind on send) */
+} PN_CORE;
+
 struct socket {
     struct sock *sk;
 } PN_CORE;
