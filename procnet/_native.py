@@ -111,12 +111,6 @@ class Tracker:
         return ([(c.kind, c.tgid, c.tid, c.other, c.netns, c.table)
                  for c in (r[i] for i in range(n))], int(self._lost[0]))
 
-    def quiet(self, tid: int) -> None:
-        """Leave thread `tid`'s syscalls unrecorded (0: record all again)."""
-        if lib.pn_track_quiet(self.ptr, tid) != 0:
-            e = ffi.errno
-            raise OSError(e, "procnet: quieting the change records: " + os.strerror(e))
-
     def close(self) -> None:
         ffi.release(self.ptr)
 

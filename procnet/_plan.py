@@ -315,10 +315,10 @@ def tracking_refusal(q) -> Optional[str]:
 
 
 def tracking_query(q):
-    """The query of a tracking Poller's full polls: the /proc walk (its
-    holders are what the tracker watches) on the calling thread, so that
-    the poller's own syscalls while it lists are known by their thread."""
-    return q._replace(owner_source="procfs", threads=1)
+    """The query of a tracking Poller's full polls: the /proc walk, whose
+    holders are what the tracker watches. (Its worker threads make no
+    records: they close no socket, and their exits are not a process's.)"""
+    return q._replace(owner_source="procfs")
 
 
 def tracked_netns(q, p: Plan) -> Optional[FrozenSet[int]]:

@@ -16,8 +16,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Op
 
 from . import _backend
 from ._api import PathLike, _bulk_allocation, _finish, _root_errors
-from ._records import Connection, Snapshot, build
-from ._tables import TABLES
+from ._records import R_LPORT, R_TABLE, Connection, Snapshot, build
+from ._tables import TABLES, VSOCK
 from ._errors import ProcNetError
 from ._netns import NetnsArg
 from ._plan import Plan, PollerPlanner, plan, tracked_netns, tracking_query, tracking_refusal
@@ -191,6 +191,7 @@ class Poller:
         self._last: Optional[Snapshot] = None
         self._planner = PollerPlanner(self._impl)
         self._holders: List[int] = []
+        self._by_lport: Optional[Tuple[List[Connection], Dict[int, List[int]], List[int]]] = None
         self._track: Optional[TrackState] = None
         self._tracker: Any = None
         self._tracking = "off: not asked for (Poller(track=True))"
@@ -363,10 +364,9 @@ class Poller:
         """A lookup answered from the tracked state: the last poll's sockets
         that q keeps, with its metadata (for q's tables)."""
         from ._pure.table_reader import keep_sock      # the filters' one Python definition
-        from ._records import R_TABLE
         keep = keep_sock(q)
         tables = q.tables
-        conns = [c for c in self._all if c[R_TABLE] in tables and keep(c)]
+        conns = [c for c in self._candidates(q) if c[R_TABLE] in tables and keep(c)]
         last = self._last
         assert last is not None
         names = {TABLES[t] for t in tables}
@@ -377,6 +377,26 @@ class Poller:
                         processes=last.processes, pids_hidden=last.pids_hidden,
                         owner_source=last.owner_source, namespaces=last.namespaces,
                         unlisted=last.unlisted, other_netns=last.other_netns)
+
+    def _candidates(self, q: Query) -> List[Connection]:
+        """The last poll's sockets a lookup of q may keep, in order: by local
+        port through an index made once per listing (keep_sock decides)."""
+        if q.lport < 0:
+            return self._all
+        if self._by_lport is None or self._by_lport[0] is not self._all:
+            idx: Dict[int, List[int]] = {}
+            other: List[int] = []               # vsock keeps its port elsewhere
+            for i, c in enumerate(self._all):
+                if c[R_TABLE] == VSOCK:
+                    other.append(i)
+                else:
+                    idx.setdefault(c[R_LPORT], []).append(i)
+            self._by_lport = (self._all, idx, other)
+        _, idx, other = self._by_lport
+        hits = idx.get(q.lport, [])
+        if other:
+            hits = sorted(hits + other)
+        return [self._all[i] for i in hits]
 
     def watch(self, interval: float = 1.0, *, initial: bool = True) -> Iterator[Change]:
         """Poll every `interval` seconds and yield each :class:`Change`, until

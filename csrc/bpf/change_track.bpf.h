@@ -30,14 +30,12 @@
 #define PN_HASH_TYPE    1               /* BPF_MAP_TYPE_HASH */
 #define PN_RB_NO_WAKEUP 1               /* the reader polls; it never waits */
 #define PN_NSYSCALLS    1024
-#define PN_FIELD_EXISTS 2               /* BPF_FIELD_EXISTS */
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_map_update_elem)(void *map, const void *key, const void *value,
                                    __u64 flags) = (void *)2;
 static long (*bpf_map_delete_elem)(void *map, const void *key) = (void *)3;
 static __u64 (*bpf_get_current_pid_tgid)(void) = (void *)14;
-static __u64 (*bpf_get_current_task)(void) = (void *)35;
 static long (*bpf_ringbuf_output)(void *ringbuf, void *data, __u64 size, __u64 flags) = (void *)130;
 
 /* Sized by the loader (bpf_map__set_max_entries); one page in the object. */
@@ -158,68 +156,7 @@ PN_INLINE void sock_event(__u32 kind, const struct sock *sk)
     emit(&c);
 }
 
-PN_INLINE const struct task_struct *current_task(void)
-{
-    return (const struct task_struct *)bpf_get_current_task();
-}
-
-PN_INLINE struct files_struct *task_files(const struct task_struct *t)
-{
-    struct files_struct *f = 0;
-    bpf_probe_read_kernel(&f, sizeof f, &t->files);
-    return f;
-}
-
-PN_INLINE __u32 task_netns(const struct task_struct *t)
-{
-    struct nsproxy *ns = 0;
-    struct net *net = 0;
-    __u32 inum = 0;
-    bpf_probe_read_kernel(&ns, sizeof ns, &t->nsproxy);
-    if (ns)
-        bpf_probe_read_kernel(&net, sizeof net, &ns->net_ns);
-    if (net)
-        bpf_probe_read_kernel(&inum, sizeof inum, &net->ns.inum);
-    return inum;
-}
-
-/* The syscall's first argument as saved on entry; -1 where the architecture
- * is not known (the caller then records without looking at the socket). */
-PN_INLINE long first_arg(const void *regs)
-{
-    unsigned long v = 0;
-    if (__builtin_preserve_field_info(((struct pt_regs___x86 *)0)->r15, PN_FIELD_EXISTS))
-        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___x86 *)regs)->di);
-    else if (__builtin_preserve_field_info(((struct pt_regs___arm64 *)0)->orig_x0, PN_FIELD_EXISTS))
-        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___arm64 *)regs)->orig_x0);
-    else if (__builtin_preserve_field_info(((struct pt_regs___s390 *)0)->orig_gpr2, PN_FIELD_EXISTS))
-        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___s390 *)regs)->orig_gpr2);
-    else
-        return -1;
-    return (long)(int)v;                /* an fd: the low 32 bits */
-}
-
-/* The syscall's number, from the registers saved on entry; -1 where the
- * architecture is not one of these (change_track.c refuses to load there). */
-PN_INLINE long syscall_nr(const void *regs)
-{
-    if (__builtin_preserve_field_info(((struct pt_regs___x86 *)0)->r15, PN_FIELD_EXISTS)) {
-        unsigned long v = 0;
-        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___x86 *)regs)->orig_ax);
-        return (long)v;
-    }
-    if (__builtin_preserve_field_info(((struct pt_regs___arm64 *)0)->syscallno, PN_FIELD_EXISTS)) {
-        int v = -1;
-        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___arm64 *)regs)->syscallno);
-        return v;
-    }
-    if (__builtin_preserve_field_info(((struct pt_regs___s390 *)0)->int_code, PN_FIELD_EXISTS)) {
-        unsigned int v = 0;
-        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___s390 *)regs)->int_code);
-        return v & 0xffff;
-    }
-    return -1;
-}
+#include "change_track_read.bpf.h"
 
 PN_INLINE __u32 watched(long nr)
 {
@@ -237,92 +174,7 @@ PN_INLINE int quiet_thread(__u32 tid)
     return q && *q == tid;
 }
 
-/* The struct sock behind fd of task t, or 0 (not a socket, no such fd). */
-PN_INLINE const struct sock *fd_sock(const struct task_struct *t, long fd)
-{
-    struct files_struct *files = task_files(t);
-    struct fdtable *fdt = 0;
-    struct file **fds = 0, *f = 0;
-    struct inode *inode = 0;
-    struct super_block *sb = 0;
-    struct socket *sock = 0;
-    struct sock *sk = 0;
-    unsigned int max = 0;
-    unsigned long magic = 0;
-    unsigned short mode = 0;
-    if (!files || fd < 0)
-        return 0;
-    bpf_probe_read_kernel(&fdt, sizeof fdt, &files->fdt);
-    if (!fdt)
-        return 0;
-    bpf_probe_read_kernel(&max, sizeof max, &fdt->max_fds);
-    if ((unsigned long)fd >= max)
-        return 0;
-    bpf_probe_read_kernel(&fds, sizeof fds, &fdt->fd);
-    if (!fds)
-        return 0;
-    bpf_probe_read_kernel(&f, sizeof f, fds + fd);
-    if (!f)
-        return 0;
-    bpf_probe_read_kernel(&inode, sizeof inode, &f->f_inode);
-    if (!inode)
-        return 0;
-    bpf_probe_read_kernel(&mode, sizeof mode, &inode->i_mode);
-    bpf_probe_read_kernel(&sb, sizeof sb, &inode->i_sb);
-    if ((mode & PN_S_IFMT) != PN_S_IFSOCK || !sb)
-        return 0;
-    bpf_probe_read_kernel(&magic, sizeof magic, &sb->s_magic);
-    if (magic != PN_SOCKFS_MAGIC)
-        return 0;
-    bpf_probe_read_kernel(&sock, sizeof sock, &f->private_data);
-    if (sock)
-        bpf_probe_read_kernel(&sk, sizeof sk, &sock->sk);
-    return sk;
-}
-
-PN_INLINE __u16 sock_port(const struct sock *sk)
-{
-    __u16 port = 0;
-    bpf_probe_read_kernel(&port, sizeof port, &sk->__sk_common.skc_num);
-    return port;
-}
-
 /* ---- syscalls: recorded at exit (after the change) --------------------------- */
-
-/* What a send may change of a socket that the listing shows: an inet
- * datagram socket's port (autobind), a unix datagram socket's address
- * (autobind with SO_PASSCRED), peer and state (a dead peer disconnects it),
- * a netlink socket's port id (autobind). 0 for other sockets. */
-PN_INLINE __u64 send_mark(const struct sock *sk, __u16 fam, __u16 type)
-{
-    __u64 mark = 0;
-    if ((fam == 2 || fam == 10) && type != 1) {
-        mark = 1 + (__u64)sock_port(sk);
-    } else if (fam == 1 && type == 2) {
-        const struct unix_sock *u = (const struct unix_sock *)sk;
-        void *addr = 0, *peer = 0;
-        __u8 state = 0;
-        bpf_probe_read_kernel(&addr, sizeof addr, &u->addr);
-        bpf_probe_read_kernel(&peer, sizeof peer, &u->peer);
-        bpf_probe_read_kernel(&state, sizeof state, &sk->__sk_common.skc_state);
-        mark = 1 + ((__u64)addr ^ ((__u64)peer << 1) ^ state);
-    } else if (fam == 16) {
-        unsigned int portid = 0;
-        bpf_probe_read_kernel(&portid, sizeof portid, &((const struct netlink_sock *)sk)->portid);
-        mark = 1 + (__u64)portid;
-    }
-    return mark;
-}
-
-PN_INLINE __u16 sock_u16(const struct sock *sk, int what)
-{
-    __u16 v = 0;
-    if (what == 0)
-        bpf_probe_read_kernel(&v, sizeof v, &sk->__sk_common.skc_family);
-    else
-        bpf_probe_read_kernel(&v, sizeof v, &sk->sk_type);
-    return v;
-}
 
 /* close and send need what the socket was before the call. */
 SEC("tp_btf/sys_enter")
