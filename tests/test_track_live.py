@@ -319,3 +319,33 @@ def test_tracking_is_refused_where_it_cannot_be_exact(tmp_path):
     for bad in (0, -1, float("nan"), True, "1"):
         with pytest.raises(ValueError, match="resync"):
             procnet.Poller("tcp", track="auto", resync=bad)
+
+
+def test_thread_exits_are_recorded_for_the_leader_and_the_last_thread(tracking):
+    """A thread that exits leaves the fd table it shares: no record (a pool's
+    threads would make every poll list). The leader's exit (a zombie leader
+    shows no fds) and the last thread's (the table goes) are recorded."""
+    import time
+    t, why = _native.open_tracker()
+    assert t is not None, why
+    try:
+        t.read()
+        threads = [threading.Thread(target=lambda: None) for _ in range(5)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        pid = os.fork()
+        if pid == 0:                      # the leader exits first, its thread later
+            try:
+                threading.Thread(target=lambda: (time.sleep(0.3), os._exit(0))).start()
+                ctypes.CDLL(None).syscall({"x86_64": 60, "aarch64": 93}.get(os.uname().machine, 60), 0)
+            finally:
+                os._exit(0)
+        os.waitpid(pid, 0)
+        recs, _ = t.read()
+        exits = lambda who: sorted(r[2] for r in recs if r[0] == 3 and r[1] == who)  # noqa: E731
+        assert exits(os.getpid()) == []
+        assert len(exits(pid)) == 2 and pid in exits(pid)
+    finally:
+        t.close()

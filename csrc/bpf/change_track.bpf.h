@@ -341,12 +341,14 @@ int pn_track_exit(unsigned long long *ctx)
     bpf_map_delete_elem(&pn_inflight, &tid);   /* a close or send that never returns */
     /* /proc/PID/fd changes when the leader exits (a zombie leader shows no
      * fds) or the last thread does (the table goes); another thread's exit
-     * leaves the table it shares. `live` counts this thread or not yet,
-     * depending on the kernel: <= 1 takes both. */
+     * leaves the table it shares. do_exit() has counted this thread out of
+     * `live` before the tracepoint (it passes group_dead since 6.13): the
+     * last thread sees 0. An unreadable count records. */
+    live = -1;
     bpf_probe_read_kernel(&sig, sizeof sig, &t->signal);
     if (sig)
         bpf_probe_read_kernel(&live, sizeof live, &sig->live.counter);
-    if (pid != tgid && sig && live > 1)
+    if (pid != tgid && live > 0)
         return 0;
     struct pn_change c;
     __builtin_memset(&c, 0, sizeof c);
