@@ -123,8 +123,9 @@ def tracked():
     p = procnet.Poller("all", backend="native", track="auto")
     if p.tracking != "kernel":
         pytest.skip("change tracking unavailable: " + p.tracking)
-    p.poll()
-    p.poll()
+    for _ in range(20):                 # until a poll is answered from the tracked state
+        if p.poll().tracked:
+            break
     yield p
     p.close()
 

@@ -33,17 +33,33 @@ What it cannot see, and how it stays exact anyway:
 """
 import os
 import time
+from operator import itemgetter
 from typing import Callable, FrozenSet, Iterable, List, Optional, Set, Tuple
 
-from ._records import Connection
+from . import _tables as T
+from ._records import R_STATE, R_TABLE, Connection
 
 # PN_CHG_* (csrc/procnet.h)
 NEW, FDS, EXIT, FORK, FORK_SHARE, COMM, SOCK, SOCK_PRE = 1, 2, 3, 4, 5, 6, 7, 8
 TABLE_NONE = 255
-# states whose rows can leave the listing with nothing reported
-VOLATILE_STATES = frozenset(("TIME_WAIT", "SYN_RECV", "FIN_WAIT2"))
-# tables whose rows can come and go with nothing reported (SCTP associations)
-VOLATILE_PROTOS = frozenset(("sctp", "sctp6"))
+# rows that can leave the listing with nothing reported: TCP's (and MPTCP's)
+# SYN_RECV, FIN_WAIT2, TIME_WAIT, NEW_SYN_RECV; any row of an SCTP table
+# (associations come and go with the network)
+VOLATILE_STATES = frozenset(T.TCP_STATES.index(n) for n in
+                            ("SYN_RECV", "FIN_WAIT2", "TIME_WAIT", "NEW_SYN_RECV"))
+_STATEFUL = T.TCP_TABLES | T.MPTCP_TABLES
+
+
+def has_volatile_rows(conns: Iterable[Connection]) -> bool:
+    """Does a listing hold rows whose leaving nothing reports? (From the raw
+    fields: naming 50 000 states would cost more than the check.)"""
+    for table, state in zip(map(itemgetter(R_TABLE), conns), map(itemgetter(R_STATE), conns)):
+        if table in _STATEFUL:
+            if state in VOLATILE_STATES:
+                return True
+        elif table in T.SCTP_TABLES:
+            return True
+    return False
 DEFAULT_RESYNC = 10.0
 
 Record = Tuple[int, int, int, int, int, int]      # (kind, tgid, tid, other, netns, table)
@@ -144,8 +160,7 @@ class TrackState:
         it could not read."""
         new = set(holders)
         self._netns = netns
-        conns = list(conns)
-        volatile = any(c.state in VOLATILE_STATES or c.proto in VOLATILE_PROTOS for c in conns)
+        volatile = has_volatile_rows(conns)
         pre = self._pre_next
         # records made while it listed: judged against the holders of both
         # listings and whoever records named meanwhile (one may have let go of
@@ -166,4 +181,4 @@ class TrackState:
         self.dirty = "the last poll failed"
 
 
-__all__ = ["TrackState", "DEFAULT_RESYNC", "VOLATILE_STATES", "Record"]
+__all__ = ["TrackState", "DEFAULT_RESYNC", "VOLATILE_STATES", "Record", "has_volatile_rows"]
