@@ -231,6 +231,7 @@ static const char *load_libbpf(void *lib, struct pn_libbpf *f)
     PN_SYM(lib, f->set_max_entries, "bpf_map__set_max_entries", &missing);
     PN_SYM(lib, f->map_lookup, "bpf_map_lookup_elem", &missing);
     PN_SYM(lib, f->map_update, "bpf_map_update_elem", &missing);
+    PN_SYM(lib, f->map_delete, "bpf_map_delete_elem", &missing);
     PN_SYM(lib, f->rb_new, "ring_buffer__new", &missing);
     PN_SYM(lib, f->rb_consume, "ring_buffer__consume", &missing);
     PN_SYM(lib, f->rb_free, "ring_buffer__free", &missing);

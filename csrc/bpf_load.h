@@ -49,6 +49,7 @@ struct pn_libbpf {
     int (*set_max_entries)(struct bpf_map *map, uint32_t max_entries);
     int (*map_lookup)(int fd, const void *key, void *value);
     int (*map_update)(int fd, const void *key, const void *value, uint64_t flags);
+    int (*map_delete)(int fd, const void *key);
     struct ring_buffer *(*rb_new)(int map_fd, pn_ring_buffer_sample_fn cb, void *ctx,
                                   const void *opts);
     int (*rb_consume)(struct ring_buffer *rb);

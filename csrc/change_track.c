@@ -48,10 +48,11 @@ void pn_track_close(struct pn_track *t)
     (void)t;
 }
 
-int pn_track_quiet(struct pn_track *t, uint32_t tid)
+int pn_track_quiet(struct pn_track *t, uint32_t tid, int on)
 {
     (void)t;
     (void)tid;
+    (void)on;
     errno = ENOSYS;
     return -1;
 }
@@ -335,28 +336,34 @@ long pn_track_read(struct pn_track *t, const struct pn_change **recs, uint64_t *
     return (long)t->nrecs;
 }
 
-int pn_track_quiet(struct pn_track *t, uint32_t tid)
+int pn_track_quiet(struct pn_track *t, uint32_t tid, int on)
 {
-    uint32_t zero = 0;
+    uint32_t one = 1;
     if (!t) {
         errno = EINVAL;
         return -1;
     }
-    return t->b.f.map_update(t->quiet_fd, &zero, &tid, 0) < 0 ? -1 : 0;
+    if (on)
+        return t->b.f.map_update(t->quiet_fd, &tid, &one, 0) < 0 ? -1 : 0;
+    if (t->b.f.map_delete(t->quiet_fd, &tid) < 0 && errno != ENOENT)
+        return -1;
+    return 0;
 }
 
 int pn_track_poll(struct pn_track *t, const struct pn_query *q, struct pn_cache *c,
                   struct pn_result *out, struct pn_delta *d)
 {
     uint32_t tid = (uint32_t)syscall(SYS_gettid);
-    if (pn_track_quiet(t, tid) < 0) {
+    if (pn_track_quiet(t, tid, 1) < 0) {
         memset(out, 0, sizeof *out);
         memset(d, 0, sizeof *d);
         return -1;
     }
-    int rc = pn_poll(q, c, out, d);
+    struct pn_query qc = *q;
+    qc.track = t;                       /* its thread in another namespace quiets itself */
+    int rc = pn_poll(&qc, c, out, d);
     int e = errno;
-    if (pn_track_quiet(t, 0) < 0) {
+    if (pn_track_quiet(t, tid, 0) < 0) {
         /* the thread would stay unrecorded: fail the poll, the Poller stops tracking */
         e = errno;
         rc = -1;

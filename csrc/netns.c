@@ -41,6 +41,7 @@
 #endif
 
 struct enter_job {
+    struct pn_track *track;     /* a tracking Poller's: this thread is its own listing */
     const char *enter;
     uint32_t inode;
     int fd;
@@ -48,14 +49,32 @@ struct enter_job {
     uint64_t own_inode;
 };
 
+static void enter_in(struct enter_job *j);
+
 static void *enter_main(void *arg)
 {
     struct enter_job *j = arg;
+    uint32_t tid = (uint32_t)syscall(SYS_gettid);
+    if (j->track && pn_track_quiet(j->track, tid, 1) < 0) {
+        j->err = errno;
+        return NULL;
+    }
+    enter_in(j);
+    if (j->track && pn_track_quiet(j->track, tid, 0) < 0 && j->fd >= 0) {
+        j->err = errno;                 /* it would stay unrecorded: fail the listing */
+        close(j->fd);
+        j->fd = -1;
+    }
+    return NULL;
+}
+
+static void enter_in(struct enter_job *j)
+{
     /* non-blocking: a FIFO in its place must not hang the call (setns then refuses it) */
     int nsfd = open(j->enter, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (nsfd < 0) {
         j->err = errno;
-        return NULL;
+        return;
     }
     /* the namespace planned, not another: PID may have exited and its number
      * been reused (or the process moved) since the plan found it there */
@@ -63,24 +82,25 @@ static void *enter_main(void *arg)
     if (j->inode && (fstat(nsfd, &st) < 0 || st.st_ino != j->inode)) {
         j->err = ESTALE;
         close(nsfd);
-        return NULL;
+        return;
     }
     /* this thread alone moves, and ends right after: no way back needed */
     if (setns(nsfd, CLONE_NEWNET) < 0) {
         j->err = errno;
         close(nsfd);
-        return NULL;
+        return;
     }
     close(nsfd);
     j->fd = pn_diag_open(&j->own_inode);
     if (j->fd < 0)
         j->err = errno;
-    return NULL;
+    return;
 }
 
-int pn_netns_diag_open(const char *enter, uint32_t inode, uint64_t *own_inode)
+int pn_netns_diag_open(const char *enter, uint32_t inode, uint64_t *own_inode,
+                       struct pn_track *track)
 {
-    struct enter_job j = { .enter = enter, .inode = inode, .fd = -1 };
+    struct enter_job j = { .track = track, .enter = enter, .inode = inode, .fd = -1 };
     pthread_t t;
     if (!enter) {
         errno = EINVAL;

@@ -249,7 +249,8 @@ void pn_owners_free(struct pn_owners *o);
 /* Other network namespaces (netns.c). A sock_diag socket made inside the
  * namespace `enter` names (a short-lived thread setns()es in: the socket stays
  * bound to it): the fd, or -1 with errno (EPERM without CAP_SYS_ADMIN). */
-int  pn_netns_diag_open(const char *enter, uint32_t inode, uint64_t *own_inode);
+int  pn_netns_diag_open(const char *enter, uint32_t inode, uint64_t *own_inode,
+                        struct pn_track *track);
 /* After the join: name the socket fds no listed table holds, as q->classify
  * asks, appending struct pn_unlisted to out (one per inode). -1 on ENOMEM. */
 int  pn_classify_unlisted(const struct pn_query *q, const struct pn_netns_status *st, int rootfd,

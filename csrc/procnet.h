@@ -197,6 +197,7 @@ struct pn_query {
     size_t   nnetns;
     uint32_t self_netns;       /* netns NULL: the inode stamped on the sockets (0 unknown) */
     uint32_t classify;         /* PN_CL_* */
+    struct pn_track *track;    /* set by pn_track_poll: threads the core makes quiet themselves */
 };
 
 struct pn_result {
@@ -304,9 +305,9 @@ int  pn_track_open(struct pn_track **out, uint32_t ringbuf_bytes, const char *sk
  * records, or -1 with errno. */
 long pn_track_read(struct pn_track *t, const struct pn_change **recs, uint64_t *lost);
 void pn_track_close(struct pn_track *t);
-/* Leave thread tid's syscalls unrecorded (0: record every thread again): the
- * poller's own while it lists, thousands of opens and closes. 0 or -1. */
-int  pn_track_quiet(struct pn_track *t, uint32_t tid);
+/* Leave thread tid's syscalls unrecorded (on) or record them again: the
+ * poller's own threads while the core lists. 0 or -1. */
+int  pn_track_quiet(struct pn_track *t, uint32_t tid, int on);
 
 /*
  * A Poller's state (cache.c): per process (pid + start time) the socket fds

@@ -274,7 +274,8 @@ static int list_netns(const struct pn_query *q, int rootfd, const struct pn_netn
     }
     if (source == PN_SRC_NETLINK) {
         /* the caller's own namespace needs no entering */
-        nl = ns->enter ? pn_netns_diag_open(ns->enter, ns->inode, &own_inode) : pn_diag_open(&own_inode);
+        nl = ns->enter ? pn_netns_diag_open(ns->enter, ns->inode, &own_inode, q->track)
+                       : pn_diag_open(&own_inode);
         if (nl < 0) {
             nl_errno = st->error = errno;
             if (!(q->flags & PN_Q_TEXT_FALLBACK) || !ns->net_dir)

@@ -21,9 +21,11 @@ What it cannot see, and how it stays exact anyway:
   next;
 - the poller's own syscalls while it lists (it opens and closes netlink
   sockets and /proc files): the kernel does not record the polling thread
-  while the core lists (pn_track_quiet); records of the core's short-lived
-  thread inside another namespace (a thread of this process, gone when the
-  listing returns, in another namespace) are dropped;
+  while the core lists, nor the core's thread inside another namespace
+  (pn_track_poll, pn_track_quiet);
+- an exit is recorded before the fd table goes (and a thread's own table,
+  after unshare(CLONE_FILES), is recorded as a socket change): listed in
+  this poll and the next;
 - a process that let go of its last socket while the listing ran is no holder
   of the new listing: records made meanwhile are judged against the holders
   of both listings and the processes records named;
@@ -31,7 +33,6 @@ What it cannot see, and how it stays exact anyway:
   processes on a 64-bit kernel, whose syscall numbers differ): a periodic
   resync bounds it (docs/change_tracking.md).
 """
-import os
 import time
 from operator import itemgetter
 from typing import Callable, FrozenSet, Iterable, List, Optional, Set, Tuple
@@ -119,13 +120,13 @@ class TrackState:
                         "(clone(CLONE_FILES)): one can change the other's sockets unseen")
             return self.off
         if tgid in self._holders:
+            if kind == EXIT:                    # before exit_files(): the table goes after
+                self._pre_next = True
             return _WHY.get(kind, "a change")
         return None
 
-    def absorb(self, own: Optional[Tuple[int, int]] = None) -> None:
-        """Take the kernel's records into `dirty`. `own` (pid, netns): after a
-        listing, the records of this process's threads that are gone and were
-        in another namespace (the core's, listing it) are not looked at."""
+    def absorb(self) -> None:
+        """Take the kernel's records into `dirty`."""
         if self.off is not None:
             return
         recs, lost = self._read()
@@ -133,9 +134,6 @@ class TrackState:
             self._lost = lost
             self._mark("records were lost (%d so far)" % lost)
         for rec in recs:
-            if own is not None and rec[1] == own[0] and rec[2] and rec[4] and own[1] and \
-                    rec[4] != own[1] and not os.path.exists("/proc/self/task/%d" % rec[2]):
-                continue
             why = self._relevant(rec)
             if why is not None:
                 self._mark(why)
@@ -153,11 +151,10 @@ class TrackState:
         return self.dirty
 
     def listed(self, conns: Iterable[Connection], holders: Iterable[int], started: float,
-               own_netns: int, netns: Optional[FrozenSet[int]]) -> None:
-        """After a full poll (begun at `started` on this clock) by a process
-        in namespace `own_netns`, of namespaces `netns` (None: any): what it
-        saw. `holders`: the pids the walk found holding a socket, and those
-        it could not read."""
+               netns: Optional[FrozenSet[int]]) -> None:
+        """After a full poll (begun at `started` on this clock) of namespaces
+        `netns` (None: any): what it saw. `holders`: the pids the walk found
+        holding a socket, and those it could not read."""
         new = set(holders)
         self._netns = netns
         volatile = has_volatile_rows(conns)
@@ -169,7 +166,7 @@ class TrackState:
         self._named = set()
         self.dirty = None
         self._pre_next = False
-        self.absorb(own=(os.getpid(), own_netns))
+        self.absorb()
         self._holders = new | self._named
         self._volatile = volatile
         self._last_full = started

@@ -285,7 +285,7 @@ class Poller:
             res = self._poll(qt, p, self._tracker)
             self._listed_ns = _thread_netns()
             t.listed(self._all, self._holders + list(res.snapshot.denied_pids), started,
-                     self._listed_ns, tracked_netns(qt, p))
+                     tracked_netns(qt, p))
         except OSError as e:
             if not isinstance(e, ProcNetError) and self._tracker is not None:
                 self._stop_tracking("the change records failed: %s" % e)

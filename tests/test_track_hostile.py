@@ -644,10 +644,6 @@ def test_track_takes_only_true_false_or_auto():
         raise AssertionError("track=%r accepted: tracking %s" % (bad, p.tracking))
 
 
-@xfail_bug("after a listing, TrackState.absorb drops every record of a gone thread of this "
-           "process in another namespace than the poller's (meant for the core's helper "
-           "thread): a user thread that makes a socket in the listed namespace and exits "
-           "while the core lists is never seen")
 @private_netns
 def test_a_short_lived_thread_in_the_listed_namespace(tracking):
     kind = ("udp",)
@@ -695,9 +691,6 @@ def test_a_short_lived_thread_in_the_listed_namespace(tracking):
         p.close()
 
 
-@xfail_bug("only the leader's or the last thread's exit is recorded: a thread with an fd table "
-           "of its own (unshare(CLONE_FILES)) drops the last reference to a socket when it "
-           "exits, and the row leaves unrecorded")
 @private_netns
 def test_exit_of_a_thread_with_its_own_fd_table(tracking):
     kind = ("udp",)

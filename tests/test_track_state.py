@@ -6,8 +6,6 @@ recorded before it is made (this poll and the next), the poller's own
 records while it lists, and an fd table shared across processes (tracking
 stops for good).
 """
-import os
-import threading
 
 import pytest
 
@@ -51,13 +49,13 @@ def world():
     k, clock = Kernel(), Clock()
     st = T.TrackState(k.read, frozenset((TCP, UDP)), frozenset((NS,)), resync=10.0, clock=clock)
     assert st.check() == "first poll"
-    st.listed([Conn("LISTEN")], [HOLDER], clock(), NS, frozenset((NS,)))
+    st.listed([Conn("LISTEN")], [HOLDER], clock(), frozenset((NS,)))
     assert st.check() is None
     return k, clock, st
 
 
 def listed(st, clock, conns=(Conn("LISTEN"),), holders=(HOLDER,), netns=frozenset((NS,))):
-    st.listed(list(conns), list(holders), clock(), NS, netns)
+    st.listed(list(conns), list(holders), clock(), netns)
 
 
 @pytest.mark.parametrize("rec, dirty", [
@@ -129,29 +127,31 @@ def test_a_change_recorded_before_it_is_made_lists_twice(world):
     assert st.check() is None
 
 
-def test_the_cores_thread_in_another_namespace_is_dropped(world):
+def test_an_exit_lists_twice(world):
     k, clock, st = world
-    me, tid = os.getpid(), threading.get_native_id()
-    gone = 2 ** 22 + 12345                     # no such thread of this process
-    k.add(T.FDS, me, gone, 33, OTHER_NS)       # the core's thread listing another namespace
-    listed(st, clock, holders=(HOLDER, me))
+    k.add(T.EXIT, HOLDER, 5, 0, NS)            # recorded before the fd table goes
+    assert st.check() == "a process exited"
+    listed(st, clock)
+    assert st.check() == "a change recorded before it was made"
+    listed(st, clock)
     assert st.check() is None
-    k.add(T.FDS, me, tid, 33, OTHER_NS)        # a live thread of the process, elsewhere: counts
-    listed(st, clock, holders=(HOLDER, me))
-    assert st.check() == "a process changed its fds or sockets"
-    listed(st, clock, holders=(HOLDER, me))
-    k.add(T.FDS, me, gone, 33, NS)             # a thread gone, but at home: counts
-    listed(st, clock, holders=(HOLDER, me))
+
+
+def test_a_threads_own_table_dropped_is_a_socket_change(world):
+    k, clock, st = world
+    k.add(T.SOCK_PRE, STRANGER, 7, 0, 0, T.TABLE_NONE)     # any process: its thread's sockets
+    assert st.check() is not None
+    listed(st, clock)
     assert st.check() is not None
 
 
 def test_a_process_that_let_go_while_it_listed_still_counts(world):
     k, clock, st = world
-    k.add(T.EXIT, HOLDER, 5, 0, NS)            # made during the listing that no longer sees it
+    k.add(T.FDS, HOLDER, 5, 33, NS)            # made during the listing that no longer sees it
     listed(st, clock, holders=())
-    assert st.check() == "a process exited"
+    assert st.check() == "a process changed its fds or sockets"
     listed(st, clock, holders=())
-    k.add(T.EXIT, HOLDER, 5, 0, NS)            # after: it holds nothing any more
+    k.add(T.FDS, HOLDER, 5, 33, NS)            # after: it holds nothing any more
     assert st.check() is None
 
 

@@ -67,11 +67,12 @@ struct {
     __u32 *value;
 } pn_syscalls SEC(".maps");
 
-/* The poller's own thread while it lists (0: none): its syscalls then are
- * its own reading of /proc and netlink, thousands per listing. */
+/* The poller's own threads while the core lists (the polling thread, its
+ * thread inside another namespace): their syscalls then are the listing's
+ * own reading of /proc and netlink, thousands per listing. */
 struct {
-    int (*type)[PN_ARRAY_TYPE];
-    int (*max_entries)[1];
+    int (*type)[PN_HASH_TYPE];
+    int (*max_entries)[256];
     __u32 *key;
     __u32 *value;
 } pn_quiet SEC(".maps");
@@ -169,9 +170,7 @@ PN_INLINE __u32 watched(long nr)
 
 PN_INLINE int quiet_thread(__u32 tid)
 {
-    __u32 zero = 0;
-    __u32 *q = bpf_map_lookup_elem(&pn_quiet, &zero);
-    return q && *q == tid;
+    return bpf_map_lookup_elem(&pn_quiet, &tid) != 0;
 }
 
 /* ---- syscalls: recorded at exit (after the change) --------------------------- */
@@ -343,13 +342,26 @@ int pn_track_exit(unsigned long long *ctx)
      * fds) or the last thread does (the table goes); another thread's exit
      * leaves the table it shares. do_exit() has counted this thread out of
      * `live` before the tracepoint (it passes group_dead since 6.13): the
-     * last thread sees 0. An unreadable count records. */
+     * last thread sees 0. An unreadable count records. A thread with a
+     * table of its own (unshare(CLONE_FILES)) drops it, and sockets only it
+     * held leave the listing, whoever the process is: a socket record. */
     live = -1;
     bpf_probe_read_kernel(&sig, sizeof sig, &t->signal);
     if (sig)
         bpf_probe_read_kernel(&live, sizeof live, &sig->live.counter);
-    if (pid != tgid && live > 0)
+    if (pid != tgid && live > 0) {
+        struct task_struct *leader = 0;
+        bpf_probe_read_kernel(&leader, sizeof leader, &t->group_leader);
+        if (!leader || task_files(t) == task_files(leader))
+            return 0;
+        struct pn_change c;
+        __builtin_memset(&c, 0, sizeof c);
+        c.kind = PN_CHG_SOCK_PRE;        /* before exit_files(): this poll and the next */
+        c.tgid = (__u32)tgid;
+        c.tid = tid;
+        emit(&c);
         return 0;
+    }
     struct pn_change c;
     __builtin_memset(&c, 0, sizeof c);
     c.kind = PN_CHG_EXIT;
