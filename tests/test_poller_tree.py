@@ -235,6 +235,8 @@ def test_backends_agree_poll_by_poll(tree, both):
         assert list(a.snapshot) == list(b.snapshot)
         assert [(c.event, c.conn, c.old) for c in a.changes] == [(c.event, c.conn, c.old) for c in b.changes]
         assert (a.procs_cached, a.fds_read) == (b.procs_cached, b.fds_read)
+        # change tracking's holders: every pid the walk saw holding any socket
+        assert pn._holders == pp._holders and pn._holders
     same()
     same()
     relink(tree, 100, 9, sock(222))
