@@ -83,11 +83,12 @@ int pn_track_poll(struct pn_track *t, const struct pn_query *q, struct pn_cache 
 #define PN_SC_UNIXRECV 32
 #define PN_SC_CLOSE    64
 #define PN_SC_SEND     128
+#define PN_SC_FCNTL    256
 #define W(name, class) { SYS_##name, class }
 static const struct { long nr; uint32_t class; } watched[] = {
 #ifdef PN_TRACK_ARCH
     W(close, PN_SC_CLOSE), W(dup, PN_SC_FDS), W(dup3, PN_SC_FDS),
-    W(fcntl, PN_SC_FDS), W(unshare, PN_SC_FDS), W(setns, PN_SC_FDS),
+    W(fcntl, PN_SC_FCNTL), W(unshare, PN_SC_FDS), W(setns, PN_SC_FDS),
     W(bind, PN_SC_SOCKFD), W(listen, PN_SC_SOCKFD), W(connect, PN_SC_SOCKFD),
     W(shutdown, PN_SC_SOCKFD), W(setsockopt, PN_SC_SOCKFD),   /* netlink groups, packet rings */
     W(socket, PN_SC_RETFD), W(accept, PN_SC_RETFD), W(accept4, PN_SC_RETFD),

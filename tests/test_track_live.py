@@ -349,3 +349,23 @@ def test_thread_exits_are_recorded_for_the_leader_and_the_last_thread(tracking):
         assert len(exits(pid)) == 2 and pid in exits(pid)
     finally:
         t.close()
+
+
+def test_fcntl_is_recorded_only_when_it_duplicates(tracking):
+    """fcntl(F_SETFL, O_NONBLOCK) on a socket is what servers do all the time
+    and changes no fd table: no record; F_DUPFD_CLOEXEC makes an fd: one."""
+    import fcntl
+    t, why = _native.open_tracker()
+    assert t is not None, why
+    s = socket.socket()
+    try:
+        t.read()
+        fcntl.fcntl(s.fileno(), fcntl.F_SETFL, fcntl.fcntl(s.fileno(), fcntl.F_GETFL) | os.O_NONBLOCK)
+        assert [r for r in t.read()[0] if r[1] == os.getpid() and r[0] == 2] == []
+        d = fcntl.fcntl(s.fileno(), fcntl.F_DUPFD_CLOEXEC, 100)
+        os.close(d)
+        kinds = [r[0] for r in t.read()[0] if r[1] == os.getpid()]
+        assert kinds.count(2) == 2              # the dup, and the close of a socket fd
+    finally:
+        s.close()
+        t.close()

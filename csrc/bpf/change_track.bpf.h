@@ -60,6 +60,7 @@ struct {
 #define PN_SC_UNIXRECV 32   /* recvmsg on a unix socket: may receive fds (SCM_RIGHTS) */
 #define PN_SC_CLOSE    64   /* close: recorded only if its fd is a socket (read at entry) */
 #define PN_SC_SEND     128  /* recorded only if it bound a datagram socket or changed a unix one */
+#define PN_SC_FCNTL    256  /* recorded only for F_DUPFD, F_DUPFD_CLOEXEC */
 struct {
     int (*type)[PN_ARRAY_TYPE];
     int (*max_entries)[PN_NSYSCALLS];
@@ -277,6 +278,12 @@ int pn_track_sys_exit(unsigned long long *ctx)
         c.kind = PN_CHG_FDS;             /* the receiver holds that unix socket */
     } else if (class & PN_SC_NEW) {
         c.kind = PN_CHG_NEW;             /* no socket to name: counts everywhere */
+    } else if (class & PN_SC_FCNTL) {
+        long cmd = second_arg((const void *)ctx[0]);
+        if (ret < 0 || (cmd != 0 && cmd != 1030))
+            return 0;                    /* flags, locks, pipes: no new fd */
+        c.kind = PN_CHG_FDS;
+        c.netns = task_netns(t);
     } else {
         c.kind = PN_CHG_FDS;
         c.netns = task_netns(t);

@@ -50,6 +50,21 @@ PN_INLINE long first_arg(const void *regs)
     return (long)(int)v;                /* an fd: the low 32 bits */
 }
 
+/* The syscall's second argument (registers as saved on entry); -1 elsewhere. */
+PN_INLINE long second_arg(const void *regs)
+{
+    unsigned long v = 0;
+    if (__builtin_preserve_field_info(((struct pt_regs___x86 *)0)->r15, PN_FIELD_EXISTS))
+        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___x86 *)regs)->si);
+    else if (__builtin_preserve_field_info(((struct pt_regs___arm64 *)0)->orig_x0, PN_FIELD_EXISTS))
+        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___arm64 *)regs)->regs[1]);
+    else if (__builtin_preserve_field_info(((struct pt_regs___s390 *)0)->orig_gpr2, PN_FIELD_EXISTS))
+        bpf_probe_read_kernel(&v, sizeof v, &((const struct pt_regs___s390 *)regs)->gprs[3]);
+    else
+        return -1;
+    return (long)(int)v;
+}
+
 /* The syscall's number, from the registers saved on entry; -1 where the
  * architecture is not one of these (change_track.c refuses to load there). */
 PN_INLINE long syscall_nr(const void *regs)

@@ -74,15 +74,18 @@ struct task_struct {
 struct pt_regs___x86 {
     unsigned long r15;                   /* only to tell x86_64 from i386 */
     unsigned long di;
+    unsigned long si;
     unsigned long orig_ax;
 } PN_CORE;
 
 struct pt_regs___arm64 {
+    unsigned long regs[31];
     unsigned long orig_x0;
     int           syscallno;
 } PN_CORE;
 
 struct pt_regs___s390 {
+    unsigned long gprs[16];
     unsigned long orig_gpr2;
     unsigned int  int_code;
 } PN_CORE;
