@@ -162,9 +162,9 @@ class Poller:
     polls without it then (``tracking`` says why). The price, which is why it
     is not the default: ``tx_queue``/``rx_queue`` are as of the last listing
     (they change with every packet, which nothing reports), and while the
-    poller lives every syscall on the host pays the tracepoints (~0.1 us).
+    poller lives every syscall on the host pays the tracepoints (0.1-0.35 us,
+    BENCHMARKS.md). docs/change_tracking.md: the hooks, guarantees, blind spots.
     """
-
 
     def __init__(self, kind: Union[str, Iterable[str]] = "inet", *, proc_root: PathLike = "/proc",
                  backend: Optional[str] = None, byteorder: Optional[str] = None,
