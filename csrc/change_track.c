@@ -87,14 +87,67 @@ int pn_track_poll(struct pn_track *t, const struct pn_query *q, struct pn_cache 
 #define W(name, class) { SYS_##name, class }
 static const struct { long nr; uint32_t class; } watched[] = {
 #ifdef PN_TRACK_ARCH
-    W(close, PN_SC_CLOSE), W(dup, PN_SC_FDS), W(dup3, PN_SC_FDS),
-    W(fcntl, PN_SC_FCNTL), W(unshare, PN_SC_FDS), W(setns, PN_SC_FDS),
-    W(bind, PN_SC_SOCKFD), W(listen, PN_SC_SOCKFD), W(connect, PN_SC_SOCKFD),
-    W(shutdown, PN_SC_SOCKFD), W(setsockopt, PN_SC_SOCKFD),   /* netlink groups, packet rings */
-    W(socket, PN_SC_RETFD), W(accept, PN_SC_RETFD), W(accept4, PN_SC_RETFD),
+    /* each by #ifdef: an architecture may lack one (s390x has no accept) */
+#ifdef SYS_close
+    W(close, PN_SC_CLOSE),
+#endif
+#ifdef SYS_dup
+    W(dup, PN_SC_FDS),
+#endif
+#ifdef SYS_dup3
+    W(dup3, PN_SC_FDS),
+#endif
+#ifdef SYS_fcntl
+    W(fcntl, PN_SC_FCNTL),
+#endif
+#ifdef SYS_unshare
+    W(unshare, PN_SC_FDS),
+#endif
+#ifdef SYS_setns
+    W(setns, PN_SC_FDS),
+#endif
+#ifdef SYS_bind
+    W(bind, PN_SC_SOCKFD),
+#endif
+#ifdef SYS_listen
+    W(listen, PN_SC_SOCKFD),
+#endif
+#ifdef SYS_connect
+    W(connect, PN_SC_SOCKFD),
+#endif
+#ifdef SYS_shutdown
+    W(shutdown, PN_SC_SOCKFD),
+#endif
+#ifdef SYS_setsockopt
+    W(setsockopt, PN_SC_SOCKFD),  /* netlink groups, packet rings */
+#endif
+#ifdef SYS_socket
+    W(socket, PN_SC_RETFD),
+#endif
+#ifdef SYS_accept
+    W(accept, PN_SC_RETFD),
+#endif
+#ifdef SYS_accept4
+    W(accept4, PN_SC_RETFD),
+#endif
+#ifdef SYS_socketpair
     W(socketpair, PN_SC_PAIR),
-    W(recvmsg, PN_SC_UNIXRECV), W(recvmmsg, PN_SC_UNIXRECV),
-    W(sendto, PN_SC_SEND), W(sendmsg, PN_SC_SEND), W(sendmmsg, PN_SC_SEND),
+#endif
+#ifdef SYS_recvmsg
+    W(recvmsg, PN_SC_UNIXRECV),
+#endif
+#ifdef SYS_recvmmsg
+    W(recvmmsg, PN_SC_UNIXRECV),
+#endif
+#ifdef SYS_sendto
+    W(sendto, PN_SC_SEND),
+#endif
+#ifdef SYS_sendmsg
+    W(sendmsg, PN_SC_SEND),
+#endif
+#ifdef SYS_sendmmsg
+    W(sendmmsg, PN_SC_SEND),
+#endif
 #ifdef SYS_dup2
     W(dup2, PN_SC_FDS),
 #endif
