@@ -72,3 +72,29 @@ void pn_owners_free(struct pn_owners *o)
     o->slots = NULL;
     o->nslots = 0;
 }
+
+static int cmp_pid(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
+int pn_owners_holders(const struct pn_owners *own, int32_t **out, size_t *nout)
+{
+    const struct pn_fd_entry *e = own->entries.data;
+    size_t n = own->entries.len, k = 0;
+    int32_t *pids = malloc((n ? n : 1) * sizeof *pids);
+    if (!pids)
+        return -1;
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || pids[k - 1] != e[i].pid)   /* a process's fds come together */
+            pids[k++] = e[i].pid;
+    qsort(pids, k, sizeof *pids, cmp_pid);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (u == 0 || pids[u - 1] != pids[i])
+            pids[u++] = pids[i];
+    *out = pids;
+    *nout = u;
+    return 0;
+}

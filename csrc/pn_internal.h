@@ -210,6 +210,9 @@ struct pn_owners {
 struct pn_walk;
 int  pn_walk_start(int rootfd, const struct pn_query *q, struct pn_walk **out);
 int  pn_walk_finish(struct pn_walk *w, struct pn_owners *o);
+/* The pids holding any socket fd, ascending, once each (pn_result.holders:
+ * what change tracking watches). 0, or -1 (ENOMEM). */
+int  pn_owners_holders(const struct pn_owners *own, int32_t **out, size_t *nout);
 int  pn_owners_index(struct pn_owners *o);
 /* Owner cache (cache.c), read by the walk's threads, updated after it. */
 struct pn_cproc;

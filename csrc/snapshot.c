@@ -48,33 +48,6 @@ static void sort_owners(struct pn_owner *o, size_t n)
 
 /* Fill owner_first/owner_count for every socket; drop unowned ones if asked.
  * matched (one byte per owner entry, or NULL) marks the entries joined. */
-static int cmp_pid(const void *a, const void *b)
-{
-    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    return (x > y) - (x < y);
-}
-
-/* The pids holding any socket fd, ascending, once each (pn_result.holders). */
-static int list_holders(const struct pn_owners *own, struct pn_result *out)
-{
-    const struct pn_fd_entry *e = own->entries.data;
-    size_t n = own->entries.len, k = 0;
-    int32_t *pids = malloc((n ? n : 1) * sizeof *pids);
-    if (!pids)
-        return -1;
-    for (size_t i = 0; i < n; i++)
-        if (k == 0 || pids[k - 1] != e[i].pid)   /* a process's fds come together */
-            pids[k++] = e[i].pid;
-    qsort(pids, k, sizeof *pids, cmp_pid);
-    size_t u = 0;
-    for (size_t i = 0; i < k; i++)
-        if (u == 0 || pids[u - 1] != pids[i])
-            pids[u++] = pids[i];
-    out->holders = pids;
-    out->nholders = u;
-    return 0;
-}
-
 static int join(const struct pn_query *q, struct pn_sink *sink, struct pn_owners *own,
                 uint32_t name_base, struct pn_vec *owners, uint8_t *matched)
 {
@@ -432,7 +405,7 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
         }
         if (r < 0 || pn_owners_index(&own) < 0)
             goto out;
-        if (q->cache && out->owner_source == PN_OWN_PROCFS && list_holders(&own, out) < 0)
+        if (q->cache && out->owner_source == PN_OWN_PROCFS && pn_owners_holders(&own, &out->holders, &out->nholders) < 0)
             goto out;
         if (pn_vec_append_bytes(&sink.strings, own.strings.data, own.strings.len) == (size_t)-1 ||
             sink.strings.len > UINT32_MAX) {
