@@ -61,7 +61,9 @@ class Poll(NamedTuple):
     the kernel's change records without listing anything (``Poller(track=...)``):
     its sockets are the last listing's (their ``tx_queue``/``rx_queue`` too), as
     are the snapshot's other attributes (``processes``, ``denied_pids``,
-    ``unlisted``, ``other_netns``...).
+    ``unlisted``, ``other_netns``...). ``listed_because``: with tracking on, why
+    this poll listed instead (the first poll, a record of a change, rows whose
+    expiry is not reported, the periodic resync...); None otherwise.
     """
 
     snapshot: Snapshot
@@ -70,6 +72,7 @@ class Poll(NamedTuple):
     fds_read: int
     raw: "Optional[_RawChanges]" = None
     tracked: bool = False
+    listed_because: Optional[str] = None
 
     def select(self, keep: Callable[[Connection], bool]) -> Tuple[Change, ...]:
         """The changes as seen through a filter of one's own (`keep` on a
@@ -282,7 +285,8 @@ class Poller:
         try:
             # the namespaces are this poll's (a Poller may be polled from a thread elsewhere)
             p = plan(qt, self._impl, cached=True, polling=True)
-            res = self._poll(qt, p, self._tracker)
+            res = self._poll(qt, p, self._tracker)._replace(
+                listed_because=why or "no earlier poll to answer from")
             self._listed_ns = _thread_netns()
             t.listed(self._all, self._holders + list(res.snapshot.denied_pids), started,
                      tracked_netns(qt, p))

@@ -15,6 +15,7 @@ TIME_WAIT rows, which make every poll list (their expiry is not reported),
 and its traffic stay out. Needs what tracking needs (root, BTF, libbpf,
 tracepoints): skipped otherwise with the reason.
 """
+import collections
 import ctypes
 import fcntl
 import functools
@@ -24,6 +25,7 @@ import socket
 import struct
 import sys
 import threading
+import time
 
 import pytest
 
@@ -89,17 +91,23 @@ def tracked_poller(**kw):
     return p
 
 
-def settle(p, pids, want, tries=50):
+def settle(p, pids, want, budget=5.0):
     """Poll until a poll is answered from the tracked state (the host's other
     processes may make changes of their own for a while) and check it. No
     fresh snapshot in between: it would be a change of its own."""
-    for _ in range(tries):
+    why = collections.Counter()
+    deadline = time.monotonic() + budget
+    i = 0
+    while time.monotonic() < deadline:
         r = p.poll()
         if r.tracked:
             assert project(r.snapshot, pids) == want
             return r
-    pytest.fail("no poll was answered from the tracked state in %d tries: %s"
-                % (tries, p._track.dirty if p._track else p.tracking))
+        why[r.listed_because] += 1
+        time.sleep(0.001 * (i % 10))
+        i += 1
+    pytest.fail("no poll was answered from the tracked state in %.0f s; why they listed: %s"
+                % (budget, why.most_common() or p.tracking))
 
 
 @private_netns
@@ -200,9 +208,13 @@ def test_a_tcp_state_change_is_listed_in_this_poll_and_the_next(tracking):
     cl = socket.create_connection(srv.getsockname())
     acc, _ = srv.accept()
     try:
-        assert not p.poll().tracked
+        r = p.poll()
+        assert not r.tracked and r.listed_because == "a process gained a socket"   # socket()
         assert p._track.dirty == "a change recorded before it was made"
-        assert not p.poll().tracked          # the tracepoint fires before the state is stored
+        r = p.poll()                         # the tracepoint fires before the state is stored
+        assert not r.tracked and r.listed_because == "a change recorded before it was made"
+        r = settle(p, set(), {})
+        assert r.listed_because is None
     finally:
         for s in (cl, acc, srv):
             s.close()
