@@ -51,6 +51,17 @@ def tracking():
     t.close()
 
 
+def lo_up_in_a_new_netns():
+    """Move this thread (only) into a new network namespace, loopback up."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(0x40000000) != 0:                        # CLONE_NEWNET
+        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, req))[1]   # SIOCGIFFLAGS
+        fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 1))   # SIOCSIFFLAGS: IFF_UP
+
+
 def private_netns(test):
     """Run `test` on a thread unshared into a new network namespace, loopback up."""
     @functools.wraps(test)
@@ -59,14 +70,11 @@ def private_netns(test):
 
         def body():
             try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                if libc.unshare(0x40000000) != 0:            # CLONE_NEWNET, this thread only
-                    box["skip"] = "cannot unshare a network namespace: " + os.strerror(ctypes.get_errno())
+                try:
+                    lo_up_in_a_new_netns()
+                except OSError as e:
+                    box["skip"] = "cannot unshare a network namespace: %s" % e
                     return
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-                    req = struct.pack("16sH14x", b"lo", 0)
-                    flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, req))[1]   # SIOCGIFFLAGS
-                    fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 1))   # IFF_UP
                 test(*args, **kw)
             except BaseException as e:               # pytest's outcomes too: re-raised below
                 box["error"] = e
