@@ -48,6 +48,16 @@ def both():
     return Impl("native"), Impl("pure")
 
 
+@pytest.fixture(scope="module")
+def tracking():
+    """Change tracking (Poller(track=True)) can load here; skipped with the reason if not."""
+    from procnet import _native
+    t, why = _native.open_tracker()
+    if t is None:
+        pytest.skip("change tracking cannot load here: " + why)
+    t.close()
+
+
 @pytest.fixture(scope="session")
 def live():
     """Real sockets of every kind this kernel allows, held for the session."""

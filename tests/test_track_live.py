@@ -15,17 +15,13 @@ TIME_WAIT rows, which make every poll list (their expiry is not reported),
 and its traffic stay out. Needs what tracking needs (root, BTF, libbpf,
 tracepoints): skipped otherwise with the reason.
 """
-import collections
 import ctypes
-import fcntl
 import functools
 import json
 import os
 import socket
-import struct
 import sys
 import threading
-import time
 
 import pytest
 
@@ -34,6 +30,7 @@ from procnet import _native
 from procnet._errors import ProcNetError
 
 from test_poller_live import ACTOR, Actor, actors, project  # noqa: F401  (actors: a fixture)
+from track_helpers import private_netns, wait_tracked
 
 pytestmark = pytest.mark.live
 
@@ -41,52 +38,6 @@ pytestmark = pytest.mark.live
 # and each change of theirs would make a poll list, hiding whether the
 # actors' own changes were recorded
 KIND = ("tcp", "udp")
-
-
-@pytest.fixture(scope="module")
-def tracking():
-    t, why = _native.open_tracker()
-    if t is None:
-        pytest.skip("change tracking cannot load here: " + why)
-    t.close()
-
-
-def lo_up_in_a_new_netns():
-    """Move this thread (only) into a new network namespace, loopback up."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(0x40000000) != 0:                        # CLONE_NEWNET
-        raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        req = struct.pack("16sH14x", b"lo", 0)
-        flags = struct.unpack("16sH14x", fcntl.ioctl(s, 0x8913, req))[1]   # SIOCGIFFLAGS
-        fcntl.ioctl(s, 0x8914, struct.pack("16sH14x", b"lo", flags | 1))   # SIOCSIFFLAGS: IFF_UP
-
-
-def private_netns(test):
-    """Run `test` on a thread unshared into a new network namespace, loopback up."""
-    @functools.wraps(test)
-    def run(*args, **kw):
-        box = {}
-
-        def body():
-            try:
-                try:
-                    lo_up_in_a_new_netns()
-                except OSError as e:
-                    box["skip"] = "cannot unshare a network namespace: %s" % e
-                    return
-                test(*args, **kw)
-            except BaseException as e:               # pytest's outcomes too: re-raised below
-                box["error"] = e
-
-        t = threading.Thread(target=body)
-        t.start()
-        t.join()
-        if "skip" in box:
-            pytest.skip(box["skip"])
-        if "error" in box:
-            raise box["error"]
-    return run
 
 
 def fresh(pids):
@@ -99,23 +50,12 @@ def tracked_poller(**kw):
     return p
 
 
-def settle(p, pids, want, budget=5.0):
-    """Poll until a poll is answered from the tracked state (the host's other
-    processes may make changes of their own for a while) and check it. No
-    fresh snapshot in between: it would be a change of its own."""
-    why = collections.Counter()
-    deadline = time.monotonic() + budget
-    i = 0
-    while time.monotonic() < deadline:
-        r = p.poll()
-        if r.tracked:
-            assert project(r.snapshot, pids) == want
-            return r
-        why[r.listed_because] += 1
-        time.sleep(0.001 * (i % 10))
-        i += 1
-    pytest.fail("no poll was answered from the tracked state in %.0f s; why they listed: %s"
-                % (budget, why.most_common() or p.tracking))
+def settle(p, pids, want):
+    """wait_tracked(p), and its snapshot's sockets of `pids` are `want`. No fresh
+    snapshot in between: it would be a change of its own."""
+    r = wait_tracked(p)
+    assert project(r.snapshot, pids) == want
+    return r
 
 
 @private_netns

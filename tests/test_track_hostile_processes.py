@@ -1,19 +1,15 @@
-"""Change tracking (Poller(track=True)) probed as a hostile user would.
+"""Change tracking (Poller(track=True)) probed as a hostile user would: processes
+and threads (fork, exec, spawn, signal handlers, leaders and threads that exit,
+threads in other namespaces, pollers polling at once, interrupted polls).
 
 The promise: a poll answered from the tracked state (``Poll.tracked``), and a
 lookup answered from it, equal a fresh ``connections(owner_source="procfs")``
 in sockets, addresses, states and owners (not tx/rx_queue). Each test makes
 one thing happen that the kernel-side records or the user-side decisions may
 miss, then compares the next poll with a fresh snapshot of its private
-network namespace (everything in it is the test's own).
-
-Tests marked xfail(strict=True) fail on a known bug, named in the reason;
-the others are paths that held when probed (fork/exec/spawn, threads, fd and
-BPF link release, bursts from another process).
+network namespace (everything in it is the test's own). Sockets that move or
+appear unseen: test_track_hostile_sockets.py.
 """
-import array
-import collections
-import ctypes
 import os
 import platform
 import random
@@ -29,103 +25,14 @@ import pytest
 
 import procnet
 
-from test_track_live import lo_up_in_a_new_netns, private_netns, tracking  # noqa: F401  (tracking: a fixture)
+from track_helpers import (assert_next_poll_fresh, child, fresh, libc, no_stale_poll,
+                           poll_and_fresh, private_netns, reap, rows, tracked_poller,
+                           unshare_net, wait_tracked as settle)
 
 pytestmark = pytest.mark.live
 
-KIND = ("tcp", "udp", "unix")
 SYS_EXIT = {"x86_64": 60, "aarch64": 93}.get(platform.machine())
-libc = ctypes.CDLL(None, use_errno=True)
 
-
-def rows(snap):
-    """Every socket of the namespace as (table, inode, laddr, raddr, state, owners)."""
-    return {(c.proto, c.inode, str(c.laddr), str(c.raddr), c.state,
-             tuple(sorted((o.pid, o.fd, o.name) for o in c.owners))) for c in snap}
-
-
-def fresh(kind=KIND):
-    return rows(procnet.connections(kind, backend="native", owner_source="procfs"))
-
-
-def tracked_poller(kind=KIND, **kw):
-    p = procnet.Poller(kind, backend="native", track=True, **kw)
-    assert p.tracking == "kernel"
-    return p
-
-
-def settle(p, budget=5.0):
-    """Poll until a poll is answered from the tracked state. The host's socket
-    holders make changes of their own (a busy machine for a second or more):
-    pause a little between tries, and say why the polls listed if none held."""
-    why = collections.Counter()
-    deadline = time.monotonic() + budget
-    i = 0
-    while time.monotonic() < deadline:
-        r = p.poll()
-        if r.tracked:
-            return
-        why[r.listed_because] += 1
-        time.sleep(0.001 * (i % 10))
-        i += 1
-    volatile = [(c.proto, str(c.laddr), str(c.raddr), c.state) for c in r.snapshot
-                if c.state in ("SYN_RECV", "FIN_WAIT2", "TIME_WAIT", "NEW_SYN_RECV")]
-    pytest.fail("no poll was answered from the tracked state in %.0f s; why they listed: %s; "
-                "rows whose expiry is not reported: %s" % (budget, why.most_common(), volatile))
-
-
-def assert_next_poll_fresh(p, kind=KIND):
-    r = p.poll()
-    want = fresh(kind)          # after the poll: its own sockets are records too
-    got = rows(r.snapshot)
-    assert got == want, "tracked=%s only in poll %s, only in fresh %s" % (
-        r.tracked, sorted(got - want), sorted(want - got))
-
-
-def unshare_net():
-    if libc.unshare(0x40000000) != 0:
-        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
-
-
-def child(fn):
-    """Fork a child running fn() then exiting; its pid."""
-    pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            fn()
-        except BaseException:
-            code = 1
-        os._exit(code)
-    return pid
-
-
-def reap(pid):
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except OSError:
-        pass
-    os.waitpid(pid, 0)
-
-
-def no_stale_poll(scenario, tries=6):
-    """Run `scenario` (returns the poll made right after its event and a fresh
-    snapshot's rows taken after it) until its poll is answered from the tracked
-    state: that one must equal the fresh rows. A poll that listed is checked too,
-    and tried again: the host's own changes (a socket holder's fcntl anywhere)
-    make a poll list and can hide a stale answer."""
-    for attempt in range(tries):
-        if attempt:
-            lo_up_in_a_new_netns()      # nothing a try left behind (a FIN_WAIT2 row) stays
-        r, want = scenario()
-        got = rows(r.snapshot)
-        assert got == want, "tracked=%s only in poll %s, only in fresh %s" % (
-            r.tracked, sorted(got - want), sorted(want - got))
-        if r.tracked:
-            return
-
-
-# -- what held --------------------------------------------------------------------
 
 def bpf_fds():
     n = 0
@@ -279,93 +186,6 @@ def test_stopped_churner_first_polls_are_fresh(tracking):
         p.close()
 
 
-# -- found by probing: the fixed ones are plain tests, the open ones xfail(strict) ---
-
-def xfail_bug(reason):
-    return pytest.mark.xfail(strict=True, raises=AssertionError, reason="bug: " + reason)
-
-
-def poll_and_fresh(p, kind):
-    r = p.poll()
-    return r, fresh(kind)
-
-
-@private_netns
-def test_a_socket_received_in_another_netns_gains_its_owner(tracking):
-    kind = ("udp",)
-
-    def scenario():
-        c1, c2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-
-        def body():
-            c1.close()
-            unshare_net()
-            c2.send(b"r")
-            c2.recvmsg(1, socket.CMSG_SPACE(4))
-            c2.send(b"g")
-            c2.recv(1)
-        pid = child(body)
-        c2.close()
-        c1.recv(1)
-        p = tracked_poller(kind)
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        try:
-            settle(p)
-            c1.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                 array.array("i", [u.fileno()]))])
-            c1.recv(1)
-            return poll_and_fresh(p, kind)
-        finally:
-            reap(pid)
-            u.close()
-            c1.close()
-            p.close()
-    no_stale_poll(scenario)
-
-
-@private_netns
-def test_accept_by_a_process_now_in_another_netns(tracking):
-    kind = ("tcp",)
-
-    def scenario():
-        srv = socket.socket()
-        srv.bind(("127.0.0.1", 0))
-        srv.listen()
-        r, w = os.pipe()
-        r2, w2 = os.pipe()
-
-        def body():
-            unshare_net()
-            os.write(w2, b"1")
-            os.read(r, 1)
-            kept = srv.accept()                    # noqa: F841  (held, not closed)
-            os.write(w2, b"2")
-            os.read(r, 1)
-        pid = child(body)
-        os.read(r2, 1)
-        p = tracked_poller(kind)
-        cl = socket.create_connection(srv.getsockname())
-        cl.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
-        srv.close()
-        try:
-            settle(p)
-            settle(p)
-            os.write(w, b"g")
-            os.read(r2, 1)
-            return poll_and_fresh(p, kind)
-        finally:
-            # the client's reset first: a server side that closes first (its
-            # holder killed) sends a FIN and may linger in FIN_WAIT2, a row whose
-            # expiry is not reported, which would keep a retry from settling
-            cl.close()
-            reap(pid)
-            for fd in (r, w, r2, w2):
-                os.close(fd)
-            p.close()
-    no_stale_poll(scenario)
-
-
 @private_netns
 def test_polled_from_a_thread_in_another_netns(tracking):
     kind = ("udp",)
@@ -468,45 +288,6 @@ def test_a_forked_child_polling_does_not_take_the_parents_records(tracking):
     no_stale_poll(scenario)
 
 
-@private_netns
-def test_unix_datagram_autobind_by_sendto(tracking):
-    kind = ("unix",)
-
-    def scenario():
-        p = tracked_poller(kind)
-        srv = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        srv.bind("\0pn-hostile-%d" % os.getpid())
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-        try:
-            settle(p)
-            s.sendto(b"x", srv.getsockname())
-            return poll_and_fresh(p, kind)
-        finally:
-            s.close()
-            srv.close()
-            p.close()
-    no_stale_poll(scenario)
-
-
-@private_netns
-def test_netlink_autobind_by_sendto(tracking):
-    import struct
-    kind = ("netlink",)
-
-    def scenario():
-        p = tracked_poller(kind)
-        n = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 0)
-        try:
-            settle(p)
-            n.sendto(struct.pack("=LHHLL", 16, 3, 1, 1, 0), (0, 0))       # NLMSG_DONE
-            return poll_and_fresh(p, kind)
-        finally:
-            n.close()
-            p.close()
-    no_stale_poll(scenario)
-
-
 @pytest.mark.skipif(SYS_EXIT is None, reason="exit syscall number of this architecture unknown")
 @private_netns
 def test_socket_calls_of_a_process_whose_leader_exited(tracking):
@@ -539,71 +320,6 @@ def test_socket_calls_of_a_process_whose_leader_exited(tracking):
             reap(pid)
             for fd in (r, w, r2, w2):
                 os.close(fd)
-            p.close()
-    no_stale_poll(scenario)
-
-
-@xfail_bug("a socket held only by an io_uring's registered files leaves when the ring's fd "
-           "is closed, and a close of a non-socket fd is not recorded")
-@private_netns
-def test_io_uring_registered_socket_released_with_the_ring(tracking):
-    kind = ("udp",)
-
-    def scenario():
-        params = ctypes.create_string_buffer(120)
-        ring = libc.syscall(425, 4, params)                     # io_uring_setup
-        if ring < 0:
-            pytest.skip("io_uring: " + os.strerror(ctypes.get_errno()))
-        p = tracked_poller(kind)
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        fds = (ctypes.c_int * 1)(u.fileno())
-        assert libc.syscall(427, ring, 2, fds, 1) == 0          # IORING_REGISTER_FILES
-        u.close()
-        try:
-            settle(p)
-            os.close(ring)
-            for _ in range(100):                    # the ring's teardown is a work item
-                if not procnet.connections(kind, backend="native"):
-                    break
-                time.sleep(0.002)
-            return poll_and_fresh(p, kind)
-        finally:
-            p.close()
-    no_stale_poll(scenario)
-
-
-@xfail_bug("the unix garbage collector frees an in-flight cycle after the close, with no "
-           "record: the row leaves while polls answer from the tracked state")
-@private_netns
-def test_unix_gc_of_an_in_flight_cycle(tracking):
-    kind = ("unix",)
-    n = [0]
-
-    def scenario():
-        p = tracked_poller(kind)
-        try:
-            for _ in range(5):
-                n[0] += 1
-                a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-                name = "\0pn-cycle-%d-%d" % (os.getpid(), n[0])
-                a.bind(name)
-                settle(p)
-                b.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                                    array.array("i", [a.fileno()]))])
-                a.close()
-                b.close()
-                if any(str(c.laddr) == "@" + name[1:] for c in p.poll().snapshot):
-                    break                       # listed before the collector ran
-            else:
-                pytest.skip("the collector always ran before the listing")
-            p.poll()
-            for _ in range(100):
-                if not procnet.connections(kind, backend="native"):
-                    break
-                time.sleep(0.002)
-            return poll_and_fresh(p, kind)
-        finally:
             p.close()
     no_stale_poll(scenario)
 
