@@ -404,6 +404,19 @@ class Snapshot(List[Connection]):
         self.processes = processes
         self.pids_hidden = pids_hidden
 
+    def _like(self, conns: Iterable[Connection], names: Optional[Iterable[str]] = None) -> "Snapshot":
+        """`conns` with this snapshot's attributes (all of them, whatever is added
+        later); the per-table ones (skipped, tables, sources) only for the table
+        `names` if given."""
+        new = Snapshot(conns)
+        for a in Snapshot.__slots__:
+            setattr(new, a, getattr(self, a))
+        if names is not None:
+            keep = frozenset(names)
+            for a in ("skipped", "tables", "sources"):
+                setattr(new, a, {k: v for k, v in getattr(self, a).items() if k in keep})
+        return new
+
     @property
     def complete(self) -> bool:
         """True when every process, table, line and namespace asked for could be

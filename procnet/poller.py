@@ -130,14 +130,6 @@ def _no_delta() -> Dict[str, Any]:
     return {"closed": [], "kind": [], "prev": []}
 
 
-def _copy(s: Snapshot) -> Snapshot:
-    """A new Snapshot of the same sockets and attributes (a caller may change a poll's list)."""
-    return Snapshot(s, denied_pids=s.denied_pids, skipped=s.skipped, tables=s.tables,
-                    sources=s.sources, backend=s.backend, processes=s.processes,
-                    pids_hidden=s.pids_hidden, owner_source=s.owner_source,
-                    namespaces=s.namespaces, unlisted=s.unlisted, other_netns=s.other_netns)
-
-
 def _thread_netns() -> int:
     """This thread's network namespace inode (0 if unknown)."""
     try:
@@ -277,7 +269,7 @@ class Poller:
         if why is None and self._q.netns is None and _thread_netns() != self._listed_ns:
             why = "polled from another network namespace than the last listing"
         if why is None and last is not None:
-            snap = _copy(last)
+            snap = last._like(last)     # a list of its own: a caller may change a poll's
             self._last = snap
             return Poll(snap, (), 0, 0, _RawChanges(self._all, [], _no_delta()), True)
         qt = self._qt
@@ -373,14 +365,7 @@ class Poller:
         conns = [c for c in self._candidates(q) if c[R_TABLE] in tables and keep(c)]
         last = self._last
         assert last is not None
-        names = {TABLES[t] for t in tables}
-        return Snapshot(conns, denied_pids=last.denied_pids, backend=last.backend,
-                        skipped={k: v for k, v in last.skipped.items() if k in names},
-                        tables={k: v for k, v in last.tables.items() if k in names},
-                        sources={k: v for k, v in last.sources.items() if k in names},
-                        processes=last.processes, pids_hidden=last.pids_hidden,
-                        owner_source=last.owner_source, namespaces=last.namespaces,
-                        unlisted=last.unlisted, other_netns=last.other_netns)
+        return last._like(conns, (TABLES[t] for t in tables))
 
     def _candidates(self, q: Query) -> List[Connection]:
         """The last poll's sockets a lookup of q may keep, in order: by local

@@ -199,3 +199,24 @@ def test_a_shared_fd_table_stops_tracking(world):
     assert st.check() is None and st.off is None
     k.add(T.FORK_SHARE, HOLDER, 0, 301)
     assert st.check() is not None and "CLONE_FILES" in st.off
+
+
+def test_a_tracked_answer_keeps_every_snapshot_attribute():
+    """A tracked poll and a lookup from the tracked state are the last listing's
+    sockets with all of its attributes (Snapshot._like), the per-table ones
+    narrowed to the lookup's tables."""
+    from procnet._records import Snapshot
+    per_table = {"tcp": 1, "udp": 2}
+    s = Snapshot([], denied_pids=(7,), skipped=dict(per_table),
+                 tables={"tcp": "read", "udp": "missing"}, sources={"tcp": "netlink", "udp": "proc"},
+                 backend="native", processes=3, pids_hidden=True, owner_source="procfs",
+                 namespaces={5: None},
+                 unlisted={"netlink": 1}, other_netns={9: 2})
+    same = s._like(s)
+    assert same is not s and list(same) == list(s)
+    assert {a: getattr(same, a) for a in Snapshot.__slots__} == {a: getattr(s, a) for a in Snapshot.__slots__}
+    narrowed = s._like([], ["udp"])
+    assert (narrowed.skipped, narrowed.tables, narrowed.sources) == ({"udp": 2}, {"udp": "missing"},
+                                                                     {"udp": "proc"})
+    for a in set(Snapshot.__slots__) - {"skipped", "tables", "sources"}:
+        assert getattr(narrowed, a) == getattr(s, a), a
