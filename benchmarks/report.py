@@ -157,6 +157,8 @@ TARGETS = [
      "poll_steady_tracked", "poll_full", 0.05),
     ("tracked poll after 1% of sockets replaced <= 1/10 of a full snapshot (issue 18)", "poll",
      "poll_churn_1pct_tracked", "poll_full", 0.1),
+    ("the same, TCP listeners replaced (the largest table listed again; issue 18)", "poll",
+     "poll_churn_1pct_tcp_tracked", "poll_full", 0.1),
     ("tracked warm lookup <= 1/50 of a full snapshot (issue 18)", "poll", "lookup_warm_tracked",
      "poll_full", 0.02),
     ("untracked steady poll <= 1/5 of a full snapshot (issue 18, without BPF)", "poll",

@@ -47,8 +47,7 @@ def collector():
 def churner(workload):
     import os
     from test_poller import Churner
-    os.environ["_PN_CHURN"] = str(max(1, workload.host_sockets // 100))
-    c = Churner(int(os.environ["_PN_CHURN"]))
+    c = Churner(max(1, workload.host_sockets // 100))
     yield c
     c.close()
 

@@ -11,8 +11,11 @@ Group "poll" per scale, all native, netlink listing (the same socket source):
   after a poll;
 - poll_steady_tracked, poll_churn_1pct_tracked, lookup_warm_tracked: the same
   with Poller(track=True) (issue 18: the kernel says what changed; skipped
-  where tracking cannot load). A tracked poll lists everything again when
-  anything relevant changed, so the churn case measures a full cached poll.
+  where tracking cannot load). The churner's records name UDP sockets only,
+  so a tracked poll after churn lists the UDP table alone and reads only the
+  processes records named (Poll.carried), carrying the rest;
+- poll_churn_1pct_tcp_tracked: the same with TCP listeners replaced: the
+  TCP table, the host's largest, is listed again.
 
 Group "syscall cost" (issue 18's price): one getppid() from Python with and
 without a tracking Poller alive (its tracepoints run on every syscall).
@@ -28,22 +31,22 @@ from conftest import group
 
 
 class Churner:
-    """A child process holding n bound UDP sockets, replacing them all on request."""
+    """A child process holding n bound UDP sockets (or TCP listeners),
+    replacing them all on request."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, tcp: bool = False) -> None:
         self.n = n
         self.ctl, theirs = socket.socketpair()
         self.pid = os.fork()
         if self.pid == 0:
             self.ctl.close()
-            self._serve(theirs)
+            self._serve(theirs, n, tcp)
         theirs.close()
         self.ctl.recv(1)
 
     @staticmethod
-    def _serve(ctl: socket.socket) -> None:
+    def _serve(ctl: socket.socket, n: int, tcp: bool) -> None:
         import resource
-        n = int(os.environ.get("_PN_CHURN", "0"))
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         held = []
@@ -53,8 +56,10 @@ class Churner:
                     s.close()
                 held = []
                 for _ in range(n):
-                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM)
                     s.bind(("127.0.0.1", 0))
+                    if tcp:
+                        s.listen()
                     held.append(s)
                 ctl.send(b"k")
                 if not ctl.recv(1):
@@ -73,8 +78,14 @@ class Churner:
 
 @pytest.fixture(scope="module")
 def churner(workload):
-    os.environ["_PN_CHURN"] = str(max(1, workload.host_sockets // 100))
-    c = Churner(int(os.environ["_PN_CHURN"]))
+    c = Churner(max(1, workload.host_sockets // 100))
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def tcp_churner(workload):
+    c = Churner(max(1, workload.host_sockets // 100), tcp=True)
     yield c
     c.close()
 
@@ -149,8 +160,18 @@ def test_poll_churn_1pct_tracked(benchmark, workload, churner, tracked):
     group(benchmark, "poll", workload)
     r = benchmark.pedantic(tracked.poll, setup=churner.replace, rounds=20, iterations=1)
     benchmark.extra_info["tracked"] = r.tracked
+    benchmark.extra_info["carried"] = r.carried
     benchmark.extra_info["changes"] = len(r.changes)
     assert len(r.opened) >= churner.n
+
+
+def test_poll_churn_1pct_tcp_tracked(benchmark, workload, churner, tcp_churner, tracked):
+    group(benchmark, "poll", workload)
+    settle(tracked)
+    r = benchmark.pedantic(tracked.poll, setup=tcp_churner.replace, rounds=20, iterations=1)
+    benchmark.extra_info["carried"] = r.carried
+    benchmark.extra_info["changes"] = len(r.changes)
+    assert len(r.opened) >= tcp_churner.n
 
 
 def test_lookup_warm_tracked(benchmark, workload, churner, tracked):

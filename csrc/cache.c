@@ -53,6 +53,7 @@ struct pn_cache {
     uint64_t root_dev, root_ino;
     uid_t euid;                 /* whose rights the cached walks had */
     struct pn_prev prev;        /* the last poll, whole (poll_diff.c) */
+    struct pn_vec listing;      /* its namespaces (struct pn_listed_ns) */
 };
 
 static struct pn_cfd *cproc_fds(const struct pn_cproc *p)
@@ -85,6 +86,11 @@ struct pn_prev *pn_cache_prev(struct pn_cache *c)
     return &c->prev;
 }
 
+struct pn_vec *pn_cache_listing(struct pn_cache *c)
+{
+    return &c->listing;
+}
+
 void pn_cache_free(struct pn_cache *c)
 {
     if (!c)
@@ -92,6 +98,7 @@ void pn_cache_free(struct pn_cache *c)
     free_procs(c->procs, c->nprocs);
     free(c->slots);
     pn_prev_free(&c->prev);
+    pn_vec_free(&c->listing);
     free(c);
 }
 
@@ -108,6 +115,7 @@ void pn_cache_bind(struct pn_cache *c, uint64_t dev, uint64_t ino)
     c->slots = NULL;
     c->nprocs = c->nslots = 0;
     pn_prev_free(&c->prev);
+    pn_vec_free(&c->listing);
     c->root_dev = dev;
     c->root_ino = ino;
 }

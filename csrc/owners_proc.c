@@ -80,21 +80,29 @@ struct pn_walk {
     struct pn_worker workers[PN_MAX_THREADS];
 };
 
-int pn_pid_wanted(const struct pn_query *q, int32_t pid)
+static int sorted_has(const int32_t *v, size_t n, int32_t pid)
 {
-    size_t lo = 0, hi = q->npids;
-    if (!q->pids)
-        return 1;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (q->pids[mid] == pid)
+        if (v[mid] == pid)
             return 1;
-        if (q->pids[mid] < pid)
+        if (v[mid] < pid)
             lo = mid + 1;
         else
             hi = mid;
     }
     return 0;
+}
+
+int pn_pid_wanted(const struct pn_query *q, int32_t pid)
+{
+    return !q->pids || sorted_has(q->pids, q->npids, pid);
+}
+
+int pn_recheck_has(const struct pn_query *q, int32_t pid)
+{
+    return q->recheck && sorted_has(q->recheck, q->nrecheck, pid);
 }
 
 /* Read PID/comm into part->strings; the trailing newline is not part of it. */
@@ -138,8 +146,15 @@ static int try_cache(struct pn_walk *w, struct pn_owners *part, int32_t pid, siz
     uint64_t start;
     uint32_t ntasks, task_first = (uint32_t)part->tasks.len;
     const struct pn_cproc *cp = pn_cache_find(w->cache, pid);
-    if (pn_proc_ident(w->rootfd, pid, part, &start, &ntasks) < 0)
+    /* PN_Q_CARRY: the kernel recorded no change to the fds of a process
+     * outside `recheck`: its cached fds stand without reading its identity */
+    int trusted = cp && (w->q->flags & PN_Q_CARRY) && !pn_recheck_has(w->q, pid);
+    if (trusted) {
+        start = 0;
+        ntasks = 0;
+    } else if (pn_proc_ident(w->rootfd, pid, part, &start, &ntasks) < 0) {
         return -1;
+    }
     struct pn_seen *sn = pn_vec_reserve(&part->seen, sizeof *sn, 1);
     if (!sn)
         return -1;
@@ -152,7 +167,7 @@ static int try_cache(struct pn_walk *w, struct pn_owners *part, int32_t pid, siz
     sn->ent_first = (uint32_t)part->entries.len;
     sn->proc = UINT32_MAX;
     *seen_idx = part->seen.len++;
-    if (!cp || !ntasks || !pn_cache_same(cp, part, start, task_first, ntasks))
+    if (!trusted && (!cp || !ntasks || !pn_cache_same(cp, part, start, task_first, ntasks)))
         return 0;
     uint32_t proc_idx;
     if (pn_cache_replay(cp, part, &proc_idx) < 0)

@@ -242,6 +242,23 @@ struct pn_prev {
     size_t           handed_since_rebase;
 };
 struct pn_prev *pn_cache_prev(struct pn_cache *c);
+/* How one namespace's tables went (snapshot.c). */
+struct pn_ns_tables {
+    uint32_t status[PN_NTABLES];
+    int32_t  err[PN_NTABLES];
+    uint32_t skipped[PN_NTABLES];
+    uint8_t  source[PN_NTABLES];
+};
+/* One namespace of the last poll (st.inode 0 for the caller's own when
+ * pn_query.netns is NULL): what PN_Q_CARRY reports again for what it carries. */
+struct pn_listed_ns {
+    struct pn_netns_status st;
+    struct pn_ns_tables    t;
+};
+/* The last poll's namespaces (struct pn_listed_ns), replaced by each pn_poll. */
+struct pn_vec *pn_cache_listing(struct pn_cache *c);
+/* Is pid in the sorted pn_query.recheck? */
+int  pn_recheck_has(const struct pn_query *q, int32_t pid);
 void pn_prev_free(struct pn_prev *p);
 /* The poll's diff: replace out's records by the new/changed ones, fill d,
  * keep the full result as the next poll's previous one. -1 on ENOMEM. */

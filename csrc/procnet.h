@@ -24,7 +24,7 @@ extern "C" {
 /* PN_CDEF_BEGIN */
 
 /* Bump when any struct below changes; Python refuses a core that disagrees. */
-#define PN_ABI_VERSION 10
+#define PN_ABI_VERSION 11
 
 /* Socket tables, in the order /proc/net lists them to users. */
 #define PN_TCP       0
@@ -97,6 +97,10 @@ extern "C" {
 #define PN_Q_OWNED_ONLY  2     /* drop sockets with no owner (set by pid filters) */
 #define PN_Q_TEXT_FALLBACK 4   /* PN_SRC_NETLINK: a table whose dump fails is read from its text */
 #define PN_Q_WALK_FALLBACK 8   /* PN_OWN_BPF: a scan that fails gives way to the /proc walk */
+#define PN_Q_CARRY      16     /* pn_poll only: list afresh only the tables pn_netns.tables
+                                * (pn_query.own_tables) name, carry the rest from the last
+                                * poll; walk only `recheck` pids and processes the cache does
+                                * not know (a tracking Poller: the kernel said what changed) */
 
 /*
  * One socket. Fixed layout without implicit padding (88 bytes), so Python can
@@ -149,6 +153,8 @@ struct pn_netns {
     int32_t     source;    /* PN_SRC_NETLINK (a sock_diag socket made inside it) or PN_SRC_PROCFS */
     const char *enter;     /* netlink: the file setns() enters (/proc/PID/ns/net, /run/netns/NAME) */
     const char *net_dir;   /* text: its tables' directory under proc_root ("PID/net"), or NULL */
+    uint32_t    tables;    /* PN_Q_CARRY: the tables listed afresh in it (bit per PN_xxx) */
+    uint32_t    reserved;
 };
 /* How one namespace was listed (pn_result.netns_status). */
 struct pn_netns_status {
@@ -198,6 +204,9 @@ struct pn_query {
     uint32_t self_netns;       /* netns NULL: the inode stamped on the sockets (0 unknown) */
     uint32_t classify;         /* PN_CL_* */
     struct pn_track *track;    /* set by pn_track_poll: threads the core makes quiet themselves */
+    uint32_t own_tables;       /* PN_Q_CARRY, netns NULL: the tables listed afresh */
+    const int32_t *recheck;    /* PN_Q_CARRY: the pids whose fds may have changed (sorted) */
+    size_t   nrecheck;
 };
 
 struct pn_result {
@@ -224,6 +233,8 @@ struct pn_result {
     int32_t         *holders;     /* with a cache (polls) and the walk: the pids it found
                                      holding any socket fd, ascending (change tracking) */
     size_t           nholders;
+    uint32_t         nvolatile;   /* rows that can leave unreported: TCP/MPTCP SYN_RECV, FIN_WAIT2,
+                                     TIME_WAIT, NEW_SYN_RECV; any SCTP row (change tracking) */
     void            *priv;        /* allocation bookkeeping; do not touch */
 };
 

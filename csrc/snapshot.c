@@ -46,10 +46,26 @@ static void sort_owners(struct pn_owner *o, size_t n)
     }
 }
 
+/* A row that can leave the listing with nothing reported (change tracking
+ * lists while one is there): TCP's and MPTCP's SYN_RECV (3), FIN_WAIT2 (5),
+ * TIME_WAIT (6), NEW_SYN_RECV (12); any SCTP row (associations come and go
+ * with the network). */
+static int volatile_row(const struct pn_sock *s)
+{
+    switch (s->table) {
+    case PN_TCP: case PN_TCP6: case PN_MPTCP: case PN_MPTCP6:
+        return s->state == 3 || s->state == 5 || s->state == 6 || s->state == 12;
+    case PN_SCTP: case PN_SCTP6:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* Fill owner_first/owner_count for every socket; drop unowned ones if asked.
  * matched (one byte per owner entry, or NULL) marks the entries joined. */
 static int join(const struct pn_query *q, struct pn_sink *sink, struct pn_owners *own,
-                uint32_t name_base, struct pn_vec *owners, uint8_t *matched)
+                uint32_t name_base, struct pn_vec *owners, uint8_t *matched, uint32_t *nvolatile)
 {
     struct pn_sock *s = sink->socks.data;
     const struct pn_fd_entry *e = own->entries.data;
@@ -77,6 +93,8 @@ static int join(const struct pn_query *q, struct pn_sink *sink, struct pn_owners
         }
         if (count == 0 && (q->flags & PN_Q_OWNED_ONLY))
             continue;
+        if (volatile_row(&s[i]))
+            (*nvolatile)++;
         if (count > 1)
             sort_owners((struct pn_owner *)owners->data + first, count);
         s[i].owner_first = first;
@@ -87,17 +105,9 @@ static int join(const struct pn_query *q, struct pn_sink *sink, struct pn_owners
     return 0;
 }
 
-/* How one namespace's tables went, merged into pn_result by merge_tables. */
-struct ns_tables {
-    uint32_t status[PN_NTABLES];
-    int32_t  err[PN_NTABLES];
-    uint32_t skipped[PN_NTABLES];
-    uint8_t  source[PN_NTABLES];
-};
-
 /* One table from its text file; -1 only on ENOMEM. */
 static int read_text(const struct pn_query *q, int netfd, int t, struct pn_sink *sink,
-                     struct ns_tables *o)
+                     struct pn_ns_tables *o)
 {
     o->source[t] = PN_SRC_PROCFS;
     if (netfd < 0) {
@@ -116,12 +126,12 @@ static int read_text(const struct pn_query *q, int netfd, int t, struct pn_sink 
 /* Every table asked for in one namespace: from its netlink socket nl where
  * planned and working (nl < 0: nl_errno says why not), else its text (netfd,
  * or -1 when it has none). -1 only on ENOMEM. */
-static int read_tables(const struct pn_query *q, int source, int nl, int nl_errno,
-                       uint64_t own_inode, int netfd, struct pn_sink *sink, struct ns_tables *o)
+static int read_tables(const struct pn_query *q, uint32_t want, int source, int nl, int nl_errno,
+                       uint64_t own_inode, int netfd, struct pn_sink *sink, struct pn_ns_tables *o)
 {
-    uint32_t seq = 0, done = 0;
+    uint32_t seq = 0, done = 0, tcp46 = (1u << PN_TCP) | (1u << PN_TCP6);
     sink->own_inode = own_inode;    /* a text fallback lists our dump socket: leave it out */
-    if (source == PN_SRC_NETLINK && nl >= 0 && pn_diag_tcp46_serves(q)) {
+    if (source == PN_SRC_NETLINK && nl >= 0 && (want & tcp46) == tcp46 && pn_diag_tcp46_serves(q)) {
         /* tcp and tcp6 from one walk of the TCP hashes; if that dump fails,
          * each is dumped (and, planned so, read from text) on its own below */
         if (pn_diag_table(nl, PN_DIAG_TCP46, q, sink, &o->skipped[PN_TCP], own_inode, &seq) == 0) {
@@ -135,7 +145,7 @@ static int read_tables(const struct pn_query *q, int source, int nl, int nl_errn
         }
     }
     for (int t = 0; t < PN_NTABLES; t++) {
-        if (!(q->tables & (1u << t)) || (done & (1u << t)))
+        if (!(want & (1u << t)) || (done & (1u << t)))
             continue;
         if (source == PN_SRC_NETLINK) {
             int r = -1;
@@ -166,7 +176,7 @@ static int read_tables(const struct pn_query *q, int source, int nl, int nl_errn
 }
 
 /* A table's status over every namespace: an error anywhere wins, then read. */
-static void merge_tables(const struct pn_query *q, const struct ns_tables *o, struct pn_result *out)
+static void merge_tables(const struct pn_query *q, const struct pn_ns_tables *o, struct pn_result *out)
 {
     for (int t = 0; t < PN_NTABLES; t++) {
         if (!(q->tables & (1u << t)) || !o->status[t])
@@ -191,24 +201,83 @@ static void stamp(struct pn_sink *sink, size_t from, uint32_t netns)
         s[i].netns = netns;
 }
 
+/* PN_Q_CARRY: what a namespace's listing carries from the last poll. */
+struct carry {
+    const struct pn_query *q;
+    const struct pn_vec *prev_listing;  /* struct pn_listed_ns, or NULL: carry nothing */
+    struct pn_vec *listing;             /* this poll's, or NULL (a one-shot snapshot) */
+};
+
+/* The last poll's entry for a namespace, if it listed it whole and well
+ * (nothing is carried from a namespace it could not list). */
+static const struct pn_listed_ns *carried_from(const struct carry *c, uint32_t inode)
+{
+    if (!c->prev_listing)
+        return NULL;
+    const struct pn_listed_ns *p = c->prev_listing->data;
+    for (size_t i = 0; i < c->prev_listing->len; i++)
+        if (p[i].st.inode == inode && p[i].st.source && !p[i].st.error)
+            return &p[i];
+    return NULL;
+}
+
+/* The tables to list afresh in a namespace; the others' statuses come from
+ * the last poll (pc: NULL when nothing is carried). */
+static uint32_t fresh_tables(const struct pn_query *q, uint32_t fresh, const struct pn_listed_ns *pc,
+                             struct pn_ns_tables *o)
+{
+    if (!pc)
+        return q->tables;
+    for (int t = 0; t < PN_NTABLES; t++) {
+        if ((q->tables & ~fresh) & (1u << t)) {
+            o->status[t] = pc->t.status[t];
+            o->err[t] = pc->t.err[t];
+            o->skipped[t] = pc->t.skipped[t];
+            o->source[t] = pc->t.source[t];
+        }
+    }
+    return q->tables & fresh;
+}
+
+static int note_listed(const struct carry *c, const struct pn_netns_status *st,
+                       const struct pn_ns_tables *o)
+{
+    if (!c->listing)
+        return 0;
+    struct pn_listed_ns *l = pn_vec_reserve(c->listing, sizeof *l, 1);
+    if (!l)
+        return -1;
+    l->st = *st;
+    l->t = *o;
+    c->listing->len++;
+    return 0;
+}
+
 /* The caller's own namespace (pn_query.netns NULL): netlink from this
  * thread, text from <root>/net. */
-static int list_own(const struct pn_query *q, int netfd, struct pn_sink *sink,
+static int list_own(const struct carry *c, int netfd, struct pn_sink *sink,
                     struct pn_result *out)
 {
-    struct ns_tables o;
+    const struct pn_query *q = c->q;
+    struct pn_ns_tables o;
     memset(&o, 0, sizeof o);
     uint64_t own_inode = 0;
-    int nl = -1, nl_errno = 0, rc;
+    int nl = -1, nl_errno = 0, rc = 0;
     size_t from = sink->socks.len;
-    if (q->source == PN_SRC_NETLINK) {
+    uint32_t want = fresh_tables(q, q->own_tables, carried_from(c, q->self_netns), &o);
+    if (q->source == PN_SRC_NETLINK && want) {
         nl = pn_diag_open(&own_inode);
         nl_errno = nl < 0 ? errno : 0;
     }
-    rc = read_tables(q, q->source, nl, nl_errno, own_inode, netfd, sink, &o);
+    if (want)
+        rc = read_tables(q, want, q->source, nl, nl_errno, own_inode, netfd, sink, &o);
     if (nl >= 0)
         close(nl);
-    if (rc < 0) {
+    struct pn_netns_status st = { .inode = q->self_netns, .source = q->source };
+    for (int t = 0; t < PN_NTABLES; t++)
+        if (o.status[t] == PN_TABLE_READ)
+            st.tables_read |= 1u << t;
+    if (rc < 0 || note_listed(c, &st, &o) < 0) {
         errno = ENOMEM;
         return -1;
     }
@@ -232,15 +301,23 @@ static int member_still_in(int rootfd, const char *net_dir, uint32_t inode)
 
 /* One listed namespace: netlink from a socket made inside it, falling back
  * to its text (PID/net) when that cannot be made and the plan allows. */
-static int list_netns(const struct pn_query *q, int rootfd, const struct pn_netns *ns,
+static int list_netns(const struct carry *c, int rootfd, const struct pn_netns *ns,
                       struct pn_sink *sink, struct pn_result *out, struct pn_netns_status *st)
 {
-    struct ns_tables o;
+    const struct pn_query *q = c->q;
+    struct pn_ns_tables o;
     memset(&o, 0, sizeof o);
     uint64_t own_inode = 0;
     int nl = -1, nl_errno = 0, netfd = -1, source = ns->source, rc;
     size_t from = sink->socks.len;
+    const struct pn_listed_ns *pc = carried_from(c, ns->inode);
+    uint32_t want = fresh_tables(q, ns->tables, pc, &o);
     st->inode = ns->inode;
+    if (!want && pc) {
+        /* nothing to list afresh: the namespace is not entered at all */
+        *st = pc->st;
+        goto done;
+    }
     if (source == PN_SRC_PROCFS && !ns->net_dir) {
         st->error = ENOENT;                /* no member process: no text to read */
         return 0;
@@ -270,7 +347,7 @@ static int list_netns(const struct pn_query *q, int rootfd, const struct pn_netn
             return 0;
         }
     }
-    rc = read_tables(q, source, nl, nl_errno, own_inode, netfd, sink, &o);
+    rc = read_tables(q, want, source, nl, nl_errno, own_inode, netfd, sink, &o);
     if (nl >= 0)
         close(nl);
     if (netfd >= 0)
@@ -280,27 +357,79 @@ static int list_netns(const struct pn_query *q, int rootfd, const struct pn_netn
         return -1;
     }
     st->source = source;
+    st->tables_read = 0;
     for (int t = 0; t < PN_NTABLES; t++)
         if (o.status[t] == PN_TABLE_READ)
             st->tables_read |= 1u << t;
+done:
+    if (note_listed(c, st, &o) < 0) {
+        errno = ENOMEM;
+        return -1;
+    }
     merge_tables(q, &o, out);
     stamp(sink, from, ns->inode);
     return 0;
 }
 
 /* Every namespace asked for (or the caller's: netfd is <root>/net). -1 on ENOMEM. */
-static int list_all(const struct pn_query *q, int rootfd, int netfd, struct pn_sink *sink,
+static int list_all(const struct carry *c, int rootfd, int netfd, struct pn_sink *sink,
                     struct pn_result *out)
 {
+    const struct pn_query *q = c->q;
     if (!q->netns)
-        return list_own(q, netfd, sink, out);
+        return list_own(c, netfd, sink, out);
     out->netns_status = calloc(q->nnetns ? q->nnetns : 1, sizeof *out->netns_status);
     if (!out->netns_status)
         return -1;
     out->nnetns_status = q->nnetns;
     for (size_t i = 0; i < q->nnetns; i++)
-        if (list_netns(q, rootfd, &q->netns[i], sink, out, &out->netns_status[i]) < 0)
+        if (list_netns(c, rootfd, &q->netns[i], sink, out, &out->netns_status[i]) < 0)
             return -1;
+    return 0;
+}
+
+/* PN_Q_CARRY: the last poll's rows of every (namespace, table) this poll
+ * did not list afresh, appended as they were (owners are joined again). */
+static int carry_rows(const struct carry *c, const struct pn_prev *pv, const struct pn_result *out,
+                      struct pn_sink *sink)
+{
+    const struct pn_query *q = c->q;
+    size_t nns = q->netns ? q->nnetns : 1;
+    uint32_t last_inode = 0, last_mask = 0;
+    int have_last = 0;
+    for (size_t j = 0; j < pv->nsocks; j++) {
+        const struct pn_sock *p = &pv->socks[j];
+        if (!have_last || p->netns != last_inode) {
+            /* rows come grouped by namespace: one lookup per group */
+            last_inode = p->netns;
+            last_mask = 0;
+            have_last = 1;
+            for (size_t i = 0; i < nns; i++) {
+                int own = !q->netns;
+                if (!own && q->netns[i].inode != p->netns)
+                    continue;
+                /* (not from a namespace this poll could not list) */
+                if (carried_from(c, own ? q->self_netns : p->netns) &&
+                    (own || (out->netns_status[i].source && !out->netns_status[i].error)))
+                    last_mask = q->tables & ~(own ? q->own_tables : q->netns[i].tables);
+                break;
+            }
+        }
+        if (!(last_mask & (1u << p->table)))
+            continue;
+        struct pn_sock *s = pn_vec_reserve(&sink->socks, sizeof *s, 1);
+        if (!s)
+            return -1;
+        *s = *p;
+        s->owner_first = s->owner_count = 0;
+        if (p->table == PN_UNIX && p->ext_len) {
+            size_t off = pn_vec_append_bytes(&sink->strings, pv->strings + p->ext, p->ext_len);
+            if (off == (size_t)-1 || off > UINT32_MAX)
+                return -1;
+            s->ext = (uint32_t)off;
+        }
+        sink->socks.len++;
+    }
     return 0;
 }
 
@@ -335,7 +464,9 @@ static int bpf_finish(struct bpf_job *j)
     return j->rc;
 }
 
-int pn_snapshot(const struct pn_query *q, struct pn_result *out)
+/* A snapshot, or a poll's listing (listing: where this poll's namespaces go;
+ * PN_Q_CARRY: its rows and the cache's last listing carry what is not listed). */
+static int snapshot_run(const struct pn_query *q, struct pn_result *out, struct pn_vec *listing)
 {
     struct pn_sink sink = {0};
     struct pn_owners own = {0};
@@ -348,9 +479,14 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     struct pn_vec unlisted = {0};
     uint8_t *matched = NULL;
 
+    struct carry carry = { .q = q, .listing = listing };
+    const struct pn_prev *pv = NULL;
+
     memset(out, 0, sizeof *out);
     if ((q->source != PN_SRC_PROCFS && q->source != PN_SRC_NETLINK) ||
-        (want_owners && q->owner_source == PN_OWN_BPF && !q->bpf)) {
+        (want_owners && q->owner_source == PN_OWN_BPF && !q->bpf) ||
+        ((q->flags & PN_Q_CARRY) && (!listing || !q->cache || !want_owners ||
+                                     q->owner_source != PN_OWN_PROCFS))) {
         errno = EINVAL;                 /* the caller plans; an unplanned query is a bug */
         goto out;
     }
@@ -370,6 +506,14 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
             pn_cache_bind(q->cache, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
         }
     }
+    if (q->flags & PN_Q_CARRY) {
+        /* after the bind: another root or user leaves nothing to carry */
+        struct pn_prev *p = pn_cache_prev(q->cache);
+        if (p->have && pn_cache_listing(q->cache)->len) {
+            pv = p;
+            carry.prev_listing = pn_cache_listing(q->cache);
+        }
+    }
     if (want_owners && !use_bpf && pn_walk_start(rootfd, q, &walk) < 0)
         goto out;
     if (use_bpf && q->threads != 1)
@@ -378,7 +522,9 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
     sink.readbuf = malloc(PN_READ_CHUNK + PN_MAX_LINE + 1);
     if (!sink.readbuf)
         goto out;
-    if (list_all(q, rootfd, netfd, &sink, out) < 0)
+    if (list_all(&carry, rootfd, netfd, &sink, out) < 0)
+        goto out;
+    if (pv && carry_rows(&carry, pv, out, &sink) < 0)
         goto out;
     free(sink.readbuf);
     sink.readbuf = NULL;
@@ -418,7 +564,7 @@ int pn_snapshot(const struct pn_query *q, struct pn_result *out)
         if (!matched)
             goto out;
     }
-    if (join(q, &sink, &own, name_base, &owners, matched) < 0)
+    if (join(q, &sink, &own, name_base, &owners, matched, &out->nvolatile) < 0)
         goto out;
     if (matched && pn_classify_unlisted(q, out->netns_status, rootfd, &own, matched, &unlisted) < 0)
         goto out;
@@ -474,10 +620,21 @@ int pn_poll(const struct pn_query *q, struct pn_cache *c, struct pn_result *out,
         return -1;
     }
     struct pn_query qc = *q;
+    struct pn_vec listing = {0};
     qc.cache = c;
-    if (pn_snapshot(&qc, out) < 0)
+    if (snapshot_run(&qc, out, &listing) < 0 || pn_cache_diff(c, out, d) < 0) {
+        pn_vec_free(&listing);
         return -1;
-    return pn_cache_diff(c, out, d);
+    }
+    /* what the next poll may carry: this one's namespaces, with its rows */
+    pn_vec_free(pn_cache_listing(c));
+    *pn_cache_listing(c) = listing;
+    return 0;
+}
+
+int pn_snapshot(const struct pn_query *q, struct pn_result *out)
+{
+    return snapshot_run(q, out, NULL);
 }
 
 void pn_result_free(struct pn_result *r)

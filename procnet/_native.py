@@ -7,8 +7,10 @@ core only reads.
 """
 import errno
 import os
+import struct
 import threading
 from array import array
+from operator import itemgetter
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ._records import OWNER_STRUCT, SOCK_STRUCT, _Context
@@ -20,7 +22,7 @@ from ._tables import TABLES
 from ._version import __version__
 
 # PN_ABI_VERSION of the csrc/procnet.h this Python code was written against
-ABI_VERSION = 10
+ABI_VERSION = 11
 if lib.pn_abi_version() != ABI_VERSION or ffi.sizeof("struct pn_sock") != SOCK_STRUCT.size \
         or ffi.sizeof("struct pn_owner") != OWNER_STRUCT.size:
     raise ImportError("procnet's compiled core does not match its Python code; reinstall procnet")
@@ -92,6 +94,13 @@ class Cache:
         ffi.release(self.ptr)     # frees it now rather than when collected
 
 
+# struct pn_change (csrc/procnet.h): kind tgid tid other netns family type protocol table pad
+_CHANGE = struct.Struct("=IIIIIHHHBB")
+_CHANGE_FIELDS = itemgetter(0, 1, 2, 3, 4, 8)    # (kind, tgid, tid, other, netns, table)
+if ffi.sizeof("struct pn_change") != _CHANGE.size:
+    raise ImportError("procnet's compiled core does not match its Python code; reinstall procnet")
+
+
 class Tracker:
     """A Poller's kernel-side change tracking (csrc/change_track.c): the
     records the kernel made since the last read. Open with `open_tracker`."""
@@ -107,9 +116,10 @@ class Tracker:
         if n < 0:
             e = ffi.errno
             raise OSError(e, "procnet: reading the change records: " + os.strerror(e))
-        r = self._recs[0]
-        return ([(c.kind, c.tgid, c.tid, c.other, c.netns, c.table)
-                 for c in (r[i] for i in range(n))], int(self._lost[0]))
+        if not n:
+            return [], int(self._lost[0])
+        raw = ffi.buffer(self._recs[0], n * _CHANGE.size)
+        return list(map(_CHANGE_FIELDS, _CHANGE.iter_unpack(raw))), int(self._lost[0])
 
     def close(self) -> None:
         ffi.release(self.ptr)
@@ -127,7 +137,7 @@ def open_tracker(ringbuf_bytes: int = 1 << 22, skip: Optional[str] = None
     return Tracker(out[0]), ""
 
 
-def _cquery(q: Query, p: Plan, cache: Optional[Cache]) -> Tuple[Any, list]:
+def _cquery(q: Query, p: Plan, cache: Optional[Cache], carry: Any = None) -> Tuple[Any, list]:
     cq = ffi.new("struct pn_query *")
     root = ffi.new("char[]", os.fsencode(q.proc_root))
     keep = [root]
@@ -156,6 +166,8 @@ def _cquery(q: Query, p: Plan, cache: Optional[Cache]) -> Tuple[Any, list]:
         keep.append(ns)
         for i, li in enumerate(p.listings):
             ns[i].inode, ns[i].source = li.inode, li.source
+            if carry is not None:
+                ns[i].tables = carry.tables_in(li.inode)
             for field in ("enter", "net_dir"):
                 v = getattr(li, field)
                 if v is not None:
@@ -163,6 +175,12 @@ def _cquery(q: Query, p: Plan, cache: Optional[Cache]) -> Tuple[Any, list]:
                     keep.append(b)
                     setattr(ns[i], field, b)
         cq.netns, cq.nnetns = ns, len(p.listings)
+    if carry is not None:       # a tracking Poller's poll of what records named (_track.Carry)
+        cq.flags |= lib.PN_Q_CARRY
+        cq.own_tables = carry.tables_in(p.self_netns)
+        recheck = ffi.new("int32_t[]", list(carry.recheck) or [0])
+        keep.append(recheck)
+        cq.recheck, cq.nrecheck = recheck, len(carry.recheck)
     return cq, keep
 
 
@@ -195,7 +213,8 @@ def _meta(q: Query, res: Any) -> Dict[str, Any]:
     meta = {"denied_pids": denied, "skipped": skipped, "tables": tables, "sources": sources,
             "processes": res.nprocs, "owner_source": OWNER_SOURCE_NAMES[res.owner_source]}
     stats = {"procs_cached": res.procs_cached, "fds_read": res.fds_read,
-             "holders": list(res.holders[0:res.nholders]) if res.nholders else []}
+             "holders": list(res.holders[0:res.nholders]) if res.nholders else [],
+             "volatile": res.nvolatile}
     meta["_stats"] = stats
     meta["_netns_status"] = [(st.inode, st.source, st.error, st.tables_read) for st in
                              (res.netns_status[i] for i in range(res.nnetns_status))]
@@ -224,13 +243,14 @@ def _u32(ptr: Any, n: int) -> "array[int]":
     return a
 
 
-def poll(q: Query, p: Plan, cache: Cache, tracker: "Optional[Tracker]" = None
+def poll(q: Query, p: Plan, cache: Cache, tracker: "Optional[Tracker]" = None, carry: Any = None
          ) -> Tuple[Any, _Context, Dict[str, Any], Dict[str, Any]]:
     """One poll: the new or changed records, and how the poll is made of the last one.
     With a `tracker`, the calling thread's syscalls go unrecorded while the
     core lists, and only then: no Python code (a signal handler, a finalizer)
-    runs on the thread meanwhile."""
-    cq, keep = _cquery(q, p, cache)
+    runs on the thread meanwhile. With a `carry` (_track.Carry), only what
+    it names is listed and walked; the rest is the last poll's."""
+    cq, keep = _cquery(q, p, cache, carry)
     res = ffi.new("struct pn_result *")
     d = ffi.new("struct pn_delta *")
     try:

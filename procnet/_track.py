@@ -8,6 +8,14 @@ still holds ("clean": the poll answers from it) or must list again ("dirty").
 It errs towards dirty: a record it cannot place, a lost record, an expired
 interval all make the next poll list everything (a resync).
 
+When every record that mattered named its socket's table and namespace, the
+poll lists only those (``scope``: a Carry, PN_Q_CARRY in the core): the last
+poll's rows of every other table are carried over, and only the processes
+records named (``recheck``: every pid of every record since the last
+listing) have their fds read; the others' cached fds stand. Anything else --
+a process's fd table, exit, fork, name; a lost record; the periodic resync --
+lists everything and reads every process's identity, as before.
+
 What it cannot see, and how it stays exact anyway:
 - rows that leave with nothing reported: TIME_WAIT and SYN_RECV expiry (and a
   FIN_WAIT2 row that is a TIME_WAIT socket's), and SCTP associations, which
@@ -35,7 +43,7 @@ What it cannot see, and how it stays exact anyway:
 """
 import time
 from operator import itemgetter
-from typing import Callable, FrozenSet, Iterable, List, Optional, Set, Tuple
+from typing import Callable, Dict, FrozenSet, Iterable, List, NamedTuple, Optional, Set, Tuple
 
 from . import _tables as T
 from ._records import R_STATE, R_TABLE, Connection
@@ -52,8 +60,9 @@ _STATEFUL = T.TCP_TABLES | T.MPTCP_TABLES
 
 
 def has_volatile_rows(conns: Iterable[Connection]) -> bool:
-    """Does a listing hold rows whose leaving nothing reports? (From the raw
-    fields: naming 50 000 states would cost more than the check.)"""
+    """Does a listing hold rows whose leaving nothing reports? The rule the
+    core counts by (pn_result.nvolatile, volatile_row in csrc/snapshot.c);
+    tests hold the two equal."""
     for table, state in zip(map(itemgetter(R_TABLE), conns), map(itemgetter(R_STATE), conns)):
         if table in _STATEFUL:
             if state in VOLATILE_STATES:
@@ -62,8 +71,24 @@ def has_volatile_rows(conns: Iterable[Connection]) -> bool:
             return True
     return False
 DEFAULT_RESYNC = 10.0
+# setsockopt(IPV6_ADDRFORM) moves a TCP or UDP socket from the v6 table to the
+# v4 one, and its record names the table it ends in: both are listed
+_SIBLING = {T.TABLE_INDEX[a]: T.TABLE_INDEX[b] for a, b in (
+    ("tcp", "tcp6"), ("tcp6", "tcp"), ("udp", "udp6"), ("udp6", "udp"),
+    ("udplite", "udplite6"), ("udplite6", "udplite"))}
 
 Record = Tuple[int, int, int, int, int, int]      # (kind, tgid, tid, other, netns, table)
+ANY_NETNS = -1      # a scope entry for a table in every listed namespace
+
+
+class Carry(NamedTuple):
+    """A poll that lists only what records named (PN_Q_CARRY)."""
+    fresh: Dict[int, int]       # namespace inode -> bit per table listed afresh in it
+    any_netns: int              # bit per table listed afresh in every namespace
+    recheck: Tuple[int, ...]    # pids whose fds are read (sorted); the rest come from the cache
+
+    def tables_in(self, netns: int) -> int:
+        return self.fresh.get(netns, 0) | self.any_netns
 _WHY = {NEW: "a process gained a socket", FDS: "a process changed its fds or sockets",
         EXIT: "a process exited", FORK: "a process forked", COMM: "a process was renamed",
         SOCK: "a socket changed", SOCK_PRE: "a socket changed"}
@@ -91,25 +116,41 @@ class TrackState:
         self._last_full = 0.0
         self._volatile = False
         self._pre_next = False          # a PRE record: list again after the next full poll
+        self._pre_scope: Set[Tuple[int, int]] = set()   # the same, for a named socket
+        self._scope: Set[Tuple[int, int]] = set()       # (netns, table) records named
+        self._full = True               # the next listing must be whole (not scope alone)
+        self._recheck: Set[int] = set()  # every pid records named since the last listing
         self.dirty: Optional[str] = "first poll"    # why the next poll must list, or None
         self.off: Optional[str] = None  # tracking given up for good, and why
 
     # -- deciding -------------------------------------------------------------
 
-    def _mark(self, why: str) -> None:
+    def _mark(self, why: str, scoped: bool = False) -> None:
+        if not scoped:
+            self._full = True
         if self.dirty is None:
             self.dirty = why
 
     def _relevant(self, rec: Record) -> Optional[str]:
         kind, tgid, _tid, other, netns, table = rec
-        if kind in (NEW, FORK):                 # may hold sockets from now on
-            self._named.add(other if kind == FORK else tgid)
+        self._recheck.add(tgid)
+        if kind in (NEW, FORK, FORK_SHARE):     # may hold sockets from now on
+            self._recheck.add(other if kind != NEW else tgid)
+            if kind != FORK_SHARE:
+                self._named.add(other if kind == FORK else tgid)
         if table != TABLE_NONE:                 # the record names its socket
             if table not in self._tables or (self._netns is not None and netns and
                                              netns not in self._netns):
                 return None
-            if kind == SOCK_PRE:
-                self._pre_next = True
+            # a unix socket's row shows its peer, which may live in another
+            # namespace: a unix record lists unix in every namespace
+            where = ANY_NETNS if table == T.UNIX else netns
+            if not where:
+                self._full = True               # no namespace to place it in
+            for t in (table, _SIBLING.get(table, table)):
+                self._scope.add((where, t))
+                if kind == SOCK_PRE:
+                    self._pre_scope.add((where, t))
             return _WHY.get(kind, "a socket changed")
         if kind in (SOCK, SOCK_PRE, NEW):       # a socket of a kind it cannot name
             if kind == SOCK_PRE:
@@ -136,46 +177,74 @@ class TrackState:
         for rec in recs:
             why = self._relevant(rec)
             if why is not None:
-                self._mark(why)
+                self._mark(why, scoped=rec[5] != TABLE_NONE)
                 if self.off is not None:
                     return
 
     def check(self) -> Optional[str]:
         """Before a poll: why it must list (None: the last poll holds)."""
         self.absorb()
-        if self.dirty is None:
-            if self._volatile:
-                self.dirty = "rows whose expiry is not reported (TIME_WAIT, SYN_RECV)"
-            elif self._clock() - self._last_full >= self._resync:
-                self.dirty = "periodic resync"
+        if self._volatile:
+            self._mark("rows whose expiry is not reported (TIME_WAIT, SYN_RECV)")
+        elif self._clock() - self._last_full >= self._resync:
+            self._mark("periodic resync")
         return self.dirty
 
-    def listed(self, conns: Iterable[Connection], holders: Iterable[int], started: float,
-               netns: Optional[FrozenSet[int]]) -> None:
-        """After a full poll (begun at `started` on this clock) of namespaces
-        `netns` (None: any): what it saw. `holders`: the pids the walk found
-        holding a socket, and those it could not read."""
+    def carry(self, listed_netns: Iterable[int]) -> Optional[Carry]:
+        """After check() said the poll must list: what to list, when the
+        records allow less than everything (None: list everything).
+        `listed_netns`: the namespaces this poll's plan lists."""
+        if self._full or self.dirty is None:
+            return None
+        fresh: Dict[int, int] = {}
+        any_netns = 0
+        listed = set(listed_netns)
+        if 0 in listed:
+            return None             # a namespace of unknown inode: records cannot be placed in it
+        for netns, table in self._scope:
+            if netns == ANY_NETNS:
+                any_netns |= 1 << table
+            elif netns in listed:
+                fresh[netns] = fresh.get(netns, 0) | 1 << table
+            # (a namespace the plan no longer lists: nothing of it to carry)
+        return Carry(fresh, any_netns, tuple(sorted(self._recheck)))
+
+    def listed(self, volatile: bool, holders: Iterable[int], started: float,
+               netns: Optional[FrozenSet[int]], whole: bool = True) -> None:
+        """After a poll (begun at `started` on this clock) of namespaces
+        `netns` (None: any) that listed everything (`whole`) or what carry()
+        said: what it saw. `volatile`: whether its rows include any whose
+        leaving nothing reports (pn_result.nvolatile). `holders`: the pids
+        the walk found holding a socket, and those it could not read."""
         new = set(holders)
         self._netns = netns
-        volatile = has_volatile_rows(conns)
-        pre = self._pre_next
+        pre, pre_scope = self._pre_next, self._pre_scope
         # records made while it listed: judged against the holders of both
         # listings and whoever records named meanwhile (one may have let go of
         # its last socket after the listing and before the walk reached it)
         self._holders = self._holders | new | self._named
         self._named = set()
         self.dirty = None
+        self._full = False
+        self._scope = set()
+        self._recheck = set()
         self._pre_next = False
+        self._pre_scope = set()
         self.absorb()
         self._holders = new | self._named
         self._volatile = volatile
-        self._last_full = started
+        if whole:
+            self._last_full = started       # the periodic resync is a whole listing
         if pre:
             self._mark("a change recorded before it was made")
+        if pre_scope:
+            self._scope |= pre_scope
+            self._mark("a change recorded before it was made", scoped=True)
 
     def forget(self) -> None:
         """The poller lost its state (an error mid-poll): list next time."""
         self.dirty = "the last poll failed"
+        self._full = True
 
 
-__all__ = ["TrackState", "DEFAULT_RESYNC", "VOLATILE_STATES", "Record", "has_volatile_rows"]
+__all__ = ["TrackState", "Carry", "DEFAULT_RESYNC", "VOLATILE_STATES", "Record", "has_volatile_rows"]

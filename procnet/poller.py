@@ -20,7 +20,7 @@ from ._records import R_LPORT, R_TABLE, Connection, Snapshot, build
 from ._tables import TABLES, VSOCK
 from ._errors import ProcNetError
 from ._netns import NetnsArg
-from ._plan import Plan, PollerPlanner, plan, tracked_netns, tracking_query, tracking_refusal
+from ._plan import OWN_PROCFS, Plan, PollerPlanner, plan, tracked_netns, tracking_query, tracking_refusal
 from ._request import Query, make_query
 from ._track import DEFAULT_RESYNC, TrackState
 
@@ -64,6 +64,10 @@ class Poll(NamedTuple):
     ``unlisted``, ``other_netns``...). ``listed_because``: with tracking on, why
     this poll listed instead (the first poll, a record of a change, rows whose
     expiry is not reported, the periodic resync...); None otherwise.
+    ``carried``: the poll listed only the tables (per namespace) the records
+    named and read only the fds of processes they named; every other table's
+    rows are the last listing's (their queues too), every other process's
+    fds as the walk last found them.
     """
 
     snapshot: Snapshot
@@ -73,6 +77,7 @@ class Poll(NamedTuple):
     raw: "Optional[_RawChanges]" = None
     tracked: bool = False
     listed_because: Optional[str] = None
+    carried: bool = False
 
     def select(self, keep: Callable[[Connection], bool]) -> Tuple[Change, ...]:
         """The changes as seen through a filter of one's own (`keep` on a
@@ -128,6 +133,14 @@ class _RawChanges:
 def _no_delta() -> Dict[str, Any]:
     """What the core says of a poll in which nothing changed."""
     return {"closed": [], "kind": [], "prev": []}
+
+
+_CARRIED = frozenset(("read", "missing"))     # table statuses a poll may report again
+
+
+def _listed_netns(p: Plan) -> List[int]:
+    """The namespace inodes a plan lists (its own when it names none)."""
+    return [li.inode for li in p.listings] if p.listings is not None else [p.self_netns]
 
 
 def _thread_netns() -> int:
@@ -186,6 +199,7 @@ class Poller:
         self._last: Optional[Snapshot] = None
         self._planner = PollerPlanner(self._impl)
         self._holders: List[int] = []
+        self._volatile = 0              # rows of the last poll whose leaving nothing reports
         self._by_lport: Optional[Tuple[List[Connection], Dict[int, List[int]], List[int]]] = None
         self._track: Optional[TrackState] = None
         self._tracker: Any = None
@@ -277,17 +291,27 @@ class Poller:
         try:
             # the namespaces are this poll's (a Poller may be polled from a thread elsewhere)
             p = plan(qt, self._impl, cached=True, polling=True)
-            res = self._poll(qt, p, self._tracker)._replace(
-                listed_because=why or "no earlier poll to answer from")
+            carry = t.carry(_listed_netns(p)) if self._may_carry(last, p) else None
+            res = self._poll(qt, p, self._tracker, carry)._replace(
+                listed_because=why or "no earlier poll to answer from", carried=carry is not None)
             self._listed_ns = _thread_netns()
-            t.listed(self._all, self._holders + list(res.snapshot.denied_pids), started,
-                     tracked_netns(qt, p))
+            t.listed(self._volatile > 0, self._holders + list(res.snapshot.denied_pids), started,
+                     tracked_netns(qt, p), whole=carry is None)
         except OSError as e:
             if not isinstance(e, ProcNetError) and self._tracker is not None:
                 self._stop_tracking("the change records failed: %s" % e)
                 return self._poll(self._q, self._planner.plan(self._q))
             raise
         return res
+
+    def _may_carry(self, last: Optional[Snapshot], p: Plan) -> bool:
+        """May this poll carry over what the records did not name? Only from a
+        last poll that listed every table well (or found it missing: a socket
+        of it would be a record naming it), into a poll with owners from the
+        cached walk, in the namespace of the last listing."""
+        return (last is not None and p.owner_source == OWN_PROCFS and self._qt.owners and
+                not last.skipped and all(v in _CARRIED for v in last.tables.values()) and
+                _thread_netns() == self._listed_ns)
 
     def _reset(self) -> None:
         if self._cache is not None:
@@ -298,9 +322,12 @@ class Poller:
         if self._track is not None:
             self._track.forget()
 
-    def _poll(self, q: Query, p: Plan, tracker: Any = None) -> Poll:
+    def _poll(self, q: Query, p: Plan, tracker: Any = None, carry: Any = None) -> Poll:
         with _bulk_allocation(), _root_errors(q):
-            recs, ctx, meta, delta = self._impl.poll(q, p, self._cache, tracker)
+            if carry is None:
+                recs, ctx, meta, delta = self._impl.poll(q, p, self._cache, tracker)
+            else:
+                recs, ctx, meta, delta = self._impl.poll(q, p, self._cache, tracker, carry)
             new = list(build(recs, ctx))
         prev = self._all
         if delta["nprev"] != len(prev):
@@ -316,6 +343,7 @@ class Poller:
             current = list(map(combined.__getitem__, delta["take"]))
         stats = meta.pop("_stats")
         self._holders = stats.get("holders", [])
+        self._volatile = stats.get("volatile", 0)
         self._planner.note(q, p, meta["owner_source"], stats["fds_read"])
         raw = _RawChanges(prev, new, delta)
         self._all = current

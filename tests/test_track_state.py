@@ -49,13 +49,13 @@ def world():
     k, clock = Kernel(), Clock()
     st = T.TrackState(k.read, frozenset((TCP, UDP)), frozenset((NS,)), resync=10.0, clock=clock)
     assert st.check() == "first poll"
-    st.listed([Conn("LISTEN")], [HOLDER], clock(), frozenset((NS,)))
+    st.listed(False, [HOLDER], clock(), frozenset((NS,)))
     assert st.check() is None
     return k, clock, st
 
 
 def listed(st, clock, conns=(Conn("LISTEN"),), holders=(HOLDER,), netns=frozenset((NS,))):
-    st.listed(list(conns), list(holders), clock(), netns)
+    st.listed(T.has_volatile_rows(conns), list(holders), clock(), netns)
 
 
 @pytest.mark.parametrize("rec, dirty", [
@@ -220,3 +220,102 @@ def test_a_tracked_answer_keeps_every_snapshot_attribute():
                                                                      {"udp": "proc"})
     for a in set(Snapshot.__slots__) - {"skipped", "tables", "sources"}:
         assert getattr(narrowed, a) == getattr(s, a), a
+
+
+# -- what a poll may list alone (carry): only sockets named, in listed namespaces --
+
+TCP6, UDP6 = 1, 3     # listed with TCP and UDP: IPV6_ADDRFORM moves a socket between them
+
+
+@pytest.mark.parametrize("rec, fresh, any_netns", [
+    ((T.SOCK, STRANGER, 5, 0, NS, TCP), {NS: 1 << TCP | 1 << TCP6}, 0),
+    ((T.NEW, STRANGER, 5, 41, NS, UDP), {NS: 1 << UDP | 1 << UDP6}, 0),
+    ((T.FDS, HOLDER, 5, 3, NS, UDP), {NS: 1 << UDP | 1 << UDP6}, 0),     # a holder's close of a socket
+])
+def test_a_named_socket_lists_its_table_alone(world, rec, fresh, any_netns):
+    k, clock, st = world
+    k.add(*rec)
+    assert st.check() is not None
+    c = st.carry([NS])
+    assert c == T.Carry(fresh, any_netns, (rec[1],))
+
+
+@pytest.mark.parametrize("rec", [
+    (T.SOCK, 0, 0, 0, 0, TCP),                        # namespace unknown
+    (T.SOCK, 0, 0, 0, NS, T.TABLE_NONE),              # table unknown
+    (T.FDS, HOLDER, 5, 33, NS, T.TABLE_NONE),         # a holder's dup2, exec...
+    (T.EXIT, HOLDER, 5, 0, NS, T.TABLE_NONE),
+    (T.FORK, HOLDER, 0, 300, 0, T.TABLE_NONE),
+    (T.COMM, HOLDER, 0, 0, 0, T.TABLE_NONE),
+])
+def test_anything_else_lists_everything(world, rec):
+    k, clock, st = world
+    k.add(T.SOCK, STRANGER, 5, 0, NS, UDP)
+    k.add(*rec)
+    assert st.check() is not None
+    assert st.carry([NS]) is None
+
+
+def test_nothing_to_carry_when_clean_lost_resync_or_volatile(world):
+    k, clock, st = world
+    assert st.check() is None and st.carry([NS]) is None
+    k.add(T.SOCK, STRANGER, 5, 0, NS, UDP)
+    k.lost = 1
+    st.check()
+    assert st.carry([NS]) is None
+    listed(st, clock)
+    clock.now += 11
+    k.add(T.SOCK, STRANGER, 5, 0, NS, UDP)
+    assert st.check() is not None and st.carry([NS]) is None      # the resync is whole
+    listed(st, clock, conns=[Conn("TIME_WAIT")])
+    k.add(T.SOCK, STRANGER, 5, 0, NS, UDP)
+    assert st.check() is not None and st.carry([NS]) is None
+
+
+def test_a_carried_poll_does_not_put_off_the_resync(world):
+    k, clock, st = world
+    clock.now += 6
+    k.add(T.SOCK, STRANGER, 5, 0, NS, UDP)
+    st.check()
+    assert st.carry([NS]) is not None
+    st.listed(False, [HOLDER], clock(), frozenset((NS,)), whole=False)
+    clock.now += 4.5
+    assert st.check() == "periodic resync" and st.carry([NS]) is None
+
+
+def test_unix_lists_in_every_namespace(world):
+    """A unix row shows its peer, which may be another namespace's socket."""
+    k, clock, _ = world
+    st = T.TrackState(k.read, frozenset((TCP, UNIX)), None, clock=clock)
+    listed(st, clock, netns=None)
+    k.add(T.FDS, STRANGER, 5, 3, OTHER_NS, UNIX)
+    k.add(T.SOCK, STRANGER, 5, 0, NS, TCP)
+    st.check()
+    assert st.carry([NS, OTHER_NS]) == T.Carry({NS: 1 << TCP | 1 << TCP6}, 1 << UNIX, (STRANGER,))
+    assert st.carry([NS, OTHER_NS]).tables_in(OTHER_NS) == 1 << UNIX
+    assert st.carry([0]) is None          # a namespace of unknown inode: nothing placed
+
+
+def test_every_pid_named_is_read_again(world):
+    """Records of processes that hold nothing still name whose fds to read:
+    a fork's child, an exec -- any of them may hold a socket by the next listing."""
+    k, clock, st = world
+    k.add(T.FORK, STRANGER, 0, 301, 0, T.TABLE_NONE)
+    k.add(T.FDS, 302, 302, 33, NS, T.TABLE_NONE)
+    k.add(T.SOCK, 303, 303, 0, NS, UDP)
+    st.check()
+    assert st.carry([NS]).recheck == (STRANGER, 301, 302, 303)
+    listed(st, clock)
+    k.add(T.SOCK, 304, 304, 0, NS, UDP)
+    st.check()
+    assert st.carry([NS]).recheck == (304,)     # a listing reads them: they start afresh
+
+
+def test_a_socket_changed_before_the_record_lists_its_table_twice(world):
+    k, clock, st = world
+    k.add(T.SOCK_PRE, STRANGER, 5, 0, NS, TCP)
+    assert st.check() is not None
+    assert st.carry([NS]).fresh == {NS: 1 << TCP | 1 << TCP6}
+    st.listed(False, [HOLDER], clock(), frozenset((NS,)), whole=False)
+    assert st.check() == "a change recorded before it was made"
+    assert st.carry([NS]).fresh == {NS: 1 << TCP | 1 << TCP6}
