@@ -70,6 +70,8 @@ def has_volatile_rows(conns: Iterable[Connection]) -> bool:
         elif table in T.SCTP_TABLES:
             return True
     return False
+
+
 DEFAULT_RESYNC = 10.0
 # setsockopt(IPV6_ADDRFORM) moves a TCP or UDP socket from the v6 table to the
 # v4 one, and its record names the table it ends in: both are listed
@@ -89,6 +91,8 @@ class Carry(NamedTuple):
 
     def tables_in(self, netns: int) -> int:
         return self.fresh.get(netns, 0) | self.any_netns
+
+
 _WHY = {NEW: "a process gained a socket", FDS: "a process changed its fds or sockets",
         EXIT: "a process exited", FORK: "a process forked", COMM: "a process was renamed",
         SOCK: "a socket changed", SOCK_PRE: "a socket changed"}
