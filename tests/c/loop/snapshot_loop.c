@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int main(int argc, char **argv)
 {
@@ -29,7 +30,8 @@ int main(int argc, char **argv)
         pn_result_free(&r);
     }
     /* and polls through one owner cache (cache.c): replays, diffs, rebases,
-     * the error path; then the cache is freed */
+     * the error path, polls that carry what they do not list (PN_Q_CARRY:
+     * udp alone, or nothing afresh); then the cache is freed */
     struct pn_cache *c = pn_cache_new();
     size_t handed = 0;
     if (!c)
@@ -45,6 +47,13 @@ int main(int argc, char **argv)
         q.owner_source = PN_OWN_PROCFS;
         q.lport = q.rport = -1;
         q.uid = -1;
+        int32_t me = (int32_t)getpid();
+        if (i % 3) {
+            q.flags |= PN_Q_CARRY;
+            q.own_tables = i % 3 == 1 ? 1u << PN_UDP : 0;
+            q.recheck = &me;
+            q.nrecheck = 1;
+        }
         struct pn_result r;
         struct pn_delta d;
         if (pn_poll(&q, c, &r, &d) == 0)
