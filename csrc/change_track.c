@@ -169,6 +169,36 @@ static const struct { long nr; uint32_t class; } watched[] = {
 };
 #undef W
 
+/* A 32-bit process's syscalls (x86_64's ia32 entry: int 0x80, sysenter) go
+ * by the ia32 table's numbers, with their arguments in other registers: the
+ * programs record the ones that can change a socket or an fd table as "any
+ * socket, anywhere" (pn_syscalls[PN_COMPAT_BASE + n]). The numbers are the
+ * i386 ABI's (asm/unistd_32.h), fixed for good. */
+#define PN_COMPAT_BASE 512
+static const long compat_watched[] = {
+#if defined(__x86_64__) && !defined(__ILP32__)
+    6,      /* close */
+    41,     /* dup */
+    55,     /* fcntl */
+    63,     /* dup2 */
+    102,    /* socketcall: every socket call of an older libc */
+    221,    /* fcntl64 */
+    310,    /* unshare */
+    330,    /* dup3 */
+    337,    /* recvmmsg */
+    345,    /* sendmmsg */
+    346,    /* setns */
+    359, 360, 361, 362, 363, 364,   /* socket socketpair bind connect listen accept4 */
+    366,    /* setsockopt */
+    369, 370, 372, 373,             /* sendto sendmsg recvmsg shutdown */
+    417,    /* recvmmsg_time64 */
+    426,    /* io_uring_enter */
+    436,    /* close_range */
+    438,    /* pidfd_getfd */
+#endif
+    -1
+};
+
 /* The kernel's record (struct pn_change in change_track.bpf.h). */
 struct pn_krec {
     uint32_t kind, tgid, tid, other, netns;
@@ -312,14 +342,24 @@ int pn_track_open(struct pn_track **out, uint32_t ringbuf_bytes, const char *ski
 #endif
     for (size_t i = 0; i < sizeof watched / sizeof watched[0]; i++) {
         uint32_t key = (uint32_t)watched[i].nr, class = watched[i].class;
-        if (watched[i].nr < 0 || watched[i].nr >= 1024) {
-            snprintf(why, whylen, "syscall number %ld is past the filter's 1024", watched[i].nr);
+        if (watched[i].nr < 0 || watched[i].nr >= PN_COMPAT_BASE) {
+            snprintf(why, whylen, "syscall number %ld is past the filter's %d", watched[i].nr,
+                     PN_COMPAT_BASE);
             err = ERANGE;
             goto fail;
         }
         if (t->b.f.map_update(t->b.f.map_fd(sc), &key, &class, 0) < 0) {
             err = errno ? errno : EINVAL;
             snprintf(why, whylen, "cannot watch syscall %ld: %s", watched[i].nr, strerror(err));
+            goto fail;
+        }
+    }
+    for (size_t i = 0; compat_watched[i] >= 0; i++) {
+        uint32_t key = (uint32_t)(PN_COMPAT_BASE + compat_watched[i]), class = PN_SC_NEW;
+        if (t->b.f.map_update(t->b.f.map_fd(sc), &key, &class, 0) < 0) {
+            err = errno ? errno : EINVAL;
+            snprintf(why, whylen, "cannot watch 32-bit syscall %ld: %s", compat_watched[i],
+                     strerror(err));
             goto fail;
         }
     }

@@ -13,6 +13,7 @@ appear unseen: test_track_hostile_sockets.py.
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -455,3 +456,62 @@ def test_exit_of_a_thread_with_its_own_fd_table(tracking):
             t.join()
             p.close()
     no_stale_poll(scenario)
+
+
+# A 64-bit process making a syscall through the 32-bit entry (int $0x80): the
+# kernel runs it as a 32-bit process's (ia32 numbers, TS_COMPAT), as it runs
+# every syscall of a 32-bit program; here it makes a unix socket (ia32 359).
+_IA32_SOCKET = r"""
+#include <unistd.h>
+int main(void)
+{
+    char b;
+    long fd;
+    if (read(0, &b, 1) != 1)
+        return 2;
+    __asm__ volatile ("int $0x80" : "=a"(fd) : "a"(359L), "b"(1L), "c"(1L), "d"(0L)
+                      : "memory", "r8", "r9", "r10", "r11");
+    if (fd < 0)
+        return 3;
+    if (write(1, "k", 1) != 1)
+        return 4;
+    return read(0, &b, 1) < 0;          /* hold the socket until told */
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def ia32_socket(tmp_path_factory):
+    if platform.machine() != "x86_64":
+        pytest.skip("the 32-bit entry is x86_64's")
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    d = tmp_path_factory.mktemp("ia32")
+    (d / "s.c").write_text(_IA32_SOCKET)
+    subprocess.run([cc, "-O1", "-o", str(d / "s"), str(d / "s.c")], check=True)
+    return str(d / "s")
+
+
+@private_netns
+def test_a_32_bit_syscall_is_recorded(tracking, ia32_socket):
+    """ia32 numbers are not the build's: a 32-bit socket() (359; 64-bit 359 is
+    another call) must still make the next poll list (issue 18: 32-bit
+    processes were a known stale answer)."""
+    p = tracked_poller(("unix",))
+    proc = subprocess.Popen([ia32_socket], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        settle(p)
+        proc.stdin.write(b"x")
+        proc.stdin.flush()
+        if proc.stdout.read(1) != b"k":
+            proc.wait()
+            pytest.skip("no 32-bit syscalls here (rc %s)" % proc.returncode)
+        r, want = poll_and_fresh(p, ("unix",))
+        assert rows(r.snapshot) == want, "tracked=%s" % r.tracked
+        assert not r.tracked
+        assert any(proc.pid in c.pids for c in r.snapshot)
+    finally:
+        proc.kill()
+        proc.wait()
+        p.close()

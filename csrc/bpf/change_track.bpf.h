@@ -30,6 +30,7 @@
 #define PN_HASH_TYPE    1               /* BPF_MAP_TYPE_HASH */
 #define PN_RB_NO_WAKEUP 1               /* the reader polls; it never waits */
 #define PN_NSYSCALLS    1024
+#define PN_COMPAT_BASE  512             /* pn_syscalls[512 + n]: 32-bit syscall n (x86_64: ia32) */
 
 static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)1;
 static long (*bpf_map_update_elem)(void *map, const void *key, const void *value,
@@ -188,6 +189,8 @@ int pn_track_sys_enter(unsigned long long *ctx)
     if (quiet_thread(tid))
         return 0;
     const struct task_struct *t = current_task();
+    if (compat_syscall(t))
+        return 0;                        /* another table's number: sys_exit records it */
     long fd = first_arg((const void *)ctx[0]);
     const struct sock *sk = fd_sock(t, fd);
     if (!sk)
@@ -221,7 +224,9 @@ int pn_track_sys_exit(unsigned long long *ctx)
 {
     long nr = syscall_nr((const void *)ctx[0]);
     __u32 class = watched(nr);
-    if (!class)
+    /* a 32-bit process's syscall numbers are another table's (PN_COMPAT_BASE) */
+    __u32 compat_class = nr >= 0 && nr < PN_COMPAT_BASE ? watched(PN_COMPAT_BASE + nr) : 0;
+    if (!class && !compat_class)
         return 0;
     __u64 id = bpf_get_current_pid_tgid();
     __u32 tid = (__u32)id;
@@ -234,6 +239,17 @@ int pn_track_sys_exit(unsigned long long *ctx)
     c.tgid = (__u32)(id >> 32);
     c.tid = tid;
     c.other = (__u32)nr;
+    if (compat_syscall(t)) {
+        if (!compat_class)
+            return 0;
+        /* its arguments are elsewhere: a change of any socket, anywhere */
+        c.kind = PN_CHG_NEW;
+        c.netns = task_netns(t);
+        emit(&c);
+        return 0;
+    }
+    if (!class)
+        return 0;
     if (class & (PN_SC_CLOSE | PN_SC_SEND)) {
         struct pn_inflight *in = bpf_map_lookup_elem(&pn_inflight, &tid);
         if (!in)

@@ -34,6 +34,20 @@ PN_INLINE __u32 task_netns(const struct task_struct *t)
     return inum;
 }
 
+/* Is t in a 32-bit syscall on a 64-bit kernel (x86_64's TS_COMPAT)? Its
+ * number is then the ia32 table's, and its arguments are not where
+ * first_arg() looks. 0 where the architecture is not known to tell. */
+PN_INLINE int compat_syscall(const struct task_struct *t)
+{
+    if (__builtin_preserve_field_info(((struct pt_regs___x86 *)0)->r15, PN_FIELD_EXISTS) &&
+        __builtin_preserve_field_info(((struct thread_info___x86 *)0)->status, PN_FIELD_EXISTS)) {
+        __u32 v = 0;
+        bpf_probe_read_kernel(&v, sizeof v, &((const struct task_struct___x86 *)t)->thread_info.status);
+        return (v & 0x0002) != 0;       /* TS_COMPAT */
+    }
+    return 0;
+}
+
 /* The syscall's first argument as saved on entry; -1 where the architecture
  * is not known (the caller then records without looking at the socket). */
 PN_INLINE long first_arg(const void *regs)

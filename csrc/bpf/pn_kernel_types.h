@@ -90,6 +90,16 @@ struct pt_regs___s390 {
     unsigned int  int_code;
 } PN_CORE;
 
+/* x86_64: a task in a 32-bit syscall (int 0x80, sysenter from a 32-bit
+ * process) has TS_COMPAT in thread_info.status, its first member. */
+struct thread_info___x86 {
+    __u32 status;
+} PN_CORE;
+
+struct task_struct___x86 {
+    struct thread_info___x86 thread_info;
+} PN_CORE;
+
 /* For change_track.bpf.h: a socket's namespace and table. */
 struct ns_common {
     unsigned int inum;
