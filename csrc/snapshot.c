@@ -388,6 +388,44 @@ static int list_all(const struct carry *c, int rootfd, int netfd, struct pn_sink
     return 0;
 }
 
+/* PN_Q_CARRY: put carried rows where a whole listing has them -- by the
+ * namespaces' order, then by table (tcp before tcp6...), each (namespace,
+ * table) keeping its own order: a stable counting sort. -1 on ENOMEM. */
+static int order_rows(const struct pn_query *q, struct pn_sink *sink)
+{
+    size_t n = sink->socks.len, nns = q->netns ? q->nnetns : 0;
+    size_t nkeys = (nns + 1) * PN_NTABLES;
+    struct pn_sock *s = sink->socks.data;
+    uint32_t *key = malloc((n ? n : 1) * sizeof *key);
+    size_t *start = calloc(nkeys + 1, sizeof *start);
+    struct pn_sock *out = malloc((n ? n : 1) * sizeof *out);
+    if (!key || !start || !out) {
+        free(key);
+        free(start);
+        free(out);
+        return -1;
+    }
+    size_t ns = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (q->netns && (ns >= nns || q->netns[ns].inode != s[i].netns)) {
+            for (ns = 0; ns < nns && q->netns[ns].inode != s[i].netns; ns++)
+                ;                       /* rows come grouped: rarely searched */
+        }
+        key[i] = (uint32_t)((q->netns ? ns : 0) * PN_NTABLES + s[i].table % PN_NTABLES);
+        start[key[i] + 1]++;
+    }
+    for (size_t k = 0; k < nkeys; k++)
+        start[k + 1] += start[k];
+    for (size_t i = 0; i < n; i++)
+        out[start[key[i]]++] = s[i];
+    free(sink->socks.data);
+    sink->socks.data = out;
+    sink->socks.cap = n ? n : 1;
+    free(key);
+    free(start);
+    return 0;
+}
+
 /* PN_Q_CARRY: the last poll's rows of every (namespace, table) this poll
  * did not list afresh, appended as they were (owners are joined again). */
 static int carry_rows(const struct carry *c, const struct pn_prev *pv, const struct pn_result *out,
@@ -524,7 +562,7 @@ static int snapshot_run(const struct pn_query *q, struct pn_result *out, struct 
         goto out;
     if (list_all(&carry, rootfd, netfd, &sink, out) < 0)
         goto out;
-    if (pv && carry_rows(&carry, pv, out, &sink) < 0)
+    if (pv && (carry_rows(&carry, pv, out, &sink) < 0 || order_rows(q, &sink) < 0))
         goto out;
     free(sink.readbuf);
     sink.readbuf = NULL;

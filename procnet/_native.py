@@ -91,7 +91,9 @@ class Cache:
         self.ptr = ffi.gc(c, lib.pn_cache_free)
 
     def close(self) -> None:
-        ffi.release(self.ptr)     # frees it now rather than when collected
+        ptr, self.ptr = self.ptr, ffi.NULL    # a use after this is EINVAL, never a freed cache
+        if ptr != ffi.NULL:
+            ffi.release(ptr)      # frees it now rather than when collected
 
 
 # struct pn_change (csrc/procnet.h): kind tgid tid other netns family type protocol table pad

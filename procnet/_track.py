@@ -124,6 +124,10 @@ class TrackState:
         self._scope: Set[Tuple[int, int]] = set()       # (netns, table) records named
         self._full = True               # the next listing must be whole (not scope alone)
         self._recheck: Set[int] = set()  # every pid records named since the last listing
+        # processes that share an fd table with another process (clone(CLONE_FILES)
+        # of a non-holder): a change one makes is the other's too, unrecorded
+        self._sharers: Set[int] = set()
+        self._no_carry = False
         self.dirty: Optional[str] = "first poll"    # why the next poll must list, or None
         self.off: Optional[str] = None  # tracking given up for good, and why
 
@@ -142,9 +146,12 @@ class TrackState:
             self._recheck.add(other if kind != NEW else tgid)
             if kind != FORK_SHARE:
                 self._named.add(other if kind == FORK else tgid)
+            else:
+                self._sharers.update((tgid, other))
         if table != TABLE_NONE:                 # the record names its socket
-            if table not in self._tables or (self._netns is not None and netns and
-                                             netns not in self._netns):
+            # (its v6 sibling counts too: IPV6_ADDRFORM moves a socket out of it)
+            if (table not in self._tables and _SIBLING.get(table) not in self._tables) or (
+                    self._netns is not None and netns and netns not in self._netns):
                 return None
             # a unix socket's row shows its peer, which may live in another
             # namespace: a unix record lists unix in every namespace
@@ -194,11 +201,19 @@ class TrackState:
             self._mark("periodic resync")
         return self.dirty
 
+    def share(self, pids: Optional[Iterable[int]]) -> None:
+        """Processes found sharing an fd table with another (None: it cannot
+        be told, and no poll carries: every listing reads every process)."""
+        if pids is None:
+            self._no_carry = True
+        else:
+            self._sharers.update(pids)
+
     def carry(self, listed_netns: Iterable[int]) -> Optional[Carry]:
         """After check() said the poll must list: what to list, when the
         records allow less than everything (None: list everything).
         `listed_netns`: the namespaces this poll's plan lists."""
-        if self._full or self.dirty is None:
+        if self._full or self.dirty is None or self._no_carry:
             return None
         fresh: Dict[int, int] = {}
         any_netns = 0
@@ -211,7 +226,7 @@ class TrackState:
             elif netns in listed:
                 fresh[netns] = fresh.get(netns, 0) | 1 << table
             # (a namespace the plan no longer lists: nothing of it to carry)
-        return Carry(fresh, any_netns, tuple(sorted(self._recheck)))
+        return Carry(fresh, any_netns, tuple(sorted(self._recheck | self._sharers)))
 
     def listed(self, volatile: bool, holders: Iterable[int], started: float,
                netns: Optional[FrozenSet[int]], whole: bool = True) -> None:

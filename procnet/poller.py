@@ -19,6 +19,7 @@ from ._api import PathLike, _bulk_allocation, _finish, _root_errors
 from ._records import R_LPORT, R_TABLE, Connection, Snapshot, build
 from ._tables import TABLES, VSOCK
 from ._errors import ProcNetError
+from ._fdshare import fd_table_sharers
 from ._netns import NetnsArg
 from ._plan import OWN_PROCFS, Plan, PollerPlanner, plan, tracked_netns, tracking_query, tracking_refusal
 from ._request import Query, make_query
@@ -224,6 +225,8 @@ class Poller:
         p = plan(self._qt, self._impl, cached=True, polling=True)
         self._track = TrackState(tracker.read, self._q.tables,
                                  tracked_netns(self._qt, p), resync)
+        # clones that share an fd table, made before the programs were attached
+        self._track.share(fd_table_sharers(self._q.proc_root))
         self._tracking = "kernel"
 
     def _stop_tracking(self, why: str) -> None:
@@ -315,8 +318,10 @@ class Poller:
 
     def _reset(self) -> None:
         if self._cache is not None:
-            self._cache.close()
-            self._cache = self._impl.Cache()
+            # the new one first: an exception here (a signal handler's) leaves
+            # the old cache in place, never a freed one
+            old, self._cache = self._cache, self._impl.Cache()
+            old.close()
         self._all = []
         self._last = None
         if self._track is not None:

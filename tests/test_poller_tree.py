@@ -375,3 +375,28 @@ def test_zombie_leader_with_sleeping_threads_is_replayed(tree, impl):
     p, _ = pair(tree, impl)
     p.poll()
     assert p.poll().procs_cached == 2
+
+
+def test_an_exception_while_resetting_leaves_a_usable_cache(tree, impl, monkeypatch):
+    """A poll that fails starts afresh; an exception landing in that reset (a
+    signal handler's, Ctrl-C) must leave the poller a cache it can use, never
+    one already freed (a crash in the core, found by a hostile probe)."""
+    p, fresh = pair(tree, impl)
+    p.poll()
+    real_cache = p._impl.Cache
+
+    def cache_raises():
+        monkeypatch.setattr(p._impl, "Cache", real_cache)
+        raise KeyboardInterrupt("in the reset")
+
+    def poll_raises(*a, **k):
+        raise KeyboardInterrupt("in the poll")
+    real_poll = p._impl.poll
+    monkeypatch.setattr(p._impl, "Cache", cache_raises)
+    monkeypatch.setattr(p._impl, "poll", poll_raises)
+    with pytest.raises(KeyboardInterrupt):
+        p.poll()
+    monkeypatch.setattr(p._impl, "poll", real_poll)
+    for _ in range(3):
+        assert sorted(c.inode for c in p.poll().snapshot) == sorted(c.inode for c in fresh())
+    p.close()

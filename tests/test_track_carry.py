@@ -23,8 +23,17 @@ from track_helpers import lo_up_in_a_new_netns, private_netns, reap, rows, wait_
 KIND = ("tcp", "udp", "unix")
 
 
-def fresh_rows(kind, **kw):
-    return rows(procnet.connections(kind, backend="native", owner_source="procfs", **kw))
+def fresh_snapshot(kind, **kw):
+    return procnet.connections(kind, backend="native", owner_source="procfs", **kw)
+
+
+def runs(snap):
+    """The order of (namespace, table) blocks: a carried poll keeps a whole listing's."""
+    out = []
+    for c in snap:
+        if not out or out[-1] != (c.netns, c.proto):
+            out.append((c.netns, c.proto))
+    return out
 
 
 def carried_polls_equal_fresh(p, event, kind, tries=20, **kw):
@@ -36,10 +45,12 @@ def carried_polls_equal_fresh(p, event, kind, tries=20, **kw):
         wait_tracked(p)                 # the next change is the event's alone
         event()
         r = p.poll()
-        want = fresh_rows(kind, **kw)
+        snap = fresh_snapshot(kind, **kw)
+        want = rows(snap)
         got = rows(r.snapshot)
         assert got == want, "carried=%s only in poll %s, only in fresh %s" % (
             r.carried, sorted(got - want), sorted(want - got))
+        assert runs(r.snapshot) == runs(snap)
         if r.carried:
             assert not r.tracked and r.listed_because
             return r

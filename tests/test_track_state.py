@@ -319,3 +319,31 @@ def test_a_socket_changed_before_the_record_lists_its_table_twice(world):
     st.listed(False, [HOLDER], clock(), frozenset((NS,)), whole=False)
     assert st.check() == "a change recorded before it was made"
     assert st.carry([NS]).fresh == {NS: 1 << TCP | 1 << TCP6}
+
+
+def test_processes_sharing_an_fd_table_are_always_read_again(world):
+    """clone(CLONE_FILES) of a process that holds nothing does not stop
+    tracking, but a socket either makes is the other's too: both are read on
+    every poll that carries, whatever the records name."""
+    k, clock, st = world
+    k.add(T.FORK_SHARE, STRANGER, 0, 301, 0, T.TABLE_NONE)
+    assert st.check() is None and st.off is None
+    listed(st, clock)
+    k.add(T.SOCK, 301, 301, 0, NS, UDP)
+    st.check()
+    assert st.carry([NS]).recheck == (STRANGER, 301)
+    listed(st, clock)
+    k.add(T.SOCK, 500, 500, 0, NS, UDP)
+    st.check()
+    assert st.carry([NS]).recheck == (STRANGER, 301, 500)
+
+
+def test_a_socket_leaving_a_listed_v6_table_counts(world):
+    """IPV6_ADDRFORM moves a udp6/tcp6 socket to udp/tcp, and the record names
+    where it ends: a poller of the v6 table alone must list it again."""
+    k, clock, _ = world
+    st = T.TrackState(k.read, frozenset((UDP6,)), frozenset((NS,)), clock=clock)
+    listed(st, clock)
+    k.add(T.SOCK, STRANGER, 5, 0, NS, UDP)
+    assert st.check() is not None
+    assert st.carry([NS]).fresh == {NS: 1 << UDP | 1 << UDP6}
