@@ -515,3 +515,81 @@ def test_a_32_bit_syscall_is_recorded(tracking, ia32_socket):
         proc.kill()
         proc.wait()
         p.close()
+
+
+# P clones C with CLONE_FILES (no CLONE_THREAD): two processes, one fd table.
+# On a byte on stdin C binds a UDP socket (a record names C only); P spins.
+_SHARED_FILES = r"""
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+static char stack[1 << 16];
+static int child(void *arg)
+{
+    char c;
+    (void)arg;
+    if (read(0, &c, 1) != 1)
+        return 1;
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+    if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof a) < 0)
+        return 2;
+    printf("k\n");
+    fflush(stdout);
+    pause();
+    return 0;
+}
+int main(void)
+{
+    pid_t c = clone(child, stack + sizeof stack, CLONE_FILES | SIGCHLD, NULL);
+    printf("%d %d\n", (int)getpid(), (int)c);
+    fflush(stdout);
+    for (volatile unsigned long x = 0;; x++)
+        if ((x & 0xfffff) == 0)
+            usleep(1000);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def shared_files(tmp_path_factory):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    d = tmp_path_factory.mktemp("shared")
+    (d / "s.c").write_text(_SHARED_FILES)
+    subprocess.run([cc, "-O1", "-o", str(d / "s"), str(d / "s.c")], check=True)
+    return str(d / "s")
+
+
+@private_netns
+def test_processes_sharing_an_fd_table_from_before_tracking(tracking, shared_files):
+    """Cloned before the poller started (no record of it): a socket C makes is
+    P's too. A poll that reads only the processes records named would miss
+    P (found by a review); kcmp finds the pair when tracking starts."""
+    from procnet._fdshare import fd_table_sharers
+    proc = subprocess.Popen([shared_files], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    p, pid_c = None, None
+    try:
+        pid_p, pid_c = map(int, proc.stdout.readline().split())
+        assert {pid_p, pid_c} <= fd_table_sharers()
+        p = tracked_poller(("udp",))
+        settle(p)
+        proc.stdin.write(b"x")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == b"k\n"
+        r, want = poll_and_fresh(p, ("udp",))
+        assert rows(r.snapshot) == want, "carried=%s" % r.carried
+        assert any(set(c.pids) == {pid_p, pid_c} for c in r.snapshot)
+    finally:
+        if pid_c is not None:
+            os.kill(pid_c, signal.SIGKILL)      # P's child, not ours: init reaps it
+        proc.kill()
+        proc.wait()
+        if p is not None:
+            p.close()
