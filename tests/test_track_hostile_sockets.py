@@ -199,3 +199,27 @@ def test_unix_gc_of_an_in_flight_cycle(tracking):
         finally:
             p.close()
     no_stale_poll(scenario)
+
+
+@pytest.mark.parametrize("kind", [("udp",), ("udp", "unix")])
+@private_netns
+def test_a_socket_held_only_in_flight_goes_with_the_queue_holding_it(tracking, kind):
+    """A UDP socket sent over a unix socket (SCM_RIGHTS) and closed by its
+    sender lives only in the receiver's queue; closing the receiver frees it.
+    The close names a unix socket: a poll that listed unix alone (or nothing,
+    for a poller of udp alone) kept the dead UDP row (found by a review)."""
+    def scenario():
+        x, y = socket.socketpair()
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        u.bind(("127.0.0.1", 0))
+        y.sendmsg([b"x"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [u.fileno()]))])
+        u.close()
+        p = tracked_poller(kind)
+        try:
+            settle(p)
+            x.close()               # its queue held the only reference to the UDP socket
+            return poll_and_fresh(p, kind)
+        finally:
+            y.close()
+            p.close()
+    no_stale_poll(scenario)

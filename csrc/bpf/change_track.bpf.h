@@ -81,6 +81,7 @@ struct {
 
 /* Threads inside a close or send: what entry saw (the socket may be gone at
  * exit). Every other syscall is recorded from its exit alone. */
+#define PN_CLOSE_INFLIGHT 1   /* pn_inflight.mark of a close: a unix socket with fds in flight */
 struct pn_inflight {
     __u32 nr;
     __u32 class;
@@ -213,6 +214,9 @@ int pn_track_sys_enter(unsigned long long *ctx)
         in.family = c.family;
         in.type = c.type;
         in.protocol = c.protocol;
+        /* sockets in flight in its queue go with it, whatever their table */
+        if (fam == 1 && unix_close_frees_inflight(sk))
+            in.mark = PN_CLOSE_INFLIGHT;
     }
     if (bpf_map_update_elem(&pn_inflight, &tid, &in, 0) < 0)
         lost();
@@ -262,6 +266,9 @@ int pn_track_sys_exit(unsigned long long *ctx)
                 return 0;                /* nothing listed changed */
             read_sock(&c, sk, 1);
             c.kind = PN_CHG_SOCK;
+        } else if (seen.mark == PN_CLOSE_INFLIGHT) {
+            c.kind = PN_CHG_NEW;         /* any socket, anywhere, may have gone */
+            c.netns = seen.netns;
         } else {
             c.kind = PN_CHG_FDS;         /* the closed socket's owners changed */
             c.netns = seen.netns;

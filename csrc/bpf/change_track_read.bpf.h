@@ -34,6 +34,25 @@ PN_INLINE __u32 task_netns(const struct task_struct *t)
     return inum;
 }
 
+/* Can closing this unix socket free sockets held only in flight: fds in its
+ * queue, or a listener's unaccepted connections (with queues of their own)?
+ * Unknown (a kernel without scm_stat) counts as yes. */
+PN_INLINE int unix_close_frees_inflight(const struct sock *sk)
+{
+    unsigned char state = 0;
+    __u32 qlen = 0;
+    int nr = 0;
+    bpf_probe_read_kernel(&state, sizeof state, &sk->__sk_common.skc_state);
+    if (state == 10) {                  /* TCP_LISTEN */
+        bpf_probe_read_kernel(&qlen, sizeof qlen, &((const struct sock___queue *)sk)->sk_receive_queue.qlen);
+        return qlen != 0;
+    }
+    if (!__builtin_preserve_field_info(((struct unix_sock___scm *)0)->scm_stat, PN_FIELD_EXISTS))
+        return 1;
+    bpf_probe_read_kernel(&nr, sizeof nr, &((const struct unix_sock___scm *)sk)->scm_stat.nr_fds.counter);
+    return nr != 0;
+}
+
 /* Is t in a 32-bit syscall on a 64-bit kernel (x86_64's TS_COMPAT)? Its
  * number is then the ia32 table's, and its arguments are not where
  * first_arg() looks. 0 where the architecture is not known to tell. */

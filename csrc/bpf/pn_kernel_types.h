@@ -133,6 +133,25 @@ struct unix_sock {
     struct sock         *peer;           /* a datagram socket's, dropped when it dies */
 } PN_CORE;
 
+/* Closing a unix socket frees the fds in flight in its queue (SCM_RIGHTS),
+ * and its unaccepted connections' (queued on a listener): nr_fds counts the
+ * former (5.8+). Flavours: only these fields are relocated. */
+struct sk_buff_head {
+    __u32 qlen;
+} PN_CORE;
+
+struct sock___queue {
+    struct sk_buff_head sk_receive_queue;
+} PN_CORE;
+
+struct scm_stat {
+    atomic_t nr_fds;
+} PN_CORE;
+
+struct unix_sock___scm {
+    struct scm_stat scm_stat;
+} PN_CORE;
+
 struct netlink_sock {
     unsigned int portid;                 /* 0 until bound (autobind on send) */
 } PN_CORE;
