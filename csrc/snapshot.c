@@ -311,6 +311,10 @@ static int list_netns(const struct carry *c, int rootfd, const struct pn_netns *
     int nl = -1, nl_errno = 0, netfd = -1, source = ns->source, rc;
     size_t from = sink->socks.len;
     const struct pn_listed_ns *pc = carried_from(c, ns->inode);
+    /* carried only from a listing by the same source, and a text one only
+     * while a member's tables are there to read */
+    if (pc && (pc->st.source != ns->source || (ns->source == PN_SRC_PROCFS && !ns->net_dir)))
+        pc = NULL;
     uint32_t want = fresh_tables(q, ns->tables, pc, &o);
     st->inode = ns->inode;
     if (!want && pc) {
@@ -446,9 +450,12 @@ static int carry_rows(const struct carry *c, const struct pn_prev *pv, const str
                 int own = !q->netns;
                 if (!own && q->netns[i].inode != p->netns)
                     continue;
-                /* (not from a namespace this poll could not list) */
-                if (carried_from(c, own ? q->self_netns : p->netns) &&
-                    (own || (out->netns_status[i].source && !out->netns_status[i].error)))
+                /* (not from a namespace this poll could not list, or listed
+                 * whole: list_netns decides, and says so in its status) */
+                const struct pn_listed_ns *pc = carried_from(c, own ? q->self_netns : p->netns);
+                if (pc && (own || (out->netns_status[i].source == pc->st.source &&
+                                   !out->netns_status[i].error &&
+                                   (pc->st.source != PN_SRC_PROCFS || q->netns[i].net_dir))))
                     last_mask = q->tables & ~(own ? q->own_tables : q->netns[i].tables);
                 break;
             }
