@@ -11,7 +11,7 @@
 #include <errno.h>
 
 #define EMPTY UINT32_MAX
-#define REBASE_SLACK 1024
+#define REBASE_SLACK 1024      /* at least; and half the poll's sockets */
 
 /* Is the inode alone not a socket's identity? Inode 0 (TIME_WAIT, SYN_RECV)
  * is no socket's, and an SCTP one-to-many socket's endpoint and associations
@@ -220,7 +220,10 @@ int pn_cache_diff(struct pn_cache *c, struct pn_result *out, struct pn_delta *d)
     for (size_t i = 0; i < n; i++)
         changed += d->kind[i] != PN_CH_SAME;
     /* Records handed over since the last rebase all pin memory in Python. */
-    d->rebased = !pv->have || pv->handed_since_rebase + changed > n + REBASE_SLACK;
+    /* a slack of half the poll: a host replacing 2 % of its sockets per poll
+     * would otherwise be rebased every other poll */
+    size_t slack = n / 2 > REBASE_SLACK ? n / 2 : REBASE_SLACK;
+    d->rebased = !pv->have || pv->handed_since_rebase + changed > n + slack;
     for (size_t i = 0; i < n; i++) {
         if (d->rebased || d->kind[i] != PN_CH_SAME) {
             d->take[i] = (uint32_t)(np + nsel);

@@ -128,6 +128,8 @@ class TrackState:
         # of a non-holder): a change one makes is the other's too, unrecorded
         self._sharers: Set[int] = set()
         self._no_carry = False
+        self._found: Optional[FrozenSet[int]] = None    # netns None: the namespaces listed
+        self._own_ns = 0
         self.dirty: Optional[str] = "first poll"    # why the next poll must list, or None
         self.off: Optional[str] = None  # tracking given up for good, and why
 
@@ -167,6 +169,15 @@ class TrackState:
             if kind == SOCK_PRE:
                 self._pre_next = True
             return _WHY.get(kind, "a socket changed")
+        if self._found is not None and netns and kind in (FDS, FORK, EXIT):
+            # listing every namespace: one a process entered or made (unshare,
+            # setns, clone) that the last listing did not list is new (its kernel
+            # netlink sockets are rows no record names); the exit of a process in
+            # another namespace than the poller's may have been its last member's
+            if netns not in self._found:
+                return "a process is in a namespace the last listing did not list"
+            if kind == EXIT and netns != self._own_ns:
+                return "a process left a namespace (its last member?)"
         if kind == FORK_SHARE and tgid in self._holders:
             self.off = ("a process shares its fd table with another process "
                         "(clone(CLONE_FILES)): one can change the other's sockets unseen")
@@ -229,14 +240,18 @@ class TrackState:
         return Carry(fresh, any_netns, tuple(sorted(self._recheck | self._sharers)))
 
     def listed(self, volatile: bool, holders: Iterable[int], started: float,
-               netns: Optional[FrozenSet[int]], whole: bool = True) -> None:
+               netns: Optional[FrozenSet[int]], whole: bool = True,
+               found: Optional[FrozenSet[int]] = None, own: int = 0) -> None:
         """After a poll (begun at `started` on this clock) of namespaces
         `netns` (None: any) that listed everything (`whole`) or what carry()
         said: what it saw. `volatile`: whether its rows include any whose
         leaving nothing reports (pn_result.nvolatile). `holders`: the pids
-        the walk found holding a socket, and those it could not read."""
+        the walk found holding a socket, and those it could not read. With
+        `netns` None, `found`: the namespaces that poll listed, and `own` the
+        poller's (its namespaces come and go with processes: see _relevant)."""
         new = set(holders)
         self._netns = netns
+        self._found, self._own_ns = (found, own) if netns is None else (None, 0)
         pre, pre_scope = self._pre_next, self._pre_scope
         # records made while it listed: judged against the holders of both
         # listings and whoever records named meanwhile (one may have let go of

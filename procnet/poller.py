@@ -299,7 +299,8 @@ class Poller:
                 listed_because=why or "no earlier poll to answer from", carried=carry is not None)
             self._listed_ns = _thread_netns()
             t.listed(self._volatile > 0, self._holders + list(res.snapshot.denied_pids), started,
-                     tracked_netns(qt, p), whole=carry is None)
+                     tracked_netns(qt, p), whole=carry is None,
+                     found=frozenset(_listed_netns(p)), own=self._listed_ns)
         except OSError as e:
             if not isinstance(e, ProcNetError) and self._tracker is not None:
                 self._stop_tracking("the change records failed: %s" % e)

@@ -593,3 +593,37 @@ def test_processes_sharing_an_fd_table_from_before_tracking(tracking, shared_fil
         proc.wait()
         if p is not None:
             p.close()
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="no unshare(1)")
+def test_a_namespace_made_by_a_process_holding_no_socket(tracking):
+    """netns="all": `unshare -n sleep` makes a namespace with kernel netlink
+    sockets and no record naming any of them (found by a hostile probe); its
+    unshare (a process in a namespace the last listing did not list) must
+    make the next poll list, and its exit too."""
+    kind = ("netlink",)
+    p = tracked_poller(kind, netns="all")
+    proc = subprocess.Popen(["sh", "-c", "read x; exec unshare -n sleep 60"], stdin=subprocess.PIPE)
+    try:
+        settle(p)
+        mine = os.stat("/proc/self/ns/net").st_ino
+        proc.stdin.write(b"go\n")
+        proc.stdin.flush()
+        deadline = time.monotonic() + 10
+        while os.stat("/proc/%d/ns/net" % proc.pid).st_ino == mine:
+            assert time.monotonic() < deadline, "unshare -n did not run"
+            time.sleep(0.01)
+        new_ns = os.stat("/proc/%d/ns/net" % proc.pid).st_ino
+        r = p.poll()
+        want = rows(procnet.connections(kind, netns="all", backend="native", owner_source="procfs"))
+        assert rows(r.snapshot) == want and not r.tracked
+        assert any(c.netns == new_ns for c in r.snapshot)
+        settle(p)
+        proc.kill()
+        proc.wait()
+        r = p.poll()
+        assert not any(c.netns == new_ns for c in r.snapshot) and not r.tracked
+    finally:
+        proc.kill()
+        proc.wait()
+        p.close()

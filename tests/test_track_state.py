@@ -347,3 +347,28 @@ def test_a_socket_leaving_a_listed_v6_table_counts(world):
     k.add(T.SOCK, STRANGER, 5, 0, NS, UDP)
     assert st.check() is not None
     assert st.carry([NS]).fresh == {NS: 1 << UDP | 1 << UDP6}
+
+
+def test_listing_every_namespace_sees_namespaces_come_and_go(world):
+    """netns="all": a namespace made or entered by a process that holds no
+    socket has rows no record names (its kernel netlink sockets), and the exit
+    of a process in another namespace may have been its last member's."""
+    k, clock, _ = world
+    st = T.TrackState(k.read, frozenset((TCP, UDP)), None, clock=clock)
+    st.listed(False, [HOLDER], clock(), None, found=frozenset((NS, OTHER_NS)), own=NS)
+    assert st.check() is None
+    k.add(T.FDS, STRANGER, 5, 33, NS, T.TABLE_NONE)          # a dup2 where it was: nothing
+    k.add(T.EXIT, STRANGER, 5, 0, NS, T.TABLE_NONE)          # an exit in the poller's own
+    assert st.check() is None
+    NEW_NS = 4026539999
+    for rec in [(T.FDS, STRANGER, 5, 272, NEW_NS, T.TABLE_NONE),     # unshare, setns
+                (T.FORK, STRANGER, 0, 301, NEW_NS, T.TABLE_NONE),    # clone(CLONE_NEWNET)
+                (T.EXIT, STRANGER, 5, 0, OTHER_NS, T.TABLE_NONE)]:   # its last member?
+        st.listed(False, [HOLDER], clock(), None, found=frozenset((NS, OTHER_NS)), own=NS)
+        k.add(*rec)
+        assert st.check() is not None and st.carry([NS, OTHER_NS]) is None
+    # a poller of given namespaces has no such rule: its namespaces are named
+    st = T.TrackState(k.read, frozenset((TCP,)), frozenset((NS,)), clock=clock)
+    listed(st, clock)
+    k.add(T.FDS, STRANGER, 5, 272, NEW_NS, T.TABLE_NONE)
+    assert st.check() is None

@@ -336,6 +336,7 @@ int pn_track_fork(unsigned long long *ctx)
     c.kind = pf && pf == cf ? PN_CHG_FORK_SHARE : PN_CHG_FORK;
     c.tgid = (__u32)ptgid;
     c.other = (__u32)ctgid;
+    c.netns = task_netns(child);         /* a new one with clone(CLONE_NEWNET) */
     emit(&c);
     return 0;
 }

@@ -26,7 +26,7 @@ from .._records import (
 from .._tables import SCTP_TABLES, UNIX
 from .cache import Cache
 
-REBASE_SLACK = 1024
+REBASE_SLACK = 1024     # at least; and half the poll's sockets (poll_diff.c)
 CH_SAME, CH_OPENED, CH_OWNERS, CH_MODIFIED = 0, 1, 2, 3     # PN_CH_* in csrc/procnet.h
 
 
@@ -86,7 +86,7 @@ def diff(c: Cache, recs: List[tuple], ctx: _Context) -> Tuple[List[tuple], _Cont
     closed = [j for j in range(np) if not matched[j]]
     n = len(recs)
     changed = sum(1 for k in kinds if k != CH_SAME)
-    rebased = c.prev is None or c.handed_since_rebase + changed > n + REBASE_SLACK
+    rebased = c.prev is None or c.handed_since_rebase + changed > n + max(REBASE_SLACK, n // 2)
     take: List[int] = []
     sel: List[int] = []
     out_prev: List[int] = []
