@@ -5,7 +5,7 @@
  * in, whatever its creator does next, so a short-lived thread setns()es into
  * the namespace, creates the socket and exits; the caller dumps from it.
  * setns() needs CAP_SYS_ADMIN; without it the plan falls back to the text of
- * a member process's /proc/PID/net (snapshot.c).
+ * a member process's /proc/PID/net (listing.c).
  *
  * Accounting: after the join, a socket fd whose inode no listed table holds
  * is placed by its holder's namespace (/proc/PID/ns/net) and named through

@@ -242,7 +242,7 @@ struct pn_prev {
     size_t           handed_since_rebase;
 };
 struct pn_prev *pn_cache_prev(struct pn_cache *c);
-/* How one namespace's tables went (snapshot.c). */
+/* How one namespace's tables went (listing.c). */
 struct pn_ns_tables {
     uint32_t status[PN_NTABLES];
     int32_t  err[PN_NTABLES];
@@ -257,6 +257,23 @@ struct pn_listed_ns {
 };
 /* The last poll's namespaces (struct pn_listed_ns), replaced by each pn_poll. */
 struct pn_vec *pn_cache_listing(struct pn_cache *c);
+/* PN_Q_CARRY (listing.c, poll_carry.c): what a poll's listing carries from
+ * the last poll, and where it notes the namespaces it listed. */
+struct pn_carry {
+    const struct pn_query *q;
+    const struct pn_vec *prev_listing;  /* struct pn_listed_ns, or NULL: carry nothing */
+    struct pn_vec *listing;             /* this poll's, or NULL (a one-shot snapshot) */
+};
+const struct pn_listed_ns *pn_carried_from(const struct pn_carry *c, uint32_t inode);
+/* Every namespace asked for (or the caller's: netfd is <root>/net) into sink
+ * and out's statuses. -1 on ENOMEM. */
+int  pn_list_all(const struct pn_carry *c, int rootfd, int netfd, struct pn_sink *sink,
+                 struct pn_result *out);
+/* Append the last poll's rows of every (namespace, table) not listed afresh;
+ * then order every row as a whole listing does. -1 on ENOMEM. */
+int  pn_carry_rows(const struct pn_carry *c, const struct pn_prev *pv, const struct pn_result *out,
+                   struct pn_sink *sink);
+int  pn_order_rows(const struct pn_query *q, struct pn_sink *sink);
 /* Is pid in the sorted pn_query.recheck? */
 int  pn_recheck_has(const struct pn_query *q, int32_t pid);
 void pn_prev_free(struct pn_prev *p);

@@ -25,6 +25,7 @@ NATIVE_ONLY = {
     "json_render": "the CLI's --json rows in C; cli/jsonout.py is its twin, byte-identical by "
                    "tests/test_render_json.py",
     "render_out": "the two renderers' output buffer and shared field text",
+    "poll_carry": "a tracking Poller's carried polls (PN_Q_CARRY): change tracking is native-only",
 }
 PURE_ONLY = {"__init__": "the package's entry points"}
 

@@ -53,7 +53,7 @@ def parse_netns_link(target: bytes) -> int:
 
 
 def member_still_in(rootfd: int, net_dir: str, inode: int) -> bool:
-    """snapshot.c's member_still_in: is "PID/net"'s process still in `inode`?"""
+    """listing.c's member_still_in: is "PID/net"'s process still in `inode`?"""
     if not net_dir.endswith("/net") or not 4 <= len(net_dir) <= 40:
         return True
     try:
