@@ -50,12 +50,19 @@ def test_json_events_follow_a_connection(backend):
         opened = read_lines(p, lambda ls: len(ls) >= 2)
         assert sorted((e["event"], e["state"]) for e in opened) == [("open", "ESTABLISHED")] * 2
         assert {e["inode"] for e in opened} == {os.fstat(c.fileno()).st_ino, os.fstat(a.fileno()).st_ino}
-        # the accepted end goes to a child: its owner set changes, once
+        # the accepted end goes to a child: its owner set changes, once (the
+        # child says when it let go of the client end: under emulation it may
+        # run seconds late, and a poll meanwhile sees it hold that end too)
+        ready_r, ready_w = os.pipe()
         pid = os.fork()
         if pid == 0:
             os.close(c.fileno())
+            os.write(ready_w, b"k")
             time.sleep(30)
             os._exit(0)
+        os.close(ready_w)
+        assert os.read(ready_r, 1) == b"k"
+        os.close(ready_r)
         a_ino, srv_ino = os.fstat(a.fileno()).st_ino, os.fstat(srv.fileno()).st_ino
         a.close()
 
