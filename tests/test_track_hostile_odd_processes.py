@@ -44,17 +44,22 @@ int main(void)
 """
 
 
+def compiled(tmp_path_factory, name, source):
+    """A helper program built from `source`; the test is skipped without a compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    d = tmp_path_factory.mktemp(name)
+    (d / "s.c").write_text(source)
+    subprocess.run([cc, "-O1", "-o", str(d / "s"), str(d / "s.c")], check=True)
+    return str(d / "s")
+
+
 @pytest.fixture(scope="module")
 def ia32_socket(tmp_path_factory):
     if platform.machine() != "x86_64":
         pytest.skip("the 32-bit entry is x86_64's")
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler")
-    d = tmp_path_factory.mktemp("ia32")
-    (d / "s.c").write_text(_IA32_SOCKET)
-    subprocess.run([cc, "-O1", "-o", str(d / "s"), str(d / "s.c")], check=True)
-    return str(d / "s")
+    return compiled(tmp_path_factory, "ia32", _IA32_SOCKET)
 
 
 @private_netns
@@ -122,13 +127,7 @@ int main(void)
 
 @pytest.fixture(scope="module")
 def shared_files(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler")
-    d = tmp_path_factory.mktemp("shared")
-    (d / "s.c").write_text(_SHARED_FILES)
-    subprocess.run([cc, "-O1", "-o", str(d / "s"), str(d / "s.c")], check=True)
-    return str(d / "s")
+    return compiled(tmp_path_factory, "shared", _SHARED_FILES)
 
 
 @private_netns
