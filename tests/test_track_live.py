@@ -141,6 +141,10 @@ def test_tracked_polls_equal_fresh_snapshots_through_churn(tracking, actors, tmp
     a.do("exit")
     for x in (a, c):
         x.proc.wait(timeout=10)
+    # b is a's child, not ours: its control socket closing says its fds are gone
+    # (else a fresh snapshot may still see them, and the poll after it not)
+    b.ctrl.settimeout(10)
+    assert b.ctrl.recv(4096) == b""
     step()
     p.close()
     assert p.tracking.startswith("off")
