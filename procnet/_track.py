@@ -42,36 +42,15 @@ What it cannot see, and how it stays exact anyway:
   resync bounds it (docs/change_tracking.md).
 """
 import time
-from operator import itemgetter
 from typing import Callable, Dict, FrozenSet, Iterable, List, NamedTuple, Optional, Set, Tuple
 
 from . import _tables as T
-from ._records import R_STATE, R_TABLE, Connection
 
 # PN_CHG_* (csrc/procnet.h)
 NEW, FDS, EXIT, FORK, FORK_SHARE, COMM, SOCK, SOCK_PRE = 1, 2, 3, 4, 5, 6, 7, 8
 TABLE_NONE = 255
-# rows that can leave the listing with nothing reported: TCP's (and MPTCP's)
-# SYN_RECV, FIN_WAIT2, TIME_WAIT, NEW_SYN_RECV; any row of an SCTP table
-# (associations come and go with the network)
-VOLATILE_STATES = frozenset(T.TCP_STATES.index(n) for n in
-                            ("SYN_RECV", "FIN_WAIT2", "TIME_WAIT", "NEW_SYN_RECV"))
-_STATEFUL = T.TCP_TABLES | T.MPTCP_TABLES
-
-
-def has_volatile_rows(conns: Iterable[Connection]) -> bool:
-    """Does a listing hold rows whose leaving nothing reports? The rule the
-    core counts by (pn_result.nvolatile, volatile_row in csrc/snapshot.c);
-    tests hold the two equal."""
-    for table, state in zip(map(itemgetter(R_TABLE), conns), map(itemgetter(R_STATE), conns)):
-        if table in _STATEFUL:
-            if state in VOLATILE_STATES:
-                return True
-        elif table in T.SCTP_TABLES:
-            return True
-    return False
-
-
+# (rows that leave unreported -- TIME_WAIT, SYN_RECV...: the core counts them,
+# pn_result.nvolatile, volatile_row in csrc/snapshot.c)
 DEFAULT_RESYNC = 10.0
 # setsockopt(IPV6_ADDRFORM) moves a TCP or UDP socket from the v6 table to the
 # v4 one, and its record names the table it ends in: both are listed
@@ -281,4 +260,4 @@ class TrackState:
         self._full = True
 
 
-__all__ = ["TrackState", "Carry", "DEFAULT_RESYNC", "VOLATILE_STATES", "Record", "has_volatile_rows"]
+__all__ = ["TrackState", "Carry", "DEFAULT_RESYNC", "Record"]

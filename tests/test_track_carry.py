@@ -6,7 +6,7 @@ rows from its last poll (PN_Q_CARRY), and reads the fds of only the processes
 records named. Such a poll (``Poll.carried``) must still equal a fresh
 snapshot, in its own namespace and across namespaces (netns="all"), and the
 core's count of rows whose leaving nothing reports must follow the rule
-_track.has_volatile_rows states.
+track_helpers.has_volatile_rows states.
 """
 import os
 import socket
@@ -15,10 +15,10 @@ import time
 import pytest
 
 import procnet
-from procnet import _track as T
 from procnet._records import R_STATE, R_TABLE
 
-from track_helpers import lo_up_in_a_new_netns, private_netns, reap, rows, wait_tracked
+from track_helpers import (has_volatile_rows, lo_up_in_a_new_netns, private_netns, reap, rows,
+                           wait_tracked)
 
 KIND = ("tcp", "udp", "unix")
 
@@ -175,10 +175,10 @@ def test_the_cores_volatile_count_follows_the_rule(tracking):
                 break
             time.sleep(0.01)
         raw = [tuple(x) for x in snap]
-        want = sum(1 for x in raw if T.has_volatile_rows([x]))
+        want = sum(1 for x in raw if has_volatile_rows([x]))
         assert want >= 1
         assert p._volatile == want
-        assert T.has_volatile_rows(raw)
+        assert has_volatile_rows(raw)
         assert all(x[R_TABLE] is not None and x[R_STATE] is not None for x in raw)
     finally:
         p.close()

@@ -13,6 +13,8 @@ from procnet import _track as T
 from procnet._records import R_STATE, R_TABLE
 from procnet._tables import TABLE_INDEX, TCP_STATES
 
+from track_helpers import has_volatile_rows
+
 TCP, UDP, UNIX = 0, 2, 10
 HOLDER, STRANGER, NS, OTHER_NS = 100, 200, 4026531840, 4026532000
 def Conn(state, table=TCP):
@@ -55,7 +57,7 @@ def world():
 
 
 def listed(st, clock, conns=(Conn("LISTEN"),), holders=(HOLDER,), netns=frozenset((NS,))):
-    st.listed(T.has_volatile_rows(conns), list(holders), clock(), netns)
+    st.listed(has_volatile_rows(conns), list(holders), clock(), netns)
 
 
 @pytest.mark.parametrize("rec, dirty", [
@@ -173,10 +175,10 @@ def test_the_namespaces_are_the_last_listings(world):
 
 
 def test_only_those_rows_are_volatile():
-    assert not T.has_volatile_rows([Conn(s) for s in TCP_STATES if s not in
-                                    ("SYN_RECV", "FIN_WAIT2", "TIME_WAIT", "NEW_SYN_RECV")])
-    assert T.has_volatile_rows([Conn("LISTEN"), Conn("TIME_WAIT", TABLE_INDEX["mptcp6"])])
-    assert not T.has_volatile_rows([Conn("TIME_WAIT", TABLE_INDEX["udp"])])   # not a TCP code there
+    assert not has_volatile_rows([Conn(s) for s in TCP_STATES if s not in
+                                  ("SYN_RECV", "FIN_WAIT2", "TIME_WAIT", "NEW_SYN_RECV")])
+    assert has_volatile_rows([Conn("LISTEN"), Conn("TIME_WAIT", TABLE_INDEX["mptcp6"])])
+    assert not has_volatile_rows([Conn("TIME_WAIT", TABLE_INDEX["udp"])])   # not a TCP code there
 
 
 def test_sctp_rows_keep_polls_listing(world):
