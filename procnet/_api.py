@@ -51,7 +51,10 @@ def connections(kind: Union[str, Iterable[str]] = "inet", *, owners: bool = True
             always before owners are joined.
         pid: keep only sockets held by this pid (or any of several); only
             those processes' fds are walked.
-        threads: owner-walk threads (0/None: one per CPU, at most 4).
+        threads: owner-walk threads (0/None: one per CPU, at most 4). With
+            more than one, the caller's namespace's big tables (TCP, unix)
+            are also dumped on two threads; 1 does everything on the
+            caller's thread.
         source: where the socket tables come from: ``"auto"`` (default, or
             $PROCNET_SOURCE) uses netlink sock_diag for each table where it
             works and that table's /proc/net text otherwise (and always for a
