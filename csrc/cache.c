@@ -3,7 +3,8 @@
  *
  * Owners. A process can change its fd table only by running (a syscall of
  * one of its threads: io_uring workers are its threads too). So per process,
- * keyed by pid and start time, the cache keeps the socket fds the last walk
+ * keyed by pid, start time and the inode of its <root>/PID directory (a
+ * reused pid's is another), the cache keeps the socket fds the last walk
  * found and each thread's run counters (/proc/PID/task/TID/schedstat: ns on
  * CPU and times scheduled in). When a poll finds the same threads with the
  * same counters, the process has not run since: its cached fds are exact and
@@ -37,6 +38,7 @@ struct pn_cproc {
     int32_t  pid;
     uint32_t flags;       /* PN_SF_NO_NAME */
     uint64_t start;
+    uint64_t dir[2];      /* its directory's (dev, inode) when last read */
     uint32_t ntasks;
     uint32_t nfds;
     uint32_t name_len;
@@ -137,11 +139,25 @@ const struct pn_cproc *pn_cache_find(const struct pn_cache *c, int32_t pid)
 }
 
 int pn_cache_same(const struct pn_cproc *cp, const struct pn_owners *o, uint64_t start,
-                  uint32_t task_first, uint32_t ntasks)
+                  const uint64_t dir[2], uint32_t task_first, uint32_t ntasks)
 {
-    return cp->start == start && start != 0 && cp->ntasks == ntasks && ntasks != 0 &&
+    /* a directory known both times must be the same one: a reused pid's is not */
+    int dir_ok = !cp->dir[1] || !dir[1] || (cp->dir[0] == dir[0] && cp->dir[1] == dir[1]);
+    return dir_ok && cp->start == start && start != 0 && cp->ntasks == ntasks && ntasks != 0 &&
            memcmp(cp->tasks, (const struct pn_task *)o->tasks.data + task_first,
                   ntasks * sizeof(struct pn_task)) == 0;
+}
+
+int pn_cache_single(const struct pn_cproc *cp, struct pn_task *leader, uint64_t *start,
+                    uint64_t dir[2])
+{
+    if (!cp || cp->ntasks != 1 || cp->tasks[0].tid != cp->pid || !cp->dir[1])
+        return 0;
+    *leader = cp->tasks[0];
+    *start = cp->start;
+    dir[0] = cp->dir[0];
+    dir[1] = cp->dir[1];
+    return 1;
 }
 
 int pn_cache_replay(const struct pn_cproc *cp, struct pn_owners *o, uint32_t *proc_idx)
@@ -184,6 +200,8 @@ static int make_cproc(const struct pn_owners *o, const struct pn_seen *sn, struc
     memset(cp, 0, sizeof *cp);
     cp->pid = sn->pid;
     cp->start = sn->start;
+    cp->dir[0] = sn->dir[0];
+    cp->dir[1] = sn->dir[1];
     cp->ntasks = sn->ntasks;
     cp->nfds = sn->ent_count;
     size_t bytes = sn->ntasks * sizeof(struct pn_task) + sn->ent_count * sizeof(struct pn_cfd);

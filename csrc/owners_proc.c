@@ -143,7 +143,7 @@ static int add_denied(struct pn_owners *part, int32_t pid)
  * at the next poll as a changed identity. */
 static int try_cache(struct pn_walk *w, struct pn_owners *part, int32_t pid, size_t *seen_idx)
 {
-    uint64_t start;
+    uint64_t start, dir[2] = {0, 0};
     uint32_t ntasks, task_first = (uint32_t)part->tasks.len;
     const struct pn_cproc *cp = pn_cache_find(w->cache, pid);
     /* PN_Q_CARRY: the kernel recorded no change to the fds of a process
@@ -152,7 +152,7 @@ static int try_cache(struct pn_walk *w, struct pn_owners *part, int32_t pid, siz
     if (trusted) {
         start = 0;
         ntasks = 0;
-    } else if (pn_proc_ident(w->rootfd, pid, part, &start, &ntasks) < 0) {
+    } else if (pn_proc_ident(w->rootfd, pid, cp, part, &start, &ntasks, dir) < 0) {
         return -1;
     }
     struct pn_seen *sn = pn_vec_reserve(&part->seen, sizeof *sn, 1);
@@ -162,12 +162,14 @@ static int try_cache(struct pn_walk *w, struct pn_owners *part, int32_t pid, siz
     sn->pid = pid;
     sn->status = PN_SEEN_WALKED;
     sn->start = start;
+    sn->dir[0] = dir[0];
+    sn->dir[1] = dir[1];
     sn->task_first = task_first;
     sn->ntasks = ntasks;
     sn->ent_first = (uint32_t)part->entries.len;
     sn->proc = UINT32_MAX;
     *seen_idx = part->seen.len++;
-    if (!trusted && (!cp || !ntasks || !pn_cache_same(cp, part, start, task_first, ntasks)))
+    if (!trusted && (!cp || !ntasks || !pn_cache_same(cp, part, start, dir, task_first, ntasks)))
         return 0;
     uint32_t proc_idx;
     if (pn_cache_replay(cp, part, &proc_idx) < 0)

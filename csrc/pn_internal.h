@@ -190,6 +190,7 @@ struct pn_seen {
     uint32_t ent_count;
     uint32_t proc;         /* into pn_owners.procs, or UINT32_MAX (no socket) */
     uint32_t reserved;
+    uint64_t dir[2];       /* its <root>/PID directory's (dev, inode); 0 = unknown */
 };
 struct pn_owners {
     struct pn_vec entries;  /* struct pn_fd_entry */
@@ -217,13 +218,18 @@ int  pn_owners_index(struct pn_owners *o);
 /* Owner cache (cache.c), read by the walk's threads, updated after it. */
 struct pn_cproc;
 const struct pn_cproc *pn_cache_find(const struct pn_cache *c, int32_t pid);
-/* Read PID's start time and its threads' run counters into o->tasks:
- * 1 (*ntasks 0 when they cannot be trusted: walk it), -1 ENOMEM. */
-int  pn_proc_ident(int rootfd, int32_t pid, struct pn_owners *o, uint64_t *start,
-                   uint32_t *ntasks);
+/* Read PID's start time and its threads' run counters into o->tasks, and
+ * its directory's identity (dir): 1 (*ntasks 0 when they cannot be trusted:
+ * walk it), -1 ENOMEM. cp: the cache's entry for PID, or NULL. */
+int  pn_proc_ident(int rootfd, int32_t pid, const struct pn_cproc *cp, struct pn_owners *o,
+                   uint64_t *start, uint32_t *ntasks, uint64_t dir[2]);
+/* Is cp a single-threaded process with a known directory? Then its one
+ * thread's counters, start time and directory (for proc_ident.c). */
+int  pn_cache_single(const struct pn_cproc *cp, struct pn_task *leader, uint64_t *start,
+                     uint64_t dir[2]);
 /* Does the cached process have exactly this identity (and did it not run)? */
 int  pn_cache_same(const struct pn_cproc *cp, const struct pn_owners *o, uint64_t start,
-                   uint32_t task_first, uint32_t ntasks);
+                   const uint64_t dir[2], uint32_t task_first, uint32_t ntasks);
 /* Append the cached process's socket fds (and its name) to o as if walked. */
 int  pn_cache_replay(const struct pn_cproc *cp, struct pn_owners *o, uint32_t *proc_idx);
 /* After a walk: remember what it saw (a pid filter keeps the others). */

@@ -8,12 +8,23 @@
  * runtime is brought up to date only at a tick or a switch), so a process
  * with one is never trusted. Anything unreadable or odd: not trusted either
  * (the process is then walked, which is always exact).
+ *
+ * The short check: a process the cache knows as single-threaded, whose one
+ * thread's counters have not moved and whose <root>/PID directory is the
+ * same inode, is that process, unchanged -- its stat is not read (it is the
+ * costly read: the kernel computes every field of it). The counters say its
+ * thread was not switched in since it was last found asleep (so it is not
+ * running now, made no thread and changed no fd); the directory says the pid
+ * was not reused: procfs gives a new process's directory a new inode (the
+ * old dentry no longer revalidates once its process is gone). The directory
+ * is looked at after the counters, so a pid reused in between shows there.
  */
 #include "pn_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* "<runtime> <run_delay> <pcount>\n" -> task; 0 when absent, odd or all zero
@@ -147,19 +158,46 @@ static int read_tasks(int rootfd, int32_t pid, struct pn_owners *o)
     return rc;
 }
 
-int pn_proc_ident(int rootfd, int32_t pid, struct pn_owners *o, uint64_t *start,
-                  uint32_t *ntasks)
+/* <root>/PID's (dev, inode), or zeros. */
+static void read_dir(int rootfd, int32_t pid, uint64_t dir[2])
+{
+    char path[16];
+    struct stat st;
+    snprintf(path, sizeof path, "%d", (int)pid);
+    dir[0] = dir[1] = 0;
+    if (fstatat(rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+        dir[0] = (uint64_t)st.st_dev;
+        dir[1] = (uint64_t)st.st_ino;
+    }
+}
+
+int pn_proc_ident(int rootfd, int32_t pid, const struct pn_cproc *cp, struct pn_owners *o,
+                  uint64_t *start, uint32_t *ntasks, uint64_t dir[2])
 {
     char path[32], state = 0;
-    uint64_t threads = 0, threads2 = 0, start2 = 0;
+    uint64_t threads = 0, threads2 = 0, start2 = 0, was_start, was_dir[2];
     size_t first = o->tasks.len;
-    struct pn_task leader;
+    struct pn_task leader, was;
     *start = 0;
     *ntasks = 0;
     /* the leader's counters before its state (see read_thread) */
     snprintf(path, sizeof path, "%d/schedstat", (int)pid);
     int have_leader = read_schedstat(rootfd, path, &leader);
     leader.tid = pid;
+    read_dir(rootfd, pid, dir);
+    if (have_leader && dir[1] && pn_cache_single(cp, &was, &was_start, was_dir) &&
+        was.runtime == leader.runtime && was.pcount == leader.pcount &&
+        was_dir[0] == dir[0] && was_dir[1] == dir[1]) {
+        /* the short check (see the top) */
+        struct pn_task *t = pn_vec_reserve(&o->tasks, sizeof *t, 1);
+        if (!t)
+            return -1;
+        *t = leader;
+        o->tasks.len++;
+        *start = was_start;
+        *ntasks = 1;
+        return 1;
+    }
     snprintf(path, sizeof path, "%d/stat", (int)pid);
     if (!read_stat(rootfd, path, &state, &threads, start) || *start == 0) {
         *start = 0;

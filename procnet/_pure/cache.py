@@ -9,16 +9,17 @@ import os
 from typing import Dict, List, Optional, Tuple
 
 from .._records import Owner
-from .proc_ident import Tasks
+from .proc_ident import Dir, Tasks
 
 
 class CachedProc:
-    __slots__ = ("start", "tasks", "owners")
+    __slots__ = ("start", "tasks", "owners", "dir")
 
-    def __init__(self, start: int, tasks: Tasks, owners: List[Tuple[int, Owner]]) -> None:
+    def __init__(self, start: int, tasks: Tasks, owners: List[Tuple[int, Owner]], dir: Dir) -> None:
         self.start = start
         self.tasks = tasks
         self.owners = owners      # (inode, Owner) in walk order
+        self.dir = dir            # <root>/PID's (dev, inode) when last read
 
 
 class Cache:

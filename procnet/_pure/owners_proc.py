@@ -100,8 +100,10 @@ def walk(rootfd: int, pids: Optional[Sequence[int]], cache: "Optional[_cache.Cac
         if cache is not None:
             # identity first: a change during the walk shows at the next poll
             cp = cache.procs.get(pid)
-            start, tasks = proc_ident(rootfd, pid)
-            if cp is not None and tasks and start and cp.start == start and cp.tasks == tasks:
+            start, tasks, d = proc_ident(rootfd, pid, cp and (cp.start, cp.tasks, cp.dir))
+            # (a directory known both times must be the same one: pn_cache_same)
+            if cp is not None and tasks and start and cp.start == start and cp.tasks == tasks and \
+                    (not cp.dir[1] or not d[1] or cp.dir == d):
                 for inode, owner in cp.owners:
                     _add(by_inode, inode, owner)
                 seen[pid] = cp
@@ -127,7 +129,7 @@ def walk(rootfd: int, pids: Optional[Sequence[int]], cache: "Optional[_cache.Cac
                     o.denied.append(pid)
                 continue
             if found is not None and tasks and start:
-                seen[pid] = _cache.CachedProc(start, tasks, found)
+                seen[pid] = _cache.CachedProc(start, tasks, found, d)
             for ent in entries:
                 # (this loop runs once per fd on the host: cheap tests first)
                 if not (ent.isdigit() and ent.isascii()) or (ent[0] == "0" and len(ent) > 1):
