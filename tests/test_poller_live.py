@@ -172,3 +172,57 @@ def test_poll_equals_fresh_snapshot_through_churn(actors, both, tmp_path):
     step()
     for p in pollers:
         p.close()
+
+
+REUSE = r"""
+import os, signal, socket, sys, time
+import procnet
+
+def holder():
+    # a sleeping single-threaded process holding a listener; its inode back
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        os.write(w, b"%d" % os.fstat(s.fileno()).st_ino)
+        while True:
+            signal.pause()
+    ino = int(os.read(r, 64))
+    os.close(r)
+    os.close(w)
+    return pid, ino
+
+def owners(poll):
+    return {c.inode: [o.pid for o in c.owners] for c in poll.snapshot}
+
+p = procnet.Poller("tcp", backend=sys.argv[1])
+a, a_ino = holder()
+time.sleep(0.3)
+p.poll()
+assert p.poll().procs_cached >= 1 and owners(p.poll())[a_ino] == [a]
+os.kill(a, signal.SIGKILL)
+os.waitpid(a, 0)
+with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+    f.write(str(a - 1))
+b, b_ino = holder()
+assert b == a, (a, b)
+time.sleep(0.3)
+got = owners(p.poll())
+assert got.get(b_ino) == [b] and a_ino not in got, got
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("backend", ["native", "pure"])
+def test_a_reused_pid_is_walked(backend):
+    """A real pid reuse: in a pid namespace of its own (ns_last_pid), a
+    sleeping holder is killed and another takes its pid; the poll after
+    names the new one's socket and not the old one's."""
+    import shutil
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare(1)")
+    out = subprocess.run(["unshare", "-pf", "--mount-proc", sys.executable, "-c", REUSE, backend],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
