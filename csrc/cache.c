@@ -39,6 +39,7 @@ struct pn_cproc {
     uint32_t flags;       /* PN_SF_NO_NAME */
     uint64_t start;
     uint64_t dir[2];      /* its directory's (dev, inode) when last read */
+    uint32_t settled;     /* found asleep with the same counters by two whole reads */
     uint32_t ntasks;
     uint32_t nfds;
     uint32_t name_len;
@@ -53,6 +54,7 @@ struct pn_cache {
     uint32_t *slots;
     size_t nslots;
     uint64_t root_dev, root_ino;
+    int procfs;                 /* the root is a procfs (fstatfs) */
     uid_t euid;                 /* whose rights the cached walks had */
     struct pn_prev prev;        /* the last poll, whole (poll_diff.c) */
     struct pn_vec listing;      /* its namespaces (struct pn_listed_ns) */
@@ -104,8 +106,14 @@ void pn_cache_free(struct pn_cache *c)
     free(c);
 }
 
-void pn_cache_bind(struct pn_cache *c, uint64_t dev, uint64_t ino)
+int pn_cache_procfs(const struct pn_cache *c)
 {
+    return c && c->procfs;
+}
+
+void pn_cache_bind(struct pn_cache *c, uint64_t dev, uint64_t ino, int procfs)
+{
+    c->procfs = procfs;
     /* another root, or other rights to read it: nothing cached still holds */
     uid_t euid = geteuid();
     if (c->root_dev == dev && c->root_ino == ino && c->euid == euid)
@@ -151,7 +159,7 @@ int pn_cache_same(const struct pn_cproc *cp, const struct pn_owners *o, uint64_t
 int pn_cache_single(const struct pn_cproc *cp, struct pn_task *leader, uint64_t *start,
                     uint64_t dir[2])
 {
-    if (!cp || cp->ntasks != 1 || cp->tasks[0].tid != cp->pid || !cp->dir[1])
+    if (!cp || !cp->settled || cp->ntasks != 1 || cp->tasks[0].tid != cp->pid || !cp->dir[1])
         return 0;
     *leader = cp->tasks[0];
     *start = cp->start;
@@ -263,7 +271,10 @@ int pn_cache_update(struct pn_cache *c, const struct pn_owners *o, int filtered)
         const struct pn_seen *sn = &seen[i];
         struct pn_cproc *old = (struct pn_cproc *)pn_cache_find(c, sn->pid);
         if (sn->status == PN_SEEN_REUSED && old && old->tasks) {
-            procs[n++] = *old;
+            procs[n] = *old;
+            if (sn->full_check)
+                procs[n].settled = 1;      /* same counters, asleep, twice */
+            n++;
             old->tasks = NULL;
             old->pid = -1;              /* visited: not carried over below */
             continue;

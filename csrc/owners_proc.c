@@ -145,6 +145,7 @@ static int try_cache(struct pn_walk *w, struct pn_owners *part, int32_t pid, siz
 {
     uint64_t start, dir[2] = {0, 0};
     uint32_t ntasks, task_first = (uint32_t)part->tasks.len;
+    int short_check = 0;
     const struct pn_cproc *cp = pn_cache_find(w->cache, pid);
     /* PN_Q_CARRY: the kernel recorded no change to the fds of a process
      * outside `recheck`: its cached fds stand without reading its identity */
@@ -152,7 +153,8 @@ static int try_cache(struct pn_walk *w, struct pn_owners *part, int32_t pid, siz
     if (trusted) {
         start = 0;
         ntasks = 0;
-    } else if (pn_proc_ident(w->rootfd, pid, cp, part, &start, &ntasks, dir) < 0) {
+    } else if (pn_proc_ident(w->rootfd, pid, pn_cache_procfs(w->cache) ? cp : NULL, part, &start,
+                             &ntasks, dir, &short_check) < 0) {
         return -1;
     }
     struct pn_seen *sn = pn_vec_reserve(&part->seen, sizeof *sn, 1);
@@ -176,6 +178,7 @@ static int try_cache(struct pn_walk *w, struct pn_owners *part, int32_t pid, siz
         return -1;
     sn = (struct pn_seen *)part->seen.data + *seen_idx;
     sn->status = PN_SEEN_REUSED;
+    sn->full_check = !trusted && !short_check;
     sn->ent_count = (uint32_t)part->entries.len - sn->ent_first;
     sn->proc = proc_idx;
     part->nreused++;

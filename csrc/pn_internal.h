@@ -189,7 +189,7 @@ struct pn_seen {
     uint32_t ent_first;    /* its entries in pn_owners.entries (contiguous) */
     uint32_t ent_count;
     uint32_t proc;         /* into pn_owners.procs, or UINT32_MAX (no socket) */
-    uint32_t reserved;
+    uint32_t full_check;   /* 1: its whole identity was read and found unchanged */
     uint64_t dir[2];       /* its <root>/PID directory's (dev, inode); 0 = unknown */
 };
 struct pn_owners {
@@ -220,13 +220,16 @@ struct pn_cproc;
 const struct pn_cproc *pn_cache_find(const struct pn_cache *c, int32_t pid);
 /* Read PID's start time and its threads' run counters into o->tasks, and
  * its directory's identity (dir): 1 (*ntasks 0 when they cannot be trusted:
- * walk it), -1 ENOMEM. cp: the cache's entry for PID, or NULL. */
+ * walk it), -1 ENOMEM. cp: the cache's entry for PID where the short check
+ * may serve (procfs), else NULL; *short_check: 1 when it did. */
 int  pn_proc_ident(int rootfd, int32_t pid, const struct pn_cproc *cp, struct pn_owners *o,
-                   uint64_t *start, uint32_t *ntasks, uint64_t dir[2]);
-/* Is cp a single-threaded process with a known directory? Then its one
- * thread's counters, start time and directory (for proc_ident.c). */
+                   uint64_t *start, uint32_t *ntasks, uint64_t dir[2], int *short_check);
+/* Is cp a settled single-threaded process with a known directory? Then its
+ * one thread's counters, start time and directory (for proc_ident.c). */
 int  pn_cache_single(const struct pn_cproc *cp, struct pn_task *leader, uint64_t *start,
                      uint64_t dir[2]);
+/* Is the cache's root a procfs (the short check holds only there)? */
+int  pn_cache_procfs(const struct pn_cache *c);
 /* Does the cached process have exactly this identity (and did it not run)? */
 int  pn_cache_same(const struct pn_cproc *cp, const struct pn_owners *o, uint64_t start,
                    const uint64_t dir[2], uint32_t task_first, uint32_t ntasks);
@@ -235,7 +238,7 @@ int  pn_cache_replay(const struct pn_cproc *cp, struct pn_owners *o, uint32_t *p
 /* After a walk: remember what it saw (a pid filter keeps the others). */
 int  pn_cache_update(struct pn_cache *c, const struct pn_owners *o, int filtered);
 /* Is the cache about this root? Resets it when not. */
-void pn_cache_bind(struct pn_cache *c, uint64_t dev, uint64_t ino);
+void pn_cache_bind(struct pn_cache *c, uint64_t dev, uint64_t ino, int procfs);
 /* The last poll, kept whole for the next diff (poll_diff.c). */
 struct pn_prev {
     struct pn_sock  *socks;

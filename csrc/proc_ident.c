@@ -9,15 +9,19 @@
  * with one is never trusted. Anything unreadable or odd: not trusted either
  * (the process is then walked, which is always exact).
  *
- * The short check: a process the cache knows as single-threaded, whose one
- * thread's counters have not moved and whose <root>/PID directory is the
- * same inode, is that process, unchanged -- its stat is not read (it is the
- * costly read: the kernel computes every field of it). The counters say its
- * thread was not switched in since it was last found asleep (so it is not
- * running now, made no thread and changed no fd); the directory says the pid
- * was not reused: procfs gives a new process's directory a new inode (the
- * old dentry no longer revalidates once its process is gone). The directory
- * is looked at after the counters, so a pid reused in between shows there.
+ * The short check, on procfs only: a settled single-threaded process --
+ * found asleep with the same counters by two whole reads in a row -- whose
+ * counters still have not moved and whose <root>/PID directory is the same
+ * inode is that process, unchanged: its stat is not read (the costly read:
+ * the kernel computes every field of it). The directory says the pid was not
+ * reused: procfs gives a new process's directory a new inode (the old dentry
+ * no longer revalidates once its process is gone; another filesystem may
+ * hand a freed inode straight back). Settled, because one read may see a
+ * thread asleep that is still on its CPU (state set, schedule() not yet
+ * called): woken then, it runs on without a switch and with a runtime that
+ * lags, so unchanged counters alone do not say it did not run; a second
+ * whole read finds it running ('R') or its counters moved. The directory is
+ * looked at after the counters, so a pid reused in between shows there.
  */
 #include "pn_internal.h"
 
@@ -172,7 +176,7 @@ static void read_dir(int rootfd, int32_t pid, uint64_t dir[2])
 }
 
 int pn_proc_ident(int rootfd, int32_t pid, const struct pn_cproc *cp, struct pn_owners *o,
-                  uint64_t *start, uint32_t *ntasks, uint64_t dir[2])
+                  uint64_t *start, uint32_t *ntasks, uint64_t dir[2], int *short_check)
 {
     char path[32], state = 0;
     uint64_t threads = 0, threads2 = 0, start2 = 0, was_start, was_dir[2];
@@ -180,6 +184,7 @@ int pn_proc_ident(int rootfd, int32_t pid, const struct pn_cproc *cp, struct pn_
     struct pn_task leader, was;
     *start = 0;
     *ntasks = 0;
+    *short_check = 0;
     /* the leader's counters before its state (see read_thread) */
     snprintf(path, sizeof path, "%d/schedstat", (int)pid);
     int have_leader = read_schedstat(rootfd, path, &leader);
@@ -196,6 +201,7 @@ int pn_proc_ident(int rootfd, int32_t pid, const struct pn_cproc *cp, struct pn_
         o->tasks.len++;
         *start = was_start;
         *ntasks = 1;
+        *short_check = 1;
         return 1;
     }
     snprintf(path, sizeof path, "%d/stat", (int)pid);

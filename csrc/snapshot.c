@@ -12,6 +12,9 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+
+#define PN_PROC_SUPER_MAGIC 0x9fa0     /* linux/magic.h */
 #include <unistd.h>
 
 #ifndef PN_VERSION
@@ -173,9 +176,12 @@ static int snapshot_run(const struct pn_query *q, struct pn_result *out, struct 
         out->owner_source = use_bpf ? PN_OWN_BPF : PN_OWN_PROCFS;
         if (q->cache && !use_bpf) {
             struct stat st;
+            struct statfs sf;
             if (fstat(rootfd, &st) < 0)
                 goto out;
-            pn_cache_bind(q->cache, (uint64_t)st.st_dev, (uint64_t)st.st_ino);
+            /* the short identity check holds on procfs only (proc_ident.c) */
+            int procfs = fstatfs(rootfd, &sf) == 0 && sf.f_type == PN_PROC_SUPER_MAGIC;
+            pn_cache_bind(q->cache, (uint64_t)st.st_dev, (uint64_t)st.st_ino, procfs);
         }
     }
     if (q->flags & PN_Q_CARRY) {

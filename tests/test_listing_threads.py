@@ -22,6 +22,8 @@ import textwrap
 
 import pytest
 
+from c_build import compiled
+
 pytestmark = pytest.mark.live
 
 SHIM = r"""
@@ -98,14 +100,7 @@ CHILD = textwrap.dedent("""
 
 @pytest.fixture(scope="module")
 def shim(tmp_path_factory):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler for the LD_PRELOAD shim")
-    d = tmp_path_factory.mktemp("shim")
-    (d / "shim.c").write_text(SHIM)
-    subprocess.run([cc, "-shared", "-fPIC", "-O1", "-o", str(d / "shim.so"), str(d / "shim.c"),
-                    "-ldl", "-pthread"], check=True)
-    return str(d / "shim.so")
+    return compiled(tmp_path_factory, "shim", SHIM, shared=True)
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +148,8 @@ def run_child(shim, held, tmp_path, env_extra=None, prefix=(), **kw):
 
 
 def two_cpus():
-    if (os.cpu_count() or 1) < 2:
-        pytest.skip("one CPU: the core lists on one thread")
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("one usable CPU: the core lists on one thread")
 
 
 def test_two_threads_list_as_one(shim, held, tmp_path):
@@ -214,3 +209,13 @@ def test_a_helper_that_cannot_start_leaves_it_to_the_caller(shim, held, tmp_path
     assert got["mine"] == one["mine"] and got["statuses"] == one["statuses"]
     assert set(got["statuses"].values()) <= {"read", "missing"}
     assert got["tables"] == sorted(got["tables"])
+
+
+def test_a_process_pinned_to_one_cpu_lists_on_one_thread(shim, held, tmp_path):
+    two_cpus()
+    if not shutil.which("taskset"):
+        pytest.skip("no taskset(1)")
+    cpu = str(min(os.sched_getaffinity(0)))
+    one, _ = run_child(shim, held, tmp_path, threads=1, owners=False)
+    got, dumps = run_child(shim, held, tmp_path, prefix=("taskset", "-c", cpu), owners=False)
+    assert len(dumps) == 1 and got["mine"] == one["mine"]

@@ -16,6 +16,7 @@ import pytest
 
 import procnet
 
+from c_build import compiled
 from track_helpers import (poll_and_fresh, private_netns, rows, tracked_poller,
                            wait_tracked as settle)
 
@@ -42,17 +43,6 @@ int main(void)
     return read(0, &b, 1) < 0;          /* hold the socket until told */
 }
 """
-
-
-def compiled(tmp_path_factory, name, source):
-    """A helper program built from `source`; the test is skipped without a compiler."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler")
-    d = tmp_path_factory.mktemp(name)
-    (d / "s.c").write_text(source)
-    subprocess.run([cc, "-O1", "-o", str(d / "s"), str(d / "s.c")], check=True)
-    return str(d / "s")
 
 
 @pytest.fixture(scope="module")

@@ -13,13 +13,14 @@ from .proc_ident import Dir, Tasks
 
 
 class CachedProc:
-    __slots__ = ("start", "tasks", "owners", "dir")
+    __slots__ = ("start", "tasks", "owners", "dir", "settled")
 
     def __init__(self, start: int, tasks: Tasks, owners: List[Tuple[int, Owner]], dir: Dir) -> None:
         self.start = start
         self.tasks = tasks
         self.owners = owners      # (inode, Owner) in walk order
         self.dir = dir            # <root>/PID's (dev, inode) when last read
+        self.settled = False      # found asleep with the same counters by two whole reads
 
 
 class Cache:
@@ -28,6 +29,7 @@ class Cache:
     def __init__(self) -> None:
         self.procs: Dict[int, CachedProc] = {}
         self.root: Optional[Tuple[int, int, int]] = None
+        self.procfs = False       # the root is a procfs (the short check holds there only)
         self.prev: Optional[Tuple[List[tuple], List[Owner], bytes]] = None
         self.handed_since_rebase = 0
 
@@ -35,8 +37,9 @@ class Cache:
         self.procs = {}
         self.prev = None
 
-    def bind(self, root: Tuple[int, int]) -> None:
+    def bind(self, root: Tuple[int, int], procfs: bool) -> None:
         """Another root, or other rights to read it: nothing cached still holds."""
+        self.procfs = procfs
         key = root + (os.geteuid(),)
         if self.root != key:
             self.procs.clear()

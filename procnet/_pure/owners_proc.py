@@ -100,10 +100,14 @@ def walk(rootfd: int, pids: Optional[Sequence[int]], cache: "Optional[_cache.Cac
         if cache is not None:
             # identity first: a change during the walk shows at the next poll
             cp = cache.procs.get(pid)
-            start, tasks, d = proc_ident(rootfd, pid, cp and (cp.start, cp.tasks, cp.dir))
+            hint = (cp.start, cp.tasks, cp.dir) if cp is not None and cp.settled and cache.procfs \
+                else None
+            start, tasks, d, short = proc_ident(rootfd, pid, hint)
             # (a directory known both times must be the same one: pn_cache_same)
             if cp is not None and tasks and start and cp.start == start and cp.tasks == tasks and \
                     (not cp.dir[1] or not d[1] or cp.dir == d):
+                if not short:
+                    cp.settled = True     # same counters, asleep, twice
                 for inode, owner in cp.owners:
                     _add(by_inode, inode, owner)
                 seen[pid] = cp

@@ -6,10 +6,11 @@ table since the last look is told by its threads' run counters
 their states: a thread found asleep can only run again by being switched in,
 one found running may run on with stale counters, so it is never trusted.
 
-The short check: a process known single-threaded whose counters did not move
-and whose PID directory is the same inode is that process, unchanged: its
-stat (the costly read) is not read. The directory is looked at after the
-counters (a pid reused in between shows there).
+The short check (procfs only): a settled process (found asleep with the same
+counters by two whole reads in a row) known single-threaded, whose counters
+did not move and whose PID directory is the same inode, is that process,
+unchanged: its stat (the costly read) is not read. The directory is looked at
+after the counters (a pid reused in between shows there).
 """
 import os
 import stat as _st
@@ -87,29 +88,30 @@ def _dir(rootfd: int, pid: int) -> Dir:
 
 
 def proc_ident(rootfd: int, pid: int, was: Optional[Tuple[int, Tasks, Dir]] = None
-               ) -> Tuple[int, Optional[Tasks], Dir]:
-    """(start time, sorted (tid, runtime, pcount) per thread, directory); tasks
-    None when the counters cannot be trusted (see cache.c: counters before
-    states). was: the cache's (start, tasks, dir) for pid, for the short check."""
+               ) -> Tuple[int, Optional[Tasks], Dir, bool]:
+    """(start time, sorted (tid, runtime, pcount) per thread, directory, whether
+    the short check served); tasks None when the counters cannot be trusted
+    (see cache.c: counters before states). was: the cache's (start, tasks, dir)
+    for a settled pid on procfs, for the short check."""
     leader = _schedstat(rootfd, b"%d/schedstat" % pid)
     d = _dir(rootfd, pid)
     if leader is not None and d[1] and was is not None and was[2][1] and was[2] == d and \
             len(was[1]) == 1 and was[1][0] == (pid,) + leader:
-        return was[0], was[1], d
+        return was[0], was[1], d, True
     stat_path = b"%d/stat" % pid
     st = _stat(rootfd, stat_path)
     if st is None or st[2] == 0:
-        return 0, None, d
+        return 0, None, d, False
     state, threads, start = st
     if threads == 1 and state not in (b"Z", b"X", b"x"):
         if leader is None or state == b"R":
-            return start, None, d
-        return start, ((pid, leader[0], leader[1]),), d
+            return start, None, d, False
+        return start, ((pid, leader[0], leader[1]),), d, False
     try:
         dfd = os.open(b"%d/task" % pid, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW,
                       dir_fd=rootfd)
     except OSError:
-        return start, None, d
+        return start, None, d, False
     try:
         tasks = []
         for name in os.listdir(dfd):
@@ -118,17 +120,17 @@ def proc_ident(rootfd: int, pid: int, was: Optional[Tuple[int, Tasks, Dir]] = No
                 continue
             t = _thread(dfd, tid, pid)
             if t is None:
-                return start, None, d
+                return start, None, d, False
             tasks.append(t)
     except OSError:
-        return start, None, d
+        return start, None, d, False
     finally:
         os.close(dfd)
     # every thread listed (num_threads counts a zombie leader too), and none
     # made while the list was read (it would not be in it)
     if not tasks or len(tasks) != threads:
-        return start, None, d
+        return start, None, d, False
     again = _stat(rootfd, stat_path)
     if again is None or again[1] != threads or again[2] != start:
-        return start, None, d
-    return start, tuple(sorted(tasks)), d
+        return start, None, d, False
+    return start, tuple(sorted(tasks)), d, False

@@ -37,6 +37,21 @@ class _Walker:
         return self._owners
 
 
+def _on_procfs(dev: int) -> bool:
+    """Is the filesystem of device dev a procfs? (C asks fstatfs; Python has
+    no f_type, so the mount table says.)"""
+    want = "%d:%d" % (os.major(dev), os.minor(dev))
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:
+                fields = line.split()
+                if len(fields) > 2 and fields[2].decode("ascii", "replace") == want and b"-" in fields:
+                    return fields[fields.index(b"-") + 1] == b"proc"
+    except OSError:
+        pass
+    return False
+
+
 def snapshot(q: Query, p: Plan, cache: Optional[_cache.Cache] = None) -> Tuple[List[tuple], _Context, Dict[str, Any]]:
     """Run one snapshot as planned; returns (raw records, context, metadata) like _native."""
     if q.owners and p.owner_source == OWN_BPF:
@@ -49,7 +64,8 @@ def snapshot(q: Query, p: Plan, cache: Optional[_cache.Cache] = None) -> Tuple[L
         try:
             if cache is not None and q.owners:
                 st = os.fstat(rootfd)
-                cache.bind((st.st_dev, st.st_ino))
+                # the short identity check holds on procfs only (proc_ident.py)
+                cache.bind((st.st_dev, st.st_ino), _on_procfs(st.st_dev))
             # As in C, the owner walk runs beside the table reading: its
             # readlinkat/getdents calls release the GIL while decoding holds it.
             walker = _Walker(rootfd, q, cache) if q.owners and q.threads != 1 else None

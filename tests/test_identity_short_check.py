@@ -1,0 +1,127 @@
+"""The owner cache's short identity check on a live procfs (proc_ident.c).
+
+A settled single-threaded process -- found asleep with the same run
+counters by two whole identity reads in a row -- whose counters still did
+not move and whose /proc/PID directory is the same inode is known without
+its stat (the costly read). Observed through an LD_PRELOAD shim that logs
+every "PID/stat" the poller opens: a sleeper's stat is read by the first two
+polls only, again twice after it ran, and a multi-threaded process's at
+every poll. Both backends decide alike.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from c_build import compiled
+
+pytestmark = pytest.mark.live
+
+SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* log each relative path ending in "/stat" opened with openat */
+static void note(const char *path)
+{
+    size_t n = strlen(path);
+    const char *log = getenv("SHIM_LOG");
+    if (!log || n < 6 || strcmp(path + n - 5, "/stat") != 0 || path[0] == '/')
+        return;
+    FILE *f = fopen(log, "a");
+    if (f) { fprintf(f, "%s\n", path); fclose(f); }
+}
+
+#define WRAP(name)                                                          \
+int name(int dirfd, const char *path, int flags, ...)                       \
+{                                                                           \
+    static int (*real)(int, const char *, int, ...);                        \
+    mode_t mode = 0;                                                        \
+    if (!real)                                                              \
+        real = (int (*)(int, const char *, int, ...))dlsym(RTLD_NEXT, #name); \
+    if (flags & O_CREAT) {                                                  \
+        va_list ap;                                                         \
+        va_start(ap, flags);                                                \
+        mode = va_arg(ap, mode_t);                                          \
+        va_end(ap);                                                         \
+    }                                                                       \
+    note(path);                                                             \
+    return real(dirfd, path, flags, mode);                                  \
+}
+WRAP(openat)
+WRAP(openat64)
+"""
+
+CHILD = r"""
+import json, os, socket, sys, threading, time
+import procnet
+
+def holder(threads):
+    # a process holding a listener, asleep until kicked (then asleep again)
+    ready_r, ready_w = os.pipe()
+    kick_r, kick_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        if threads:
+            threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+        os.write(ready_w, b"k")
+        while True:
+            os.read(kick_r, 1)
+    os.read(ready_r, 1)
+    return pid, kick_w
+
+single, kick = holder(False)
+multi, _ = holder(True)
+time.sleep(0.3)
+log = os.environ["SHIM_LOG"]
+p = procnet.Poller("tcp", backend=sys.argv[1])
+
+def stats_read():
+    with open(log) as f:
+        n0 = len(f.read().split())
+    p.poll()
+    with open(log) as f:
+        names = f.read().split()[n0:]
+    return [names.count("%d/stat" % pid) for pid in (single, multi)]
+
+out = [stats_read() for _ in range(4)]
+os.write(kick, b"k")
+time.sleep(0.3)
+out += [stats_read() for _ in range(3)]
+for pid in (single, multi):
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory):
+    return compiled(tmp_path_factory, "statlog", SHIM, shared=True)
+
+
+@pytest.mark.parametrize("backend", ["native", "pure"])
+def test_a_settled_sleeper_is_known_without_its_stat(shim, tmp_path, backend):
+    log = tmp_path / "stat.log"
+    log.write_text("")
+    env = dict(os.environ, LD_PRELOAD=shim, SHIM_LOG=str(log))
+    out = subprocess.run([sys.executable, "-c", CHILD, backend], env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    reads = json.loads(out.stdout)
+    single = [r[0] for r in reads]
+    # polls 1-2: whole reads (the second settles it); 3-4: the short check;
+    # kicked, it ran: two whole reads again, then the short check
+    assert single == [1, 1, 0, 0, 1, 1, 0], reads
+    # a multi-threaded process is never known by the short check
+    assert all(r[1] >= 1 for r in reads), reads
