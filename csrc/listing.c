@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/syscall.h>
@@ -237,6 +238,16 @@ out:
     return rc;
 }
 
+/* CPUs this thread may run on (a process pinned to one gains nothing). */
+static int usable_cpus(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        return CPU_COUNT(&set);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
 /* Is a second thread worth it: a dump socket of our own namespace (another
  * would need entering), threads allowed, and more than one big table. */
 static int worth_a_thread(const struct lister *l, const int *jobs, int njobs)
@@ -246,7 +257,7 @@ static int worth_a_thread(const struct lister *l, const int *jobs, int njobs)
         return 0;
     for (int k = 0; k < njobs; k++)
         big += job_weight(jobs[k]) >= 2;
-    return big >= 2 && sysconf(_SC_NPROCESSORS_ONLN) > 1;
+    return big >= 2 && usable_cpus() > 1;
 }
 
 /* Every table asked for in one namespace (see struct lister). own_ns: nl is
