@@ -143,3 +143,25 @@ class LiveSockets:
             s.close()
         import shutil
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def sleeping_holder(threads: bool = False) -> Tuple[int, int, int]:
+    """Fork a process holding a TCP listener on loopback, asleep in a read
+    (with threads=True, beside a second thread asleep too). Returns (pid,
+    the listener's inode, an fd whose byte wakes it once); kill it to end."""
+    import threading
+    import time
+    ready_r, ready_w = os.pipe()
+    kick_r, kick_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        s = listener(socket.AF_INET, "127.0.0.1")
+        if threads:
+            threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+        os.write(ready_w, b"%d" % os.fstat(s.fileno()).st_ino)
+        while True:
+            os.read(kick_r, 1)
+    inode = int(os.read(ready_r, 64))
+    for fd in (ready_r, ready_w, kick_r):
+        os.close(fd)
+    return pid, inode, kick_w

@@ -60,28 +60,13 @@ WRAP(openat64)
 """
 
 CHILD = r"""
-import json, os, socket, sys, threading, time
+import json, os, sys, time
 import procnet
+sys.path.insert(0, sys.argv[2])
+from live_sockets import sleeping_holder
 
-def holder(threads):
-    # a process holding a listener, asleep until kicked (then asleep again)
-    ready_r, ready_w = os.pipe()
-    kick_r, kick_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        if threads:
-            threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
-        os.write(ready_w, b"k")
-        while True:
-            os.read(kick_r, 1)
-    os.read(ready_r, 1)
-    return pid, kick_w
-
-single, kick = holder(False)
-multi, _ = holder(True)
+single, _, kick = sleeping_holder()
+multi, _, _ = sleeping_holder(threads=True)
 time.sleep(0.3)
 log = os.environ["SHIM_LOG"]
 p = procnet.Poller("tcp", backend=sys.argv[1])
@@ -115,8 +100,8 @@ def test_a_settled_sleeper_is_known_without_its_stat(shim, tmp_path, backend):
     log = tmp_path / "stat.log"
     log.write_text("")
     env = dict(os.environ, LD_PRELOAD=shim, SHIM_LOG=str(log))
-    out = subprocess.run([sys.executable, "-c", CHILD, backend], env=env, capture_output=True,
-                         text=True, timeout=60)
+    out = subprocess.run([sys.executable, "-c", CHILD, backend, os.path.dirname(__file__)],
+                         env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     reads = json.loads(out.stdout)
     single = [r[0] for r in reads]

@@ -175,23 +175,13 @@ def test_poll_equals_fresh_snapshot_through_churn(actors, both, tmp_path):
 
 
 REUSE = r"""
-import os, signal, socket, sys, time
+import os, signal, sys, time
 import procnet
+sys.path.insert(0, sys.argv[2])
+from live_sockets import sleeping_holder
 
 def holder():
-    # a sleeping single-threaded process holding a listener; its inode back
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        os.write(w, b"%d" % os.fstat(s.fileno()).st_ino)
-        while True:
-            signal.pause()
-    ino = int(os.read(r, 64))
-    os.close(r)
-    os.close(w)
+    pid, ino, _ = sleeping_holder()
     return pid, ino
 
 def owners(poll):
@@ -223,6 +213,6 @@ def test_a_reused_pid_is_walked(backend):
     import shutil
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("needs root and unshare(1)")
-    out = subprocess.run(["unshare", "-pf", "--mount-proc", sys.executable, "-c", REUSE, backend],
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(["unshare", "-pf", "--mount-proc", sys.executable, "-c", REUSE, backend,
+                          os.path.dirname(__file__)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
