@@ -123,6 +123,7 @@ struct job_run {
     atomic_int next;
     atomic_int failed;        /* ENOMEM somewhere: stop */
     struct pn_track *track;
+    int first_direct;         /* the caller listed jobs[0] into its own sink */
 };
 
 /* Costliest first, for the two threads to end together: the TCP hashes
@@ -133,7 +134,10 @@ static int job_weight(int t)
            t == PN_UNIX ? 2 : t == PN_UDP || t == PN_UDP6 || t == PN_MPTCP || t == PN_MPTCP6;
 }
 
-static int take_jobs(struct job_run *r, struct lister *l, char *readbuf)
+/* main: the caller's sink (NULL on the helper): the first job in table
+ * order, when the caller takes it, goes straight there (no copy of the
+ * largest table's rows). */
+static int take_jobs(struct job_run *r, struct lister *l, char *readbuf, struct pn_sink *main)
 {
     for (;;) {
         int i = atomic_fetch_add(&r->next, 1);
@@ -142,8 +146,13 @@ static int take_jobs(struct job_run *r, struct lister *l, char *readbuf)
         int k = r->order[i];
         if (r->jobs[k] == PN_NETLINK)
             continue;                            /* the caller's, after the join */
-        r->sinks[k].readbuf = readbuf;
-        if (list_table(l, r->jobs[k], &r->sinks[k]) < 0) {
+        struct pn_sink *dst = &r->sinks[k];
+        if (k == 0 && main) {
+            dst = main;
+            r->first_direct = 1;
+        }
+        dst->readbuf = readbuf;
+        if (list_table(l, r->jobs[k], dst) < 0) {
             atomic_store(&r->failed, 1);
             return -1;
         }
@@ -164,7 +173,7 @@ static void *helper_main(void *arg)
     l.nl = pn_diag_open(&l.own_inode);
     readbuf = malloc(PN_READ_CHUNK + PN_MAX_LINE + 1);
     if (l.nl >= 0 && readbuf)
-        take_jobs(r, &l, readbuf);
+        take_jobs(r, &l, readbuf, NULL);
     if (l.nl >= 0)
         close(l.nl);
     free(readbuf);
@@ -206,7 +215,7 @@ static int list_parallel(struct lister *l, const int *jobs, int njobs, struct pn
     atomic_init(&r.failed, 0);
     pthread_t helper;
     int started = pthread_create(&helper, NULL, helper_main, &r) == 0;
-    int mine = take_jobs(&r, l, sink->readbuf);
+    int mine = take_jobs(&r, l, sink->readbuf, sink);
     if (started)
         pthread_join(helper, NULL);
     if (mine < 0 || atomic_load(&r.failed) == 1) {
@@ -217,7 +226,7 @@ static int list_parallel(struct lister *l, const int *jobs, int njobs, struct pn
         errno = EIO;
         goto out;
     }
-    for (int k = 0; k < njobs; k++) {
+    for (int k = r.first_direct; k < njobs; k++) {
         if (jobs[k] == PN_NETLINK) {
             sinks[k].readbuf = sink->readbuf;
             if (list_table(l, PN_NETLINK, &sinks[k]) < 0)
@@ -227,6 +236,8 @@ static int list_parallel(struct lister *l, const int *jobs, int njobs, struct pn
             errno = ENOMEM;
             goto out;
         }
+        pn_vec_free(&sinks[k].socks);            /* a lower peak: each goes once joined */
+        pn_vec_free(&sinks[k].strings);
     }
     rc = 0;
 out:
