@@ -5,6 +5,13 @@ import subprocess
 import pytest
 
 
+def preload(shim: str) -> str:
+    """LD_PRELOAD with shim after what is preloaded already (a sanitizer's
+    runtime must stay first)."""
+    import os
+    return " ".join(p for p in (os.environ.get("LD_PRELOAD", ""), shim) if p)
+
+
 def compiled(tmp_path_factory, name: str, source: str, shared: bool = False) -> str:
     """The path of a program (or, shared=True, an LD_PRELOAD library) built
     from `source`; the test is skipped without a C compiler."""

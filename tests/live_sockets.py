@@ -148,19 +148,34 @@ class LiveSockets:
 def sleeping_holder(threads: bool = False) -> Tuple[int, int, int]:
     """Fork a process holding a TCP listener on loopback, asleep in a read
     (with threads=True, beside a second thread asleep too). Returns (pid,
-    the listener's inode, an fd whose byte wakes it once); kill it to end."""
+    the listener's inode, an fd whose byte wakes it once). It ends when
+    killed or when that fd's last holder, the caller, is gone: it keeps no
+    other fd (not the caller's stdout either, which a test may wait on)."""
     import threading
     import time
     ready_r, ready_w = os.pipe()
     kick_r, kick_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        s = listener(socket.AF_INET, "127.0.0.1")
-        if threads:
-            threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
-        os.write(ready_w, b"%d" % os.fstat(s.fileno()).st_ino)
-        while True:
-            os.read(kick_r, 1)
+        try:
+            s = listener(socket.AF_INET, "127.0.0.1")
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            keep = {0, 1, 2, s.fileno(), ready_w, kick_r}
+            for name in os.listdir("/proc/self/fd"):
+                if int(name) not in keep:
+                    try:
+                        os.close(int(name))
+                    except OSError:
+                        pass
+            if threads:
+                threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+            os.write(ready_w, b"%d" % os.fstat(s.fileno()).st_ino)
+            while os.read(kick_r, 1):
+                pass
+        finally:
+            os._exit(0)
     inode = int(os.read(ready_r, 64))
     for fd in (ready_r, ready_w, kick_r):
         os.close(fd)

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from c_build import compiled
+from c_build import compiled, preload
 
 pytestmark = pytest.mark.live
 
@@ -99,7 +99,7 @@ def shim(tmp_path_factory):
 def test_a_settled_sleeper_is_known_without_its_stat(shim, tmp_path, backend):
     log = tmp_path / "stat.log"
     log.write_text("")
-    env = dict(os.environ, LD_PRELOAD=shim, SHIM_LOG=str(log))
+    env = dict(os.environ, LD_PRELOAD=preload(shim), SHIM_LOG=str(log))
     out = subprocess.run([sys.executable, "-c", CHILD, backend, os.path.dirname(__file__)],
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

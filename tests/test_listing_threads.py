@@ -22,7 +22,7 @@ import textwrap
 
 import pytest
 
-from c_build import compiled
+from c_build import compiled, preload
 
 pytestmark = pytest.mark.live
 
@@ -135,7 +135,7 @@ def run_child(shim, held, tmp_path, env_extra=None, prefix=(), **kw):
     log = tmp_path / "diag.log"
     if log.exists():
         log.unlink()
-    env = dict(os.environ, LD_PRELOAD=shim, SHIM_LOG=str(log), PROCNET_BACKEND="native")
+    env = dict(os.environ, LD_PRELOAD=preload(shim), SHIM_LOG=str(log), PROCNET_BACKEND="native")
     env.update(env_extra or {})
     mine = [os.fstat(s.fileno()).st_ino for s in held]
     out = subprocess.run([*prefix, sys.executable, "-c", CHILD, json.dumps(kw), json.dumps(mine)],
