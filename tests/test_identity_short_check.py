@@ -83,10 +83,12 @@ out = [stats_read() for _ in range(4)]
 os.write(kick, b"k")
 time.sleep(0.3)
 out += [stats_read() for _ in range(3)]
+with open("/proc/%d/stat" % single) as f:
+    threads = int(f.read().rsplit(")", 1)[1].split()[17])
 for pid in (single, multi):
     os.kill(pid, 9)
     os.waitpid(pid, 0)
-print(json.dumps(out))
+print(json.dumps({"reads": out, "threads": threads}))
 """
 
 
@@ -103,7 +105,10 @@ def test_a_settled_sleeper_is_known_without_its_stat(shim, tmp_path, backend):
     out = subprocess.run([sys.executable, "-c", CHILD, backend, os.path.dirname(__file__)],
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    reads = json.loads(out.stdout)
+    got = json.loads(out.stdout)
+    if got["threads"] != 1:
+        pytest.skip("the holder has threads of its emulator's here (qemu-user)")
+    reads = got["reads"]
     single = [r[0] for r in reads]
     # polls 1-2: whole reads (the second settles it); 3-4: the short check;
     # kicked, it ran: two whole reads again, then the short check
