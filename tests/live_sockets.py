@@ -29,6 +29,14 @@ def dgram(af: int, addr: str, proto: int = 0, connect: bool = False) -> socket.s
     return s
 
 
+def inet_set(af: int, addr: str) -> List[socket.socket]:
+    """A listener, an established pair to it (client, accepted) and a bound
+    UDP socket, in that order; the caller closes them."""
+    srv = listener(af, addr)
+    cli = socket.create_connection(srv.getsockname()[:2])
+    return [srv, cli, srv.accept()[0], dgram(af, addr)]
+
+
 class LiveSockets:
     """Opens the sockets; `expected` maps inode -> (proto, {(pid, fd)})."""
 

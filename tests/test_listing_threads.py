@@ -23,6 +23,7 @@ import textwrap
 import pytest
 
 from c_build import compiled, preload
+from live_sockets import inet_set
 
 pytestmark = pytest.mark.live
 
@@ -109,14 +110,7 @@ def held(tmp_path_factory):
     d = tmp_path_factory.mktemp("unix")
     socks = []
     for af, host in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-        srv = socket.socket(af, socket.SOCK_STREAM)
-        srv.bind((host, 0))
-        srv.listen()
-        cli = socket.create_connection(srv.getsockname()[:2])
-        socks += [srv, cli, srv.accept()[0]]
-        u = socket.socket(af, socket.SOCK_DGRAM)
-        u.bind((host, 0))
-        socks.append(u)
+        socks += inet_set(af, host)
     for i, name in enumerate(["a b", "tab\there", "long" * 5, "é"]):
         u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         u.bind(str(d / ("%d %s" % (i, name))))

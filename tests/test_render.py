@@ -18,6 +18,7 @@ import types
 
 import pytest
 
+from live_sockets import inet_set
 from procfs_tree import HEADERS, inet_line, le_words, make_tree, sock, unix_line
 from procnet import _backend
 from procnet._records import build
@@ -198,14 +199,7 @@ def live_extra():
         s.listen()
         held.append(s)
     for af, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
-        srv = socket.socket(af, socket.SOCK_STREAM)
-        srv.bind((addr, 0))
-        srv.listen()
-        cli = socket.create_connection(srv.getsockname()[:2])
-        held += [srv, cli, srv.accept()[0]]
-        u = socket.socket(af, socket.SOCK_DGRAM)
-        u.bind((addr, 0))
-        held.append(u)
+        held += inet_set(af, addr)
     yield held
     for s in held:
         s.close()
