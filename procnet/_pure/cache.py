@@ -6,7 +6,7 @@ since is not walked again (owners_proc.py replays it). And the last poll's
 records, which poll_diff.py compares the next poll with.
 """
 import os
-from typing import Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .._records import Owner
 from .proc_ident import Dir, Tasks
@@ -37,11 +37,12 @@ class Cache:
         self.procs = {}
         self.prev = None
 
-    def bind(self, root: Tuple[int, int], procfs: bool) -> None:
-        """Another root, or other rights to read it: nothing cached still holds."""
-        self.procfs = procfs
+    def bind(self, root: Tuple[int, int], procfs: Callable[[], bool]) -> None:
+        """Another root, or other rights to read it: nothing cached still holds.
+        procfs() says whether the root is a procfs; asked only of a new root."""
         key = root + (os.geteuid(),)
         if self.root != key:
+            self.procfs = procfs()
             self.procs.clear()
             self.prev = None
             self.root = key

@@ -65,7 +65,7 @@ def snapshot(q: Query, p: Plan, cache: Optional[_cache.Cache] = None) -> Tuple[L
             if cache is not None and q.owners:
                 st = os.fstat(rootfd)
                 # the short identity check holds on procfs only (proc_ident.py)
-                cache.bind((st.st_dev, st.st_ino), _on_procfs(st.st_dev))
+                cache.bind((st.st_dev, st.st_ino), lambda: _on_procfs(st.st_dev))
             # As in C, the owner walk runs beside the table reading: its
             # readlinkat/getdents calls release the GIL while decoding holds it.
             walker = _Walker(rootfd, q, cache) if q.owners and q.threads != 1 else None
