@@ -54,6 +54,43 @@ def floor_lib():
     shutil.rmtree(out, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def installed_python():
+    """An interpreter that starts as it would where procnet is installed from a wheel.
+
+    A fresh venv (no pip, no system site-packages) holding a copy of the procnet under test,
+    its bytecode compiled as pip does at install time, and _cffi_backend (psutil too, when
+    present, for the import benchmark). The development interpreter is no fair base for a
+    whole-process time: its site-packages run .pth hooks that no install has (the
+    editable-install finder, a sandbox's certificate hook: ~30 ms at every start here), and
+    with PYTHONDONTWRITEBYTECODE a source tree's stale bytecode is compiled again at each run.
+    Returns (python, env)."""
+    import importlib.util
+    import procnet
+    out = tempfile.mkdtemp(prefix="procnet-installed-")
+    py = os.path.join(out, "bin", "python")
+    try:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", out], check=True, capture_output=True)
+        site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as e:
+        shutil.rmtree(out, ignore_errors=True)
+        pytest.skip("no venv can be made here for the whole-process benchmarks: %s" % e)
+    shutil.copytree(os.path.dirname(procnet.__file__), os.path.join(site, "procnet"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for mod in ("_cffi_backend", "psutil"):
+        spec = importlib.util.find_spec(mod)
+        if spec is None or spec.origin is None:
+            continue
+        src = os.path.dirname(spec.origin) if spec.submodule_search_locations else spec.origin
+        dst = os.path.join(site, os.path.basename(src))
+        (shutil.copytree if os.path.isdir(src) else shutil.copy2)(src, dst)
+    subprocess.run([py, "-m", "compileall", "-q", site], check=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    yield py, env
+    shutil.rmtree(out, ignore_errors=True)
+
+
 def group(benchmark, name, wl=None):
     """Name the group after the measurement and the scale so reports line up."""
     benchmark.group = name if wl is None else "%s %s" % (name, wl.scale)
