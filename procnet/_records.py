@@ -407,10 +407,12 @@ class Snapshot(List[Connection]):
     def _like(self, conns: Iterable[Connection], names: Optional[Iterable[str]] = None) -> "Snapshot":
         """`conns` with this snapshot's attributes (all of them, whatever is added
         later); the per-table ones (skipped, tables, sources) only for the table
-        `names` if given."""
+        `names` if given. The dicts are copies: changing one snapshot's never
+        changes another's."""
         new = Snapshot(conns)
         for a in Snapshot.__slots__:
-            setattr(new, a, getattr(self, a))
+            v = getattr(self, a)
+            setattr(new, a, dict(v) if isinstance(v, dict) else v)
         if names is not None:
             keep = frozenset(names)
             for a in ("skipped", "tables", "sources"):

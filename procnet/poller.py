@@ -198,6 +198,9 @@ class Poller:
         self._stopped = threading.Event()
         self._all: List[Connection] = []     # the last poll, in the core's order, unfiltered
         self._last: Optional[Snapshot] = None
+        # the last poll's attributes as the core gave them: the snapshot handed
+        # out is the caller's to change, and a tracked poll answers from these
+        self._meta: Optional[Snapshot] = None
         self._planner = PollerPlanner(self._impl)
         self._holders: List[int] = []
         self._volatile = 0              # rows of the last poll whose leaving nothing reports
@@ -282,11 +285,11 @@ class Poller:
         if t.off is not None:
             self._stop_tracking(t.off)
             return self._poll(self._q, self._planner.plan(self._q))
-        last = self._last
         if why is None and self._q.netns is None and _thread_netns() != self._listed_ns:
             why = "polled from another network namespace than the last listing"
-        if why is None and last is not None:
-            snap = last._like(last)     # a list of its own: a caller may change a poll's
+        if why is None and self._meta is not None:
+            # the last answer again, from the poller's own rows and attributes
+            snap = self._meta._like(self._all)
             self._last = snap
             return Poll(snap, (), 0, 0, _RawChanges(self._all, [], _no_delta()), True)
         qt = self._qt
@@ -294,7 +297,7 @@ class Poller:
         try:
             # the namespaces are this poll's (a Poller may be polled from a thread elsewhere)
             p = plan(qt, self._impl, cached=True, polling=True)
-            carry = t.carry(_listed_netns(p)) if self._may_carry(last, p) else None
+            carry = t.carry(_listed_netns(p)) if self._may_carry(self._meta, p) else None
             res = self._poll(qt, p, self._tracker, carry)._replace(
                 listed_because=why or "no earlier poll to answer from", carried=carry is not None)
             self._listed_ns = _thread_netns()
@@ -325,6 +328,7 @@ class Poller:
             old.close()
         self._all = []
         self._last = None
+        self._meta = None
         if self._track is not None:
             self._track.forget()
 
@@ -355,6 +359,7 @@ class Poller:
         self._all = current
         snap = _finish(q, p, self._backend, current, meta)
         self._last = snap
+        self._meta = snap._like(())
         return Poll(snap, raw.select(None), stats["procs_cached"], stats["fds_read"], raw)
 
     def lookup(self, **filters: Any) -> Snapshot:
@@ -371,7 +376,7 @@ class Poller:
         with self._lock:
             if self._cache is None:
                 raise ProcNetError("this Poller is closed")
-            if self._track is not None and self._last is not None and \
+            if self._track is not None and self._meta is not None and \
                     self._narrows(filters, q) and self._track.check() is None:
                 return self._from_state(q)
             p = self._planner.lookup_plan(q)
@@ -397,9 +402,9 @@ class Poller:
         keep = keep_sock(q)
         tables = q.tables
         conns = [c for c in self._candidates(q) if c[R_TABLE] in tables and keep(c)]
-        last = self._last
-        assert last is not None
-        return last._like(conns, (TABLES[t] for t in tables))
+        meta = self._meta
+        assert meta is not None
+        return meta._like(conns, (TABLES[t] for t in tables))
 
     def _candidates(self, q: Query) -> List[Connection]:
         """The last poll's sockets a lookup of q may keep, in order: by local

@@ -333,3 +333,43 @@ def test_fcntl_is_recorded_only_when_it_duplicates(tracking):
     finally:
         s.close()
         t.close()
+
+
+def _vandalize(snap):
+    """What a caller may do to a snapshot it was handed."""
+    snap.clear()
+    for d in (snap.tables, snap.sources, snap.namespaces, snap.other_netns):
+        d.clear()
+    snap.skipped["tcp"] = 7
+    snap.unlisted["TCP"] = 99
+
+
+@private_netns
+def test_a_callers_changes_to_a_poll_are_not_the_next_polls(tracking):
+    """A poll answered from the tracked state, and a lookup, come from the
+    poller's own rows and attributes, not from the snapshot it handed out."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen()
+    port = srv.getsockname()[1]
+    mine = {os.getpid()}
+    p = tracked_poller()
+    try:
+        settle(p, mine, fresh(mine))
+        for _ in range(50):                         # the host may make changes of its own
+            _vandalize(p.poll().snapshot)
+            r = p.poll()
+            if r.tracked:
+                break
+        assert r.tracked, p._track.dirty
+        want = procnet.connections(KIND, backend="native", owner_source="procfs")
+        assert project(r.snapshot, mine) == project(want, mine) != {}
+        for a in ("tables", "sources", "skipped", "unlisted", "namespaces"):
+            assert getattr(r.snapshot, a) == getattr(want, a), a
+        _vandalize(r.snapshot)
+        got = p.lookup(lport=port)
+        assert [c.inode for c in got] == [c.inode for c in want if c.laddr.port == port]
+        assert got.tables == want.tables and got.skipped == {}
+    finally:
+        srv.close()
+        p.close()
