@@ -87,6 +87,16 @@ def installed_python():
         (shutil.copytree if os.path.isdir(src) else shutil.copy2)(src, dst)
     subprocess.run([py, "-m", "compileall", "-q", site], check=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    # the copy must run the backend the procnet under test runs: a copy without
+    # its core would time the pure twin and say nothing
+    from procnet import _backend
+    probe = "from procnet import _backend; print(_backend.native_error())"
+    theirs = subprocess.run([py, "-c", probe], env=env, check=True, capture_output=True,
+                            text=True).stdout.strip()
+    if _backend.native_error() is None and theirs != "None":
+        shutil.rmtree(out, ignore_errors=True)
+        pytest.fail("installed_python: the copy of %s runs without its core (%s)"
+                    % (os.path.dirname(procnet.__file__), theirs))
     yield py, env
     shutil.rmtree(out, ignore_errors=True)
 
