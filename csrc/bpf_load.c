@@ -47,6 +47,8 @@ void pn_bpf_close(struct pn_bpf *b)
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/stat.h>
 
 #include "bpf/pn_bpf_obj.h"   /* pn_bpf_obj[], pn_bpf_obj_len: the compiled program, committed */
@@ -346,8 +348,19 @@ int pn_bpf_load(struct pn_bpf *b, int track, uint32_t ringbuf_bytes, char *why, 
         errno = ENOENT;
         return -1;
     }
+    /* The verifier gives up (EAGAIN) while a signal is pending for this
+     * thread, and libbpf's few retries fail alike under a fast timer (a
+     * sampling profiler's): the thread takes no signal while loading. A
+     * process-directed one goes to another thread or waits the ~15 ms. */
+    sigset_t all, old;
+    sigfillset(&all);
+    int masked = pthread_sigmask(SIG_BLOCK, &all, &old) == 0;
     errno = 0;
     int rc = b->f.load(b->obj);
+    int load_errno = errno;
+    if (masked)
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = load_errno;
     if (rc < 0) {
         errno = pn_bpf_explain(rc < -1 ? -rc : (errno ? errno : EINVAL), "load",
                                pn_libbpf_msg ? pn_libbpf_msg : "", why, whylen);

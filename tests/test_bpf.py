@@ -306,6 +306,42 @@ def test_no_libbpf_falls_back(bpf_ready):
     assert r["auto"] == "procfs"
 
 
+# The first load under a periodic signal every 0.2 ms (a sampling profiler's
+# pace): the verifier gives up with EAGAIN while a signal is pending, so the
+# core loads with the thread's signals blocked (csrc/bpf_load.c).
+SIGNALED = """
+import json, signal, procnet
+n = [0]
+signal.signal(signal.SIGALRM, lambda *a: n.__setitem__(0, n[0] + 1))
+signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+def attempt(f):
+    try:
+        return f()
+    except procnet.ProcNetError as e:
+        return "ProcNetError: %s" % e
+out = {"bpf": attempt(lambda: procnet.connections("tcp", backend="native", owner_source="bpf").owner_source),
+       "track": attempt(lambda: procnet.Poller("tcp", backend="native", track=True).tracking)}
+signal.setitimer(signal.ITIMER_REAL, 0, 0)
+out["signals"] = n[0]
+print(json.dumps(out))
+"""
+
+
+def test_a_fast_periodic_signal_does_not_stop_the_load(bpf_ready):
+    from procnet import _native
+    tracker, why = _native.open_tracker()
+    if tracker is not None:
+        tracker.close()
+    base = {k: v for k, v in os.environ.items() if k not in ("PROCNET_OWNER_SOURCE", "PROCNET_BACKEND")}
+    p = subprocess.run([sys.executable, "-c", SIGNALED], capture_output=True, text=True,
+                       env=dict(base, PYTHONPATH=REPO), timeout=120)
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout.splitlines()[-1])
+    assert r["signals"] > 10, r               # the timer did fire through the loads
+    assert r["bpf"] == "bpf", r
+    assert r["track"] == ("kernel" if tracker is not None else r["track"]), (r, why)
+
+
 def _unprivileged(r):
     assert r["status"][0] is False and ("CAP_BPF" in r["status"][1] or "permi" in r["status"][1]), r
     assert r["bpf"].startswith("ProcNetError") and r["status"][1] in r["bpf"]
