@@ -175,8 +175,8 @@ def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Unio
     tables = resolve_kind(kind)
     if not (byteorder is None or isinstance(byteorder, str)) or byteorder not in BYTE_ORDERS:
         raise ValueError("byteorder must be 'native', 'little' or 'big', not %r" % (byteorder,))
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
-        raise ValueError("threads must be a non-negative integer, not %r" % (threads,))
+    if threads is not None and not _is_id(threads):       # the core's int32
+        raise ValueError("threads must be an integer 0..2147483647, not %r" % (threads,))
     states = None
     masks = (0,) * len(T.TABLES)
     if state is not None:
@@ -187,9 +187,9 @@ def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Unio
                              % (bad[0], state, ", ".join(sorted(T.ALL_STATES))))
         states = frozenset(names)
         masks = tuple(T.state_mask(t, states) for t in range(len(T.TABLES)))
-    if uid is not None and not _is_id(uid):
-        raise ValueError("uid must be a non-negative integer, not %r" % (uid,))
-    uid_ints = _ints("uid", uid)
+    # a uid is 32 bits, unsigned (the CLI's --user takes the same range)
+    if uid is not None and (not isinstance(uid, int) or isinstance(uid, bool) or not 0 <= uid <= 0xFFFFFFFF):
+        raise ValueError("uid must be an integer 0..4294967295, not %r" % (uid,))
     root = check_root(proc_root)
     laddr_family, laddr_bytes = _address(laddr)
     source, owner_source = requested_sources(source, owner_source, root)
@@ -203,7 +203,7 @@ def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Unio
         states=states,
         lport=_port("lport", lport),
         rport=_port("rport", rport),
-        uid=uid_ints[0] if uid_ints else -1,
+        uid=-1 if uid is None else uid,
         pids=_ints("pid", pid),
         source=source,
         laddr_family=laddr_family,

@@ -25,11 +25,15 @@ BAD = [
     ({"uid": "root"}, "uid", "'root'"),
     ({"uid": 1.0}, "uid", "1.0"),
     ({"uid": [0, 1]}, "uid", "[0, 1]"),
+    ({"uid": -1}, "uid", "-1"),
+    ({"uid": 2 ** 32}, "uid", "4294967296"),
     ({"lport": "80"}, "lport", "'80'"),
     ({"rport": 1.5}, "rport", "1.5"),
     ({"byteorder": []}, "byteorder", "[]"),
     ({"proc_root": 5}, "proc_root", "5"),
     ({"threads": 1.5}, "threads", "1.5"),
+    ({"threads": -1}, "threads", "-1"),
+    ({"threads": 2 ** 31}, "threads", "2147483648"),       # the core's int32: refused here, not at poll()
 ]
 
 
@@ -100,3 +104,16 @@ def test_watch_on_a_closed_poller_raises(impl, tree):
     with pytest.raises(ProcNetError, match="closed"):
         p.poll()
 
+
+
+def test_the_whole_range_of_uid_and_threads_is_taken(impl, tmp_path):
+    """uids are 32-bit unsigned (the CLI's --user takes 0..4294967295); threads
+    up to the core's int32 (the core caps its workers)."""
+    root = make_tree(str(tmp_path), net={"tcp": [
+        inet_line(0, "0100007F:0050", "00000000:0000", 10, 111, uid=3000000000),
+        inet_line(1, "0100007F:0051", "00000000:0000", 10, 112, uid=0)]})
+    got = impl.connections("tcp", proc_root=root, uid=3000000000, threads=2 ** 31 - 1)
+    assert [(c.inode, c.uid) for c in got] == [(111, 3000000000)]
+    assert list(impl.connections("tcp", proc_root=root, uid=2 ** 32 - 1)) == []
+    with procnet.Poller("tcp", proc_root=root, backend=impl.name, threads=2 ** 31 - 1, uid=0) as p:
+        assert [c.inode for c in p.poll().snapshot] == [112]
