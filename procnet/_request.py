@@ -1,6 +1,7 @@
 """What a caller asked for, resolved once and handed to either backend."""
 import os
 import socket
+import stat
 from typing import Dict, FrozenSet, Iterable, NamedTuple, Optional, Tuple, Union
 
 from . import _tables as T
@@ -127,9 +128,14 @@ def check_root(proc_root: Union[str, "os.PathLike[str]"]) -> str:
         raise ValueError("proc_root must be a path, not %r" % (proc_root,)) from None
     if not isinstance(root, str):
         root = os.fsdecode(root)
-    if not os.path.isdir(root):
-        raise ProcRootError(2 if not os.path.exists(root) else 20,
-                            "proc_root is not a directory", root)
+    try:
+        st = os.stat(root)
+    except OSError as e:                # say what failed: missing, refused, a loop...
+        raise ProcRootError(e.errno, "proc_root cannot be used: %s" % e.strerror, root) from None
+    except ValueError:                  # an embedded NUL
+        raise ValueError("proc_root must be a path, not %r" % (proc_root,)) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise ProcRootError(20, "proc_root is not a directory", root)
     if not os.path.isdir(os.path.join(root, "net")):
         raise ProcRootError(2, "proc_root has no net/ directory: not a procfs tree", root)
     return root

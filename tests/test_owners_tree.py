@@ -1,4 +1,5 @@
 """Owner walk and join on fixture trees: sharing, order, names, denied pids, filters."""
+import errno
 import os
 import shutil
 import sys
@@ -119,14 +120,17 @@ def test_bad_proc_root(impl, tmp_path, make, errno_):
     with pytest.raises(procnet.ProcRootError) as ei:
         impl.connections(proc_root=str(root))
     assert ei.value.filename == str(root) and ei.value.errno == errno_
+    assert ("No such file" in str(ei.value)) == (errno_ == 2 and root.name == "nope"), str(ei.value)
     assert str(root) in str(ei.value)
     assert isinstance(ei.value, procnet.ProcNetError) and isinstance(ei.value, OSError)
 
 
 def test_symlink_loop_root(impl, tmp_path):
     os.symlink("loop", str(tmp_path / "loop"))
-    with pytest.raises(procnet.ProcRootError):
+    with pytest.raises(procnet.ProcRootError) as ei:
         impl.connections(proc_root=str(tmp_path / "loop"))
+    # the error says what failed, not that the root "is not a directory"
+    assert ei.value.errno == errno.ELOOP and "symbolic links" in str(ei.value), ei.value
 
 
 def test_pid_symlink_is_not_followed(impl, tmp_path):
