@@ -186,7 +186,7 @@ class Poller:
         if not (track is True or track is False or (isinstance(track, str) and track == "auto")):
             raise ValueError("track must be False, True or 'auto', not %r" % (track,))
         if isinstance(resync, bool) or not isinstance(resync, numbers.Real) or not 0 < resync < 1e9:
-            raise ValueError("resync must be a number of seconds above 0, not %r" % (resync,))
+            raise ValueError("resync must be a number of seconds above 0 and below 1e9, not %r" % (resync,))
         self._args: Dict[str, Any] = dict(
             kind=kind, proc_root=proc_root, byteorder=byteorder, state=state, lport=lport,
             rport=rport, pid=pid, uid=uid, threads=threads, source=source, laddr=laddr,
@@ -476,6 +476,8 @@ class Poller:
             self._all = []
 
     def __enter__(self) -> "Poller":
+        if self._cache is None:
+            raise ProcNetError("this Poller is closed")
         return self
 
     def __exit__(self, *exc: Any) -> None:

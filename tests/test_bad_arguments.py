@@ -103,6 +103,9 @@ def test_watch_on_a_closed_poller_raises(impl, tree):
         p.watch(0)
     with pytest.raises(ProcNetError, match="closed"):
         p.poll()
+    with pytest.raises(ProcNetError, match="closed"):
+        with p:
+            pass
 
 
 

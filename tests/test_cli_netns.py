@@ -55,6 +55,10 @@ def test_netns_arguments_are_checked():
         p = subprocess.run([sys.executable, "-m", "procnet", "--netns", bad],
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 2 and why in p.stderr, (bad, p.stderr)
+    # every namespace, or one: not both (--all-netns silently won)
+    p = subprocess.run([sys.executable, "-m", "procnet", "--all-netns", "--netns", str(os.getpid())],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "not allowed with argument --all-netns" in p.stderr, p.stderr
 
 
 @pytest.mark.live

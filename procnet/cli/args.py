@@ -329,13 +329,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--proc-root", default="/proc", metavar="PATH",
                    help="a procfs mount or a copy laid out like one (default /proc): "
                         "a container's /proc, a fixture tree")
-    g.add_argument("--all-netns", action="store_true",
-                   help="every network namespace of the host (containers, ip netns), with a "
-                        "Net namespace column; without it, other namespaces' sockets are "
-                        "only counted on stderr")
-    g.add_argument("--netns", type=_netns, metavar="NAME|PID|PATH",
-                   help="one network namespace: an ip netns NAME, a PID in it, a PATH "
-                        "(/run/netns/NAME, /proc/PID/ns/net) or its inode")
+    where = g.add_mutually_exclusive_group()      # every namespace, or one
+    where.add_argument("--all-netns", action="store_true",
+                       help="every network namespace of the host (containers, ip netns), with a "
+                            "Net namespace column; without it, other namespaces' sockets are "
+                            "only counted on stderr")
+    where.add_argument("--netns", type=_netns, metavar="NAME|PID|PATH",
+                       help="one network namespace: an ip netns NAME, a PID in it, a PATH "
+                            "(/run/netns/NAME, /proc/PID/ns/net) or its inode")
     from .serve import add_arguments           # --serve, --format prom, ...
     add_arguments(p)
     g = p.add_argument_group("information")
