@@ -71,11 +71,18 @@ def installed_python():
     py = os.path.join(out, "bin", "python")
     try:
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", out], check=True, capture_output=True)
-        site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                              check=True, capture_output=True, text=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as e:
+        prefix, site = subprocess.run(
+            [py, "-c", "import sys, sysconfig; print(sys.prefix); print(sysconfig.get_paths()['purelib'])"],
+            check=True, capture_output=True, text=True).stdout.splitlines()[-2:]
+    except (OSError, ValueError, subprocess.CalledProcessError) as e:
         shutil.rmtree(out, ignore_errors=True)
         pytest.skip("no venv can be made here for the whole-process benchmarks: %s" % e)
+    real = os.path.realpath(out)
+    if os.path.realpath(prefix) != real or not os.path.realpath(site).startswith(real + os.sep):
+        # (under qemu-user the interpreter is a wrapper that runs the sysroot's:
+        # its site-packages is no venv's, and nothing may be copied there)
+        shutil.rmtree(out, ignore_errors=True)
+        pytest.skip("the venv's interpreter does not run as a venv here (prefix %s)" % prefix)
     shutil.copytree(os.path.dirname(procnet.__file__), os.path.join(site, "procnet"),
                     ignore=shutil.ignore_patterns("__pycache__"))
     for mod in ("_cffi_backend", "psutil"):
