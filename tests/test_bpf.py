@@ -339,7 +339,8 @@ def test_a_fast_periodic_signal_does_not_stop_the_load(bpf_ready):
     r = json.loads(p.stdout.splitlines()[-1])
     assert r["signals"] > 10, r               # the timer did fire through the loads
     assert r["bpf"] == "bpf", r
-    assert r["track"] == ("kernel" if tracker is not None else r["track"]), (r, why)
+    if tracker is not None:                   # tracking loads here without signals: it must with
+        assert r["track"] == "kernel", r
 
 
 def _unprivileged(r):
