@@ -98,8 +98,8 @@ def _port(name: str, v: Optional[int]) -> int:
     return v
 
 
-def _is_id(x: object) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= 0x7FFFFFFF
+def _is_id(x: object, top: int = 0x7FFFFFFF) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and 0 <= x <= top
 
 
 def _ints(name: str, v: Union[int, Iterable[int], None]) -> Optional[Tuple[int, ...]]:
@@ -194,7 +194,7 @@ def make_query(kind: Union[str, Iterable[str]], *, owners: bool, proc_root: Unio
         states = frozenset(names)
         masks = tuple(T.state_mask(t, states) for t in range(len(T.TABLES)))
     # a uid is 32 bits, unsigned (the CLI's --user takes the same range)
-    if uid is not None and (not isinstance(uid, int) or isinstance(uid, bool) or not 0 <= uid <= 0xFFFFFFFF):
+    if uid is not None and not _is_id(uid, 0xFFFFFFFF):
         raise ValueError("uid must be an integer 0..4294967295, not %r" % (uid,))
     root = check_root(proc_root)
     laddr_family, laddr_bytes = _address(laddr)

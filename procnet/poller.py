@@ -257,8 +257,7 @@ class Poller:
     def poll(self) -> Poll:
         """Take the current snapshot and say what changed since the last poll."""
         with self._lock:
-            if self._cache is None:
-                raise ProcNetError("this Poller is closed")
+            self._open()
             q = self._q
             try:
                 if self._track is not None:
@@ -374,8 +373,7 @@ class Poller:
         args.update(filters)
         q = make_query(owners=True, **args)
         with self._lock:
-            if self._cache is None:
-                raise ProcNetError("this Poller is closed")
+            self._open()
             if self._track is not None and self._meta is not None and \
                     self._narrows(filters, q) and self._track.check() is None:
                 return self._from_state(q)
@@ -440,8 +438,7 @@ class Poller:
                 not 0 <= interval <= threading.TIMEOUT_MAX:        # NaN fails both
             raise ValueError("watch() interval must be a number of seconds from 0 to %d, not %r"
                              % (threading.TIMEOUT_MAX, interval))
-        if self._cache is None:
-            raise ProcNetError("this Poller is closed")
+        self._open()
         self._stopped.clear()           # now, not at the first next(): stop() may come first
         return self._watch(float(interval), initial)
 
@@ -475,9 +472,12 @@ class Poller:
                 self._stop_tracking("closed")
             self._all = []
 
-    def __enter__(self) -> "Poller":
+    def _open(self) -> None:
         if self._cache is None:
             raise ProcNetError("this Poller is closed")
+
+    def __enter__(self) -> "Poller":
+        self._open()
         return self
 
     def __exit__(self, *exc: Any) -> None:
